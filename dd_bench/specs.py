@@ -1,0 +1,253 @@
+"""Frozen spec objects that plugins return from the registration hooks.
+
+A spec is a name, a description and the callable that does the work. The host validates
+specs when they are made, so a broken plugin fails at registration, naming the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .errors import ConfigError, DataError
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9_.\-]*(:[A-Za-z0-9_.\-]+)?$")
+
+
+def _check_name(owner: str, name: str) -> None:
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise ConfigError(
+            f"{owner}.name={name!r} is not allowed: use lower-case letters, digits, '_', '-', '.'"
+            " (optionally 'namespace:name')"
+        )
+
+
+@dataclass(frozen=True)
+class DataShape:
+    """What a model factory needs to know about the data."""
+
+    channels: int
+    height: int
+    width: int
+    num_classes: int
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return (self.height, self.width)
+
+
+@dataclass(frozen=True, eq=False)
+class RealData:
+    """A dataset, already normalised with ``mean``/``std``; val is a seeded slice of train."""
+
+    name: str
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    classes: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        c = len(self.mean)
+        for split in ("train", "val", "test"):
+            x, y = getattr(self, f"{split}_x"), getattr(self, f"{split}_y")
+            if x.ndim != 4 or x.shape[1] != c:
+                raise DataError(f"{self.name}: {split}_x must be [N,{c},H,W], got {list(x.shape)}")
+            if y.shape != (x.shape[0],) or y.dtype != torch.long:
+                raise DataError(f"{self.name}: {split}_y must be a long tensor of shape [{x.shape[0]}]")
+            if x.shape[2:] != self.train_x.shape[2:]:
+                raise DataError(f"{self.name}: {split}_x image size differs from train_x")
+        if len(self.std) != c:
+            raise DataError(f"{self.name}: mean has {c} channels but std has {len(self.std)}")
+
+    @property
+    def shape(self) -> DataShape:
+        _, c, h, w = self.train_x.shape
+        return DataShape(c, h, w, len(self.classes))
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def class_counts(self) -> torch.Tensor:
+        return torch.bincount(self.train_y, minlength=self.num_classes)
+
+    def indices_of_class(self, c: int) -> torch.Tensor:
+        return torch.nonzero(self.train_y == c, as_tuple=True)[0]
+
+
+def split_train_val(
+    x: torch.Tensor, y: torch.Tensor, val_fraction: float, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Carve a fixed, seeded, per-class validation slice out of a training split."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise ConfigError(f"val_fraction={val_fraction} is not allowed: use 0 <= value < 1")
+    g = torch.Generator().manual_seed(seed)
+    val_idx = []
+    for c in torch.unique(y):
+        idx = torch.nonzero(y == c, as_tuple=True)[0]
+        idx = idx[torch.randperm(len(idx), generator=g)]
+        val_idx.append(idx[: int(round(len(idx) * val_fraction))])
+    val = torch.cat(val_idx).sort().values
+    keep = torch.ones(len(y), dtype=torch.bool)
+    keep[val] = False
+    return x[keep], y[keep], x[val], y[val]
+
+
+@dataclass(frozen=True)
+class DataRequest:
+    """Where a dataset loader may look for files, and whether it may download them."""
+
+    root: Path | None = None
+    download: bool = False
+    val_fraction: float = 0.1
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A dataset: ``load(request) -> RealData``."""
+
+    name: str
+    load: Callable[[DataRequest], RealData]
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name("DatasetSpec", self.name)
+        if not callable(self.load):
+            raise ConfigError(f"DatasetSpec({self.name}).load must be callable")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A classifier family: ``build(shape, **options) -> nn.Module`` returning logits."""
+
+    name: str
+    build: Callable[..., nn.Module]
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name("ModelSpec", self.name)
+        if not callable(self.build):
+            raise ConfigError(f"ModelSpec({self.name}).build must be callable")
+
+
+@dataclass(frozen=True, eq=False)
+class DistillRequest:
+    """Everything a distiller gets: data, budget, seed, resolved config and host services."""
+
+    data: RealData
+    ipc: int
+    seed: int
+    config: Any
+    device: torch.device
+    build_model: Callable[[str], nn.Module]
+    cache_dir: Path
+    log_metric: Callable[[str, float, int], None] = lambda name, value, step: None
+    progress: bool = True
+
+    def generator(self, offset: int = 0) -> torch.Generator:
+        """A CPU generator seeded from the cell's seed; ``offset`` separates streams."""
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + offset)
+
+
+@dataclass(frozen=True)
+class DistillerSpec:
+    """A distillation method: a config dataclass, named presets and ``distill(request)``.
+
+    ``presets`` maps a preset name to overrides of ``config_cls`` fields; every distiller
+    has a ``smoke`` preset that runs end to end on ``digits`` in seconds.
+    """
+
+    name: str
+    config_cls: type
+    distill: Callable[[DistillRequest], Any]
+    presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name("DistillerSpec", self.name)
+        if not dataclasses.is_dataclass(self.config_cls):
+            raise ConfigError(f"DistillerSpec({self.name}).config_cls must be a dataclass")
+        if "smoke" not in self.presets:
+            raise ConfigError(f"DistillerSpec({self.name}) must declare a 'smoke' preset")
+        for preset, overrides in self.presets.items():
+            check_overrides(self.config_cls, overrides, f"{self.name} preset {preset!r}")
+
+    def resolve_config(self, preset: str | None = None, overrides: Mapping[str, Any] = ()) -> Any:
+        """Defaults, then the preset, then the user's overrides (strings are parsed)."""
+        values: dict[str, Any] = {}
+        if preset is not None:
+            if preset not in self.presets:
+                raise ConfigError(
+                    f"unknown preset {preset!r} for {self.name} (known: {', '.join(sorted(self.presets))})"
+                )
+            values.update(self.presets[preset])
+        overrides = dict(overrides)
+        check_overrides(self.config_cls, overrides, self.name)
+        hints = typing.get_type_hints(self.config_cls)
+        for key, value in overrides.items():
+            values[key] = parse_value(hints[key], value, key) if isinstance(value, str) else value
+        try:
+            return self.config_cls(**values)
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, ConfigError):
+                raise
+            raise ConfigError(f"{self.name}: {exc}") from exc
+
+
+def check_overrides(config_cls: type, overrides: Mapping[str, Any], where: str) -> None:
+    known = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting {', '.join(unknown)} (allowed: {', '.join(sorted(known))})")
+
+
+def parse_value(hint: Any, text: str, key: str) -> Any:
+    """Parse a ``--set key=value`` string into the type the config field declares."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Literal:
+        for allowed in args:
+            if str(allowed) == text:
+                return allowed
+        raise ConfigError(f"{key}={text!r} is not allowed (allowed: {', '.join(map(str, args))})")
+    if origin in (typing.Union, types.UnionType):
+        if type(None) in args and text.lower() in ("none", "null"):
+            return None
+        for option in args:
+            if option is not type(None):
+                try:
+                    return parse_value(option, text, key)
+                except ConfigError:
+                    pass
+        raise ConfigError(f"{key}={text!r} is not a valid {hint}")
+    if hint is bool:
+        low = text.lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{key}={text!r} is not a boolean (use true/false)")
+    if hint in (int, float, str):
+        try:
+            return hint(text)
+        except ValueError:
+            raise ConfigError(f"{key}={text!r} is not a valid {hint.__name__}") from None
+    if hint in (tuple, list) or origin in (tuple, list):
+        item = args[0] if args else str
+        kind = origin or hint
+        return kind(parse_value(item, part.strip(), key) for part in text.split(",") if part.strip())
+    raise ConfigError(f"{key}: cannot parse a value of type {hint} from the command line")

@@ -1,0 +1,176 @@
+"""The distilled set: what every distiller returns and every evaluation consumes."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import DataError
+from .specs import RealData
+
+FORMAT = "dd-bench.synthetic-set"
+FORMAT_VERSION = 1
+
+
+@dataclass(eq=False)
+class SyntheticSet:
+    """Images ``[N,C,H,W]`` in the normalised space of ``mean``/``std`` (and ZCA if ``zca``).
+
+    ``labels`` are hard class indices ``[N]`` or soft targets ``[N,K]`` given as logits (the
+    loss is cross-entropy against their softmax). ``lr`` is a learned learning rate for the
+    evaluation, ``weights`` per-sample loss weights (e.g. optimal quantization).
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    num_classes: int
+    dataset: str
+    method: str
+    ipc: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    zca: bool = False
+    lr: float | None = None
+    weights: torch.Tensor | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.mean, self.std = tuple(map(float, self.mean)), tuple(map(float, self.std))
+        n = self.images.shape[0] if self.images.ndim == 4 else None
+        if n is None or self.images.shape[1] != len(self.mean) or not self.images.is_floating_point():
+            raise DataError(
+                f"synthetic images must be a float tensor [N,{len(self.mean)},H,W], got {self.images.dtype} {list(self.images.shape)}"
+            )
+        if self.labels.shape == (n,):
+            if self.labels.dtype != torch.long:
+                raise DataError(f"hard labels must be int64, got {self.labels.dtype}")
+            if n and (self.labels.min() < 0 or self.labels.max() >= self.num_classes):
+                raise DataError(f"hard labels must lie in [0, {self.num_classes - 1}]")
+        elif self.labels.shape != (n, self.num_classes) or not self.labels.is_floating_point():
+            raise DataError(f"labels must be [N]={n} class indices or [N,K]=[{n},{self.num_classes}] floats, got {list(self.labels.shape)}")
+        if self.weights is not None and (self.weights.shape != (n,) or (self.weights < 0).any()):
+            raise DataError(f"weights must be a non-negative tensor of shape [{n}]")
+        if self.lr is not None and not self.lr > 0:
+            raise DataError(f"learned lr must be positive, got {self.lr}")
+        if self.ipc < 1:
+            raise DataError(f"ipc must be >= 1, got {self.ipc}")
+
+    @property
+    def soft_labels(self) -> bool:
+        return self.labels.ndim == 2
+
+    def hard_labels(self) -> torch.Tensor:
+        """Class indices (argmax of soft labels)."""
+        return self.labels.argmax(1) if self.soft_labels else self.labels
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def nbytes(self) -> int:
+        """Storage of images, labels, weights and lr, as the cost columns count it."""
+        total = self.images.numel() * self.images.element_size() + self.labels.numel() * self.labels.element_size()
+        if self.weights is not None:
+            total += self.weights.numel() * self.weights.element_size()
+        return total + (4 if self.lr is not None else 0)
+
+    def check_compatible(self, data: RealData) -> None:
+        """Raise DataError if this set cannot be evaluated on ``data``."""
+        expected = list(data.train_x.shape[1:])
+        if list(self.images.shape[1:]) != expected or self.num_classes != data.num_classes:
+            raise DataError(
+                f"synthetic set ({self.dataset}: images {list(self.images.shape[1:])}, {self.num_classes} classes) does not fit"
+                f" dataset {data.name} (images {expected}, {data.num_classes} classes)"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "images": self.images.detach().cpu().contiguous(),
+            "labels": self.labels.detach().cpu().contiguous(),
+            "weights": None if self.weights is None else self.weights.detach().cpu().contiguous(),
+            "num_classes": self.num_classes,
+            "dataset": self.dataset,
+            "method": self.method,
+            "ipc": self.ipc,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "zca": self.zca,
+            "lr": self.lr,
+            "metadata": self.metadata,
+        }
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write atomically: a killed process never leaves a half-written file behind."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_torch_save(self.to_dict(), path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> SyntheticSet:
+        path = Path(path)
+        if not path.is_file():
+            raise DataError(f"synthetic set {path} does not exist")
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # pickle, zip and torch errors all mean the same to a user
+            raise DataError(f"{path} is not a readable synthetic set ({type(exc).__name__}: {exc})") from None
+        if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+            raise DataError(f"{path} is not a dd-bench synthetic set")
+        if blob.get("format_version") != FORMAT_VERSION:
+            raise DataError(f"{path} has format version {blob.get('format_version')}; this dd-bench reads {FORMAT_VERSION}")
+        blob = {k: v for k, v in blob.items() if k not in ("format", "format_version")}
+        try:
+            return cls(**blob)
+        except TypeError as exc:
+            raise DataError(f"{path} is a corrupt synthetic set ({exc})") from None
+
+    def denormalized(self) -> torch.Tensor:
+        """Images in [0, 1] pixel space (ZCA sets are shown min-max scaled per image)."""
+        x = self.images.detach().cpu()
+        if self.zca:
+            lo = x.amin(dim=(1, 2, 3), keepdim=True)
+            hi = x.amax(dim=(1, 2, 3), keepdim=True)
+            return (x - lo) / (hi - lo).clamp_min(1e-8)
+        mean = torch.tensor(self.mean).view(1, -1, 1, 1)
+        std = torch.tensor(self.std).view(1, -1, 1, 1)
+        return (x * std + mean).clamp(0, 1)
+
+    def save_grid(self, path: str | os.PathLike, max_per_class: int = 10) -> Path:
+        """A PNG grid, one row per class, at most ``max_per_class`` images a row."""
+        from torchvision.utils import make_grid, save_image
+
+        images, labels = self.denormalized(), self.hard_labels()
+        rows = []
+        for c in range(self.num_classes):
+            row = images[labels == c][:max_per_class]
+            pad = torch.ones(max_per_class - len(row), *images.shape[1:])
+            rows.append(torch.cat([row, pad]))
+        grid = make_grid(torch.cat(rows), nrow=max_per_class, padding=1, pad_value=1.0)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        save_image(grid, tmp, format="png")
+        os.replace(tmp, path)
+        return path
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """``torch.save`` to a temporary file in the same folder, then rename over ``path``."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
