@@ -52,7 +52,8 @@ def get_plugin_manager(
             if ep.dist is not None and ep.dist.name == SELF_DISTRIBUTION and not pm.is_blocked(ep.name):
                 pm.register(ep.load(), name=ep.name)
     for plugin in plugins:
-        pm.register(plugin)
+        name = getattr(plugin, "__name__", None) or type(plugin).__name__
+        pm.register(plugin, name=name if pm.get_plugin(name) is None else f"{name}-{id(plugin)}")
     pm.check_pending()
     return pm
 

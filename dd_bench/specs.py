@@ -154,7 +154,10 @@ class DistillRequest:
     seed: int
     config: Any
     device: torch.device
-    build_model: Callable[[str], nn.Module]
+    model: str
+    """Name of the distillation architecture."""
+    build_model: Callable[[int], nn.Module]
+    """``build_model(seed)``: a fresh, seeded instance of ``model`` for this data, on ``device``."""
     cache_dir: Path
     log_metric: Callable[[str, float, int], None] = lambda name, value, step: None
     progress: bool = True

@@ -1,1 +1,73 @@
-"""placeholder"""
+"""Reference rows of every leaderboard: a seeded random real subset, and the full training set."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from dd_bench import hookimpl
+from dd_bench.specs import DistillerSpec, DistillRequest
+from dd_bench.synthetic import SyntheticSet
+
+
+@dataclass(frozen=True)
+class RandomConfig:
+    """The random subset has no knobs: the cell's seed decides which images are drawn."""
+
+
+def random_subset(request: DistillRequest) -> SyntheticSet:
+    """``ipc`` real training images per class, drawn without replacement from the seed."""
+    data, g = request.data, request.generator()
+    picks = []
+    for c in range(data.num_classes):
+        idx = data.indices_of_class(c)
+        picks.append(idx[torch.randperm(len(idx), generator=g)[: request.ipc]])
+    idx = torch.cat(picks)
+    return SyntheticSet(
+        images=data.train_x[idx].clone(),
+        labels=data.train_y[idx].clone(),
+        num_classes=data.num_classes,
+        dataset=data.name,
+        method="random",
+        ipc=request.ipc,
+        mean=data.mean,
+        std=data.std,
+        metadata={"train_indices": idx.tolist()},
+    )
+
+
+def full_training_set(request: DistillRequest) -> SyntheticSet:
+    """The whole training split (``ipc`` is ignored): the upper reference row."""
+    data = request.data
+    return SyntheticSet(
+        images=data.train_x.clone(),
+        labels=data.train_y.clone(),
+        num_classes=data.num_classes,
+        dataset=data.name,
+        method="full",
+        ipc=int(data.class_counts().max()),
+        mean=data.mean,
+        std=data.std,
+        metadata={"full": True},
+    )
+
+
+@hookimpl
+def ddb_register_distillers() -> list[DistillerSpec]:
+    return [
+        DistillerSpec(
+            name="random",
+            config_cls=RandomConfig,
+            distill=random_subset,
+            presets={"smoke": {}},
+            description="seeded random subset of real training images, ipc per class",
+        ),
+        DistillerSpec(
+            name="full",
+            config_cls=RandomConfig,
+            distill=full_training_set,
+            presets={"smoke": {}},
+            description="the whole training set (upper reference; ignores ipc)",
+        ),
+    ]

@@ -1,0 +1,82 @@
+"""Names in, objects out: the calls the CLI and the suite runner share."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import ConfigError, DataError
+from .plugins import Registry
+from .runtime import seeded_build
+from .specs import DataRequest, DistillRequest, RealData
+from .synthetic import SyntheticSet
+
+CACHE_ENV = "DD_BENCH_CACHE"
+
+
+def default_cache_dir() -> Path:
+    """Expert buffers and other reusable artefacts: ``$DD_BENCH_CACHE`` or ``~/.cache/dd-bench``."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "dd-bench")
+
+
+def load_data(
+    registry: Registry, dataset: str, root: str | Path | None = None, download: bool = False
+) -> RealData:
+    spec = registry.dataset(dataset)
+    return spec.load(DataRequest(root=Path(root) if root else None, download=download))
+
+
+def check_ipc(data: RealData, ipc: int) -> None:
+    smallest = int(data.class_counts().min())
+    if not 1 <= ipc <= smallest:
+        raise ConfigError(
+            f"ipc={ipc} is not allowed for {data.name}: use 1 <= ipc <= {smallest} (its smallest class has {smallest} training images)"
+        )
+
+
+def distill(
+    registry: Registry,
+    method: str,
+    data: RealData,
+    ipc: int,
+    seed: int = 0,
+    preset: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    device: torch.device = torch.device("cpu"),
+    cache_dir: Path | None = None,
+    model: str = "convnet",
+    log_metric: Any = None,
+    progress: bool = True,
+) -> SyntheticSet:
+    """Run one distiller on one dataset; the result is validated against the data."""
+    spec = registry.distiller(method)
+    check_ipc(data, ipc)
+    config = spec.resolve_config(preset, overrides or {})
+    model_spec = registry.model(model)
+    request = DistillRequest(
+        data=data,
+        ipc=ipc,
+        seed=seed,
+        config=config,
+        device=device,
+        model=model,
+        build_model=lambda seed_: seeded_build(lambda: model_spec.build(data.shape), seed_, device),
+        cache_dir=Path(cache_dir) if cache_dir else default_cache_dir(),
+        log_metric=log_metric or (lambda name, value, step: None),
+        progress=progress,
+    )
+    started = time.perf_counter()
+    syn = spec.distill(request)
+    if not isinstance(syn, SyntheticSet):
+        raise DataError(f"distiller {method!r} returned {type(syn).__name__}, not a SyntheticSet")
+    syn.check_compatible(data)
+    syn.metadata.setdefault("seed", seed)
+    syn.metadata.setdefault("preset", preset)
+    syn.metadata.setdefault("distill_model", model)
+    syn.metadata.setdefault("distill_seconds", round(time.perf_counter() - started, 3))
+    return syn

@@ -1,0 +1,276 @@
+"""The ``dd-bench`` command line. Errors are one line on stderr and exit status 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from . import __version__
+from .errors import DDBenchError
+
+TRACEBACK_ENV = "DD_BENCH_TRACEBACK"
+
+
+def _registry():
+    from .plugins import Registry
+
+    return Registry()
+
+
+def _seeds(text: str) -> list[int]:
+    """``3`` means seeds 0,1,2; ``0,4,7`` names them."""
+    try:
+        if "," in text:
+            seeds = [int(s) for s in text.split(",") if s.strip()]
+        else:
+            seeds = list(range(int(text)))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: use a count (3) or a list of seeds (0,4,7)") from None
+    if not seeds or any(s < 0 for s in seeds):
+        raise argparse.ArgumentTypeError(f"{text!r}: give at least one seed, none negative")
+    return seeds
+
+
+def _names(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("give at least one name")
+    return names
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r}: use key=value")
+    return key.strip(), value.strip()
+
+
+def _progress(total: int, desc: str):
+    return tqdm(total=total, desc=desc, unit="epoch", leave=False, disable=None, file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------- plugins
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    registry = _registry()
+
+    def rows(table: dict[str, Any], with_presets: bool = False) -> list[dict[str, Any]]:
+        out = []
+        for name, reg in sorted(table.items()):
+            row = {
+                "name": name,
+                "plugin": reg.plugin,
+                "distribution": reg.distribution,
+                "version": reg.version,
+                "description": reg.spec.description,
+            }
+            if with_presets:
+                row["presets"] = sorted(reg.spec.presets)
+            out.append(row)
+        return out
+
+    listing = {
+        "datasets": rows(registry.datasets),
+        "models": rows(registry.models),
+        "distillers": rows(registry.distillers, with_presets=True),
+    }
+    if args.json:
+        print(json.dumps(listing, indent=2))
+        return 0
+    for section, items in listing.items():
+        print(f"{section}:")
+        for row in items:
+            origin = f"{row['plugin']} ({row['distribution'] or 'unpackaged'} {row['version'] or ''})".replace(" )", ")")
+            presets = f" [presets: {', '.join(row['presets'])}]" if "presets" in row else ""
+            print(f"  {row['name']:<16} {origin:<34} {row['description']}{presets}")
+    print("models also resolve namespaced names through plugins, e.g. timm:resnet18, tv:vgg11")
+    return 0
+
+
+# ---------------------------------------------------------------------------- distill
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    from . import api
+    from .runtime import resolve_device
+
+    registry = _registry()
+    registry.distiller(args.method)  # fail on a typo before loading any data
+    device = resolve_device(args.device)
+    data = api.load_data(registry, args.dataset, args.data_root, args.download)
+    print(f"distilling {args.method} on {args.dataset} at ipc {args.ipc} (seed {args.seed}, {device})", file=sys.stderr)
+    syn = api.distill(
+        registry,
+        args.method,
+        data,
+        args.ipc,
+        seed=args.seed,
+        preset=args.preset,
+        overrides=dict(args.set or []),
+        device=device,
+        cache_dir=args.cache_dir,
+        model=args.model,
+    )
+    path = syn.save(args.out)
+    print(f"wrote {path} ({len(syn)} images, {syn.nbytes() / 1024:.1f} KiB)", file=sys.stderr)
+    if args.grid:
+        print(f"wrote {syn.save_grid(args.grid)}", file=sys.stderr)
+    return 0
+
+
+# ---------------------------------------------------------------------------- evaluate
+
+
+def eval_config_from(args: argparse.Namespace):
+    from .evaluate import EvalConfig, with_overrides
+
+    return with_overrides(
+        EvalConfig(),
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        dsa=False if args.no_dsa else None,
+        use_weights=False if args.no_weights else None,
+    )
+
+
+def format_report(report: Any) -> str:
+    lines = [f"{report.method} on {report.dataset}, ipc {report.ipc} (test accuracy %, final epoch)"]
+    lines.append(f"  {'model':<20} {'mean':>7} {'std':>6} {'n':>3}   accs")
+    for name, s in report.results.items():
+        accs = ", ".join(f"{a:.2f}" for a in s.accs)
+        lines.append(f"  {name:<20} {s.mean:7.2f} {s.std:6.2f} {s.n:>3}   {accs}")
+    return "\n".join(lines)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from . import api
+    from .evaluate import evaluate
+    from .runtime import resolve_device
+    from .synthetic import SyntheticSet
+
+    registry = _registry()
+    syn = SyntheticSet.load(args.synthetic)
+    models = [(name, registry.model(name)) for name in args.models]  # typos fail first
+    config = eval_config_from(args)
+    device = resolve_device(args.device)
+    data = api.load_data(registry, syn.dataset, args.data_root, args.download)
+    syn.check_compatible(data)
+    with _progress(config.epochs * len(models) * len(args.seeds), f"evaluate {syn.method}") as bar:
+        report = evaluate(syn, data, models, args.seeds, config, device, bar.update)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else format_report(report))
+    return 0
+
+
+# ---------------------------------------------------------------------------- demo
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Every registered distiller's smoke preset on digits, evaluated on ConvNet."""
+    from . import api
+    from .evaluate import EvalConfig, evaluate
+    from .runtime import resolve_device
+
+    registry = _registry()
+    device = resolve_device(args.device)
+    data = api.load_data(registry, "digits")
+    config = EvalConfig(epochs=args.epochs)
+    table = []
+    for method in sorted(registry.distillers):
+        for ipc in args.ipc:
+            syn = api.distill(registry, method, data, ipc, seed=0, preset="smoke", device=device, cache_dir=args.cache_dir)
+            cfg = config if method != "full" else EvalConfig(epochs=max(1, args.epochs // 10))
+            with _progress(cfg.epochs * len(args.seeds), f"{method} ipc {ipc}") as bar:
+                report = evaluate(syn, data, [("convnet", registry.model("convnet"))], args.seeds, cfg, device, bar.update)
+            s = report.results["convnet"]
+            table.append((method, "all" if method == "full" else ipc, s))
+            print(f"  {method:<10} ipc {ipc:<4} {s.mean:6.2f} ± {s.std:5.2f} (n={s.n})", file=sys.stderr)
+            if method == "full":
+                break
+    print(f"digits, ConvNet, test accuracy % (final epoch; mean ± std over {len(args.seeds)} seeds)")
+    print(f"| method | ipc | accuracy | n |\n|---|---|---|---|")
+    for method, ipc, s in table:
+        print(f"| {method} | {ipc} | {s.mean:.2f} ± {s.std:.2f} | {s.n} |")
+    return 0
+
+
+# ---------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dd-bench", description="Distil, evaluate and rank dataset-distillation methods.")
+    parser.add_argument("--version", action="version", version=f"dd-bench {__version__}")
+    parser.add_argument("--traceback", action="store_true", help="show the full traceback on errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("plugins", help="list datasets, models and distillers with their plugins")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_plugins)
+
+    def data_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--data-root", type=Path, help="folder holding the dataset files")
+        p.add_argument("--download", action="store_true", help="let torchvision download missing datasets")
+        p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
+
+    p = sub.add_parser("distill", help="distil a synthetic set and write it to a file")
+    p.add_argument("--method", required=True, help="distiller name (see `dd-bench plugins`)")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--ipc", type=int, required=True, help="images per class")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True, help="where to write the synthetic set (.pt)")
+    p.add_argument("--preset", help="a named preset of the method")
+    p.add_argument("--set", type=_key_value, action="append", metavar="KEY=VALUE", help="override one config value (repeatable)")
+    p.add_argument("--model", default="convnet", help="distillation architecture (default convnet)")
+    p.add_argument("--cache-dir", type=Path, help="cache for expert buffers (default $DD_BENCH_CACHE or ~/.cache/dd-bench)")
+    p.add_argument("--grid", type=Path, help="also write a PNG grid of the images here")
+    data_options(p)
+    p.set_defaults(func=cmd_distill)
+
+    p = sub.add_parser("evaluate", help="train fresh models on a synthetic set and report test accuracy")
+    p.add_argument("synthetic", type=Path, help="a synthetic set written by `dd-bench distill`")
+    p.add_argument("--models", type=_names, default=["convnet"], help="comma-separated model names (default convnet)")
+    p.add_argument("--seeds", type=_seeds, default=[0, 1, 2], help="a count (3 = seeds 0,1,2) or a list 0,4,7")
+    p.add_argument("--epochs", type=int, help="training epochs (default 1000)")
+    p.add_argument("--lr", type=float, help="learning rate (default: the set's learned lr, else 0.01)")
+    p.add_argument("--batch-size", type=int, help="minibatch size (default 256)")
+    p.add_argument("--no-dsa", action="store_true", help="train without DSA augmentation")
+    p.add_argument("--no-weights", action="store_true", help="ignore the set's per-sample weights")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    data_options(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("demo", help="distil and evaluate every method's smoke preset on digits")
+    p.add_argument("--ipc", type=lambda t: [int(x) for x in _names(t)], default=[1, 10], help="comma-separated IPCs (default 1,10)")
+    p.add_argument("--seeds", type=_seeds, default=[0, 1, 2])
+    p.add_argument("--epochs", type=int, default=300)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--cache-dir", type=Path)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except DDBenchError as exc:
+        if args.traceback or os.environ.get(TRACEBACK_ENV):
+            raise
+        print(f"dd-bench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dd-bench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

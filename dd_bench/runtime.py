@@ -1,0 +1,66 @@
+"""Devices, seeded model construction and the environment a result was produced in."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import __version__
+from .errors import ConfigError
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when there is a GPU, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"device={name!r} is not allowed: use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={name!r} asked for, but no CUDA GPU is available (use --device cpu)")
+    return device
+
+
+def seeded_build(build: Callable[[], nn.Module], seed: int, device: torch.device) -> nn.Module:
+    """Build a model under ``seed`` without disturbing the caller's global RNG state."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build()
+    return model.to(device)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def git_sha(cwd: Path | None = None) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd or Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    """What every run records: versions, device and code revision."""
+    import torchvision
+
+    return {
+        "dd_bench": __version__,
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "python": platform.python_version(),
+        "device": device_name(device),
+        "git_sha": git_sha(),
+    }

@@ -1,0 +1,121 @@
+"""The one training loop: evaluation models, expert trajectories and baselines all use it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import ConfigError
+
+Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class TrainRecipe:
+    """SGD with a step decay: the recipe of the dataset-distillation literature."""
+
+    epochs: int = 1000
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    batch_size: int = 256
+    decay_at: float | None = 0.5
+    """Fraction of ``epochs`` after which the lr is multiplied by 0.1 (None: constant lr)."""
+
+    def __post_init__(self) -> None:
+        if self.epochs < 0:
+            raise ConfigError(f"epochs={self.epochs} is not allowed: use an integer >= 0")
+        if not self.lr > 0:
+            raise ConfigError(f"lr={self.lr} is not allowed: use a positive number")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size={self.batch_size} is not allowed: use an integer >= 1")
+        if not 0 <= self.momentum < 1:
+            raise ConfigError(f"momentum={self.momentum} is not allowed: use 0 <= momentum < 1")
+        if self.weight_decay < 0:
+            raise ConfigError(f"weight_decay={self.weight_decay} is not allowed: use a number >= 0")
+        if self.decay_at is not None and not 0 < self.decay_at <= 1:
+            raise ConfigError(f"decay_at={self.decay_at} is not allowed: use a fraction in (0, 1] or none")
+
+
+def classification_loss(
+    logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Cross-entropy for hard ``[B]`` or soft ``[B,K]`` (logit) targets, optionally weighted.
+
+    Weighted: ``sum(w_i * loss_i) / sum(w_i)``, so the weights act as a distribution over the
+    batch (as optimal quantization's cell masses do).
+    """
+    if targets.ndim == 2:
+        targets = targets.softmax(dim=1)
+    if weights is None:
+        return F.cross_entropy(logits, targets)
+    per_sample = F.cross_entropy(logits, targets, reduction="none")
+    return (weights * per_sample).sum() / weights.sum().clamp_min(1e-12)
+
+
+def train_classifier(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    recipe: TrainRecipe,
+    generator: torch.Generator,
+    *,
+    weights: torch.Tensor | None = None,
+    augment: Augment | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    on_epoch_end: Callable[[int, nn.Module], None] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> nn.Module:
+    """Train ``model`` in place on ``(x, y)`` (already on the model's device).
+
+    Minibatch order and augmentation draw from ``generator`` (CPU) only, so a run is a
+    function of its seed. ``optimizer`` replaces the recipe's SGD (e.g. GSAM experts);
+    ``on_epoch_end(epoch, model)`` lets callers snapshot trajectories.
+    """
+    n = x.shape[0]
+    opt = optimizer or torch.optim.SGD(
+        model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
+    )
+    decay_epoch = None if recipe.decay_at is None else int(recipe.epochs * recipe.decay_at)
+    model.train()
+    for epoch in range(recipe.epochs):
+        if epoch == decay_epoch:
+            for group in opt.param_groups:
+                group["lr"] *= 0.1
+        order = torch.randperm(n, generator=generator).to(x.device)
+        for start in range(0, n, recipe.batch_size):
+            idx = order[start : start + recipe.batch_size]
+            xb = x[idx]
+            if augment is not None:
+                xb = augment(xb, generator)
+            wb = None if weights is None else weights[idx]
+
+            def closure(xb=xb, yb=y[idx], wb=wb) -> torch.Tensor:
+                opt.zero_grad(set_to_none=True)
+                loss = classification_loss(model(xb), yb, wb)
+                loss.backward()
+                return loss
+
+            opt.step(closure)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, model)
+        if progress is not None:
+            progress(1)
+    return model
+
+
+@torch.inference_mode()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> float:
+    """Top-1 accuracy in percent; ``x`` may live on the CPU, batches move to the model's device."""
+    device = next(model.parameters()).device
+    model.eval()
+    correct = 0
+    for start in range(0, x.shape[0], batch_size):
+        xb = x[start : start + batch_size].to(device, non_blocking=True)
+        yb = y[start : start + batch_size].to(device, non_blocking=True)
+        correct += (model(xb).argmax(1) == yb).sum().item()
+    return 100.0 * correct / max(1, x.shape[0])

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dd_bench.errors import DataError
+from dd_bench.synthetic import SyntheticSet
+
+
+def make(**kw):
+    g = torch.Generator().manual_seed(0)
+    args = dict(
+        images=torch.randn(6, 1, 4, 4, generator=g),
+        labels=torch.tensor([0, 0, 1, 1, 2, 2]),
+        num_classes=3,
+        dataset="toy",
+        method="random",
+        ipc=2,
+        mean=(0.5,),
+        std=(0.25,),
+    )
+    args.update(kw)
+    return SyntheticSet(**args)
+
+
+def test_round_trip_with_soft_labels_lr_and_weights(tmp_path):
+    syn = make(labels=torch.randn(6, 3), lr=0.02, weights=torch.rand(6), metadata={"note": "x", "list": [1, 2]})
+    path = syn.save(tmp_path / "sub" / "syn.pt")
+    blob = torch.load(path, weights_only=True)  # plain tensors and builtins only
+    assert blob["format_version"] == 1
+    back = SyntheticSet.load(path)
+    assert torch.equal(back.images, syn.images) and torch.equal(back.labels, syn.labels)
+    assert torch.equal(back.weights, syn.weights)
+    assert back.lr == 0.02 and back.metadata == {"note": "x", "list": [1, 2]} and back.soft_labels
+    assert list(tmp_path.joinpath("sub").iterdir()) == [path]  # no temporary file left behind
+
+
+def test_load_rejects_missing_corrupt_and_foreign_files(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        SyntheticSet.load(tmp_path / "nope.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a torch file")
+    with pytest.raises(DataError, match="not a readable synthetic set"):
+        SyntheticSet.load(tmp_path / "junk.pt")
+    torch.save({"a": torch.zeros(1)}, tmp_path / "other.pt")
+    with pytest.raises(DataError, match="not a dd-bench synthetic set"):
+        SyntheticSet.load(tmp_path / "other.pt")
+    blob = make().to_dict()
+    blob["format_version"] = 99
+    torch.save(blob, tmp_path / "future.pt")
+    with pytest.raises(DataError, match="format version 99"):
+        SyntheticSet.load(tmp_path / "future.pt")
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"labels": torch.tensor([0, 0, 1, 1, 2, 3])}, "hard labels"),
+        ({"labels": torch.randn(6, 4)}, "labels must be"),
+        ({"weights": -torch.ones(6)}, "weights"),
+        ({"lr": 0.0}, "lr"),
+        ({"images": torch.zeros(6, 3, 4, 4)}, "images"),
+        ({"ipc": 0}, "ipc"),
+    ],
+)
+def test_invalid_sets_are_rejected(kw, match):
+    with pytest.raises(DataError, match=match):
+        make(**kw)
+
+
+def test_grid_png_and_bytes(tmp_path):
+    syn = make()
+    path = syn.save_grid(tmp_path / "grid.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert syn.nbytes() == 6 * 16 * 4 + 6 * 8
+    assert make(zca=True).denormalized().min() >= 0
