@@ -1,0 +1,169 @@
+"""Expert trajectories: parameters at init and after every epoch of training on real data.
+
+Buffers live in a cache folder keyed by everything that shapes them (dataset and its
+normalisation, ZCA, model, optimizer recipe, seeds), so a second distillation reuses them
+and a changed recipe never silently reuses the wrong ones. Each expert is one file, written
+atomically; an interrupted run resumes from the experts already finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from ..augment import DEFAULT_STRATEGY, DSA
+from ..errors import ConfigError, DataError
+from ..specs import RealData
+from ..synthetic import atomic_torch_save
+from ..training import TrainRecipe, train_classifier
+from .student import FlatModel
+
+BUFFER_FORMAT_VERSION = 1
+
+OptimizerFactory = Callable[[nn.Module, "ExpertRecipe"], torch.optim.Optimizer]
+
+
+@dataclass(frozen=True)
+class ExpertRecipe:
+    """How experts are trained: the literature's defaults (SGD lr 0.01, no momentum, batch 256, DSA)."""
+
+    epochs: int = 50
+    lr: float = 0.01
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    batch_size: int = 256
+    dsa: bool = True
+    dsa_strategy: str = DEFAULT_STRATEGY
+    optimizer: str = "sgd"
+    optimizer_options: dict[str, Any] = field(default_factory=dict)
+    """Options of a plugin optimizer (e.g. GSAM's rho and alpha); part of the cache key."""
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ConfigError(f"expert epochs={self.epochs} is not allowed: use an integer >= 1")
+        TrainRecipe(self.epochs, self.lr, self.momentum, self.weight_decay, self.batch_size, None)
+
+    def train_recipe(self) -> TrainRecipe:
+        return TrainRecipe(self.epochs, self.lr, self.momentum, self.weight_decay, self.batch_size, decay_at=None)
+
+
+def data_fingerprint(data: RealData, zca: bool) -> dict[str, Any]:
+    """Identity of the training split a buffer was trained on (content hash, not just its name)."""
+    digest = hashlib.sha256()
+    digest.update(data.train_x[:: max(1, len(data.train_x) // 512)].contiguous().numpy().tobytes())
+    digest.update(data.train_y.numpy().tobytes())
+    return {
+        "dataset": data.name,
+        "shape": list(data.train_x.shape),
+        "mean": list(data.mean),
+        "std": list(data.std),
+        "zca": zca,
+        "content": digest.hexdigest()[:16],
+    }
+
+
+def buffer_dir(cache_dir: Path, data: RealData, model: str, recipe: ExpertRecipe, zca: bool) -> Path:
+    key = {"data": data_fingerprint(data, zca), "model": model, "recipe": asdict(recipe), "format": BUFFER_FORMAT_VERSION}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    safe_model = model.replace(":", "-").replace("/", "-")
+    return Path(cache_dir) / "buffers" / data.name / safe_model / f"{recipe.optimizer}-{digest}"
+
+
+@dataclass
+class ExpertBuffers:
+    """Trajectories ``[epochs + 1, num_params]`` (float32, on the CPU), one per expert."""
+
+    trajectories: list[torch.Tensor]
+    directory: Path
+
+    @property
+    def epochs(self) -> int:
+        return self.trajectories[0].shape[0] - 1
+
+
+def expert_path(directory: Path, index: int) -> Path:
+    return directory / f"expert_{index:04d}.pt"
+
+
+def train_expert(
+    build_model: Callable[[int], nn.Module],
+    data: RealData,
+    train_x: torch.Tensor,
+    recipe: ExpertRecipe,
+    seed: int,
+    device: torch.device,
+    optimizer_factory: OptimizerFactory | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> torch.Tensor:
+    """Train one expert; returns a stack of parameter copies at init and after each epoch."""
+    model = build_model(seed)
+    flat = FlatModel(model)
+    snapshots = [flat.flatten().cpu()]  # a copy: ``flatten`` never returns a view of live weights
+    optimizer = optimizer_factory(model, recipe) if optimizer_factory is not None else None
+    train_classifier(
+        model,
+        train_x.to(device),
+        data.train_y.to(device),
+        recipe.train_recipe(),
+        torch.Generator().manual_seed(seed),
+        augment=DSA(recipe.dsa_strategy) if recipe.dsa else None,
+        optimizer=optimizer,
+        on_epoch_end=lambda epoch, m: snapshots.append(flat.flatten(m).cpu()),
+        progress=progress,
+    )
+    return torch.stack(snapshots)
+
+
+def ensure_buffers(
+    model_name: str,
+    build_model: Callable[[int], nn.Module],
+    data: RealData,
+    train_x: torch.Tensor,
+    recipe: ExpertRecipe,
+    num_experts: int,
+    cache_dir: Path,
+    device: torch.device,
+    zca: bool = False,
+    optimizer_factory: OptimizerFactory | None = None,
+    progress: bool = True,
+) -> ExpertBuffers:
+    """Load ``num_experts`` experts from the cache, training (and saving) any that are missing.
+
+    ``build_model(seed)`` returns a fresh seeded network on ``device``; ``train_x`` is the
+    training split in the space the experts see (ZCA-whitened if ``zca``). Expert ``k`` is
+    seeded with ``k``, so the k-th expert is the same whoever trains it.
+    """
+    if num_experts < 1:
+        raise ConfigError(f"num_experts={num_experts} is not allowed: use an integer >= 1")
+    if recipe.optimizer != "sgd" and optimizer_factory is None:
+        raise ConfigError(f"expert optimizer {recipe.optimizer!r} needs an optimizer factory")
+    directory = buffer_dir(cache_dir, data, model_name, recipe, zca)
+    directory.mkdir(parents=True, exist_ok=True)
+    manifest = directory / "recipe.json"
+    if not manifest.exists():
+        manifest.write_text(json.dumps({"model": model_name, "recipe": asdict(recipe), "data": data_fingerprint(data, zca)}, indent=2))
+    missing = [k for k in range(num_experts) if not expert_path(directory, k).exists()]
+    if missing:
+        print(f"training {len(missing)} expert(s) into {directory}", file=sys.stderr)
+    for k in missing:
+        with tqdm(total=recipe.epochs, desc=f"expert {k}", unit="epoch", disable=None if progress else True, file=sys.stderr) as bar:
+            trajectory = train_expert(build_model, data, train_x, recipe, k, device, optimizer_factory, bar.update)
+        atomic_torch_save({"format_version": BUFFER_FORMAT_VERSION, "trajectory": trajectory}, expert_path(directory, k))
+    trajectories = []
+    for k in range(num_experts):
+        path = expert_path(directory, k)
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+            trajectories.append(blob["trajectory"])
+        except Exception as exc:
+            raise DataError(f"expert buffer {path} is unreadable ({exc}); delete it to retrain that expert") from None
+    return ExpertBuffers(trajectories, directory)
