@@ -1,0 +1,1 @@
+"""MTT: matching training trajectories (Cazenavette et al., 2022)."""

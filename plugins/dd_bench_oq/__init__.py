@@ -1,0 +1,1 @@
+"""Optimal-quantization baseline (placeholder until implemented)."""
