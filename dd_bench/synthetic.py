@@ -108,7 +108,6 @@ class SyntheticSet:
     def save(self, path: str | os.PathLike) -> Path:
         """Write atomically: a killed process never leaves a half-written file behind."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         atomic_torch_save(self.to_dict(), path)
         return path
 
@@ -163,6 +162,7 @@ class SyntheticSet:
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """``torch.save`` to a temporary file in the same folder, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:

@@ -22,6 +22,7 @@ BUILTIN = [
     "convnet_d5",
     "convnet_bn",
     "convnet_w64",
+    "convnet_w32",
     "mlp",
     "lenet",
     "alexnet",
@@ -107,6 +108,7 @@ def test_convnet_options(reg, norm, pooling, activation):
 def test_convnet_variants_set_their_defaults(reg):
     assert build(reg, "convnet_d4", (3, 32, 32)).feature_shape == (128, 2, 2)
     assert build(reg, "convnet_w64", (3, 32, 32)).feature_shape == (64, 4, 4)
+    assert build(reg, "convnet_w32", (1, 28, 28)).feature_shape == (32, 4, 4)
     assert any(isinstance(m, nn.BatchNorm2d) for m in build(reg, "convnet_bn", (3, 32, 32)).modules())
     instance = [m for m in build(reg, "convnet", (3, 32, 32)).modules() if isinstance(m, nn.GroupNorm)]
     assert len(instance) == 3 and all(m.num_groups == m.num_channels == 128 for m in instance)

@@ -1,0 +1,427 @@
+"""Suite files: one YAML document that names everything a benchmark run needs.
+
+A suite is validated as a whole before any work starts: every unknown name and every bad
+value is collected and reported in one :class:`~dd_bench.errors.ConfigError`.
+
+Schema (``suites/demo.yaml`` is a complete example)::
+
+    name: demo                      # experiment name in MLflow; [a-z0-9_.-]
+    version: 1                      # bump when the protocol changes; part of every cell's hash
+    description: free text
+    datasets: [digits]              # registered dataset names
+    ipcs: [1, 10]                   # images per class (positive integers)
+    methods: all                    # every registered distiller with `default_preset`, or:
+    methods:
+      random: {}                    # preset defaults to `default_preset`
+      mtt:
+        preset: smoke
+        overrides: {iterations: 50} # fields of the method's config dataclass
+        eval: {epochs: 50}          # per-method evaluation overrides (e.g. the full-data row)
+        seeds: [0]                  # per-method distillation seeds (default: the suite's)
+        ipcs: [1]                   # per-method IPCs (default: the suite's)
+    default_preset: smoke           # preset for methods that name none (default: none = defaults)
+    distill_model: convnet          # the distillation architecture
+    eval_models: [convnet, mlp]     # evaluation architectures (cross-architecture columns)
+    seeds: [0, 1]                   # distillation seeds: one cell per seed
+    eval_seeds: 2                   # fresh networks per eval architecture per cell (seeds 0..k-1)
+    eval: {epochs: 300}             # EvalConfig overrides for every method
+    references: {random: random, full: full}   # lower/upper reference rows (null: none)
+    budget_hours: 0.2               # expected wall time; the runner warns when it is exceeded
+    data: {root: null, download: false}
+
+The upper reference (``references.full``) ignores IPC: it gets one cell per dataset x seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, DDBenchError
+
+SUITE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
+TOP_LEVEL = {
+    "name", "version", "description", "datasets", "ipcs", "methods", "default_preset", "distill_model",
+    "eval_models", "seeds", "eval_seeds", "eval", "references", "budget_hours", "data",
+}  # fmt: skip
+METHOD_KEYS = {"preset", "overrides", "eval", "seeds", "ipcs"}
+
+
+@dataclass(frozen=True)
+class MethodEntry:
+    """One method of a suite: a registered distiller, a preset and overrides."""
+
+    name: str
+    preset: str | None = None
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    eval: Mapping[str, Any] = field(default_factory=dict)
+    seeds: tuple[int, ...] | None = None
+    ipcs: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A parsed suite file (not yet checked against the registry: see :func:`validate`)."""
+
+    name: str
+    version: int
+    datasets: tuple[str, ...]
+    ipcs: tuple[int, ...]
+    methods: tuple[MethodEntry, ...] | None
+    """``None`` means ``methods: all``: every registered distiller, resolved by :func:`expand`."""
+    distill_model: str
+    eval_models: tuple[str, ...]
+    seeds: tuple[int, ...]
+    eval_seeds: tuple[int, ...]
+    eval: Mapping[str, Any] = field(default_factory=dict)
+    default_preset: str | None = None
+    references: Mapping[str, str | None] = field(default_factory=lambda: {"random": "random", "full": "full"})
+    budget_hours: float | None = None
+    data_root: str | None = None
+    download: bool = False
+    description: str = ""
+    path: Path | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def random_method(self) -> str | None:
+        return self.references.get("random")
+
+    @property
+    def full_method(self) -> str | None:
+        return self.references.get("full")
+
+    def method(self, name: str) -> MethodEntry:
+        for m in self.methods or ():
+            if m.name == name:
+                return m
+        raise ConfigError(f"suite {self.name}: method {name!r} is not in the suite")
+
+    def primary_eval_model(self) -> str:
+        """The eval architecture the fairness columns use: the distillation one if evaluated."""
+        return self.distill_model if self.distill_model in self.eval_models else self.eval_models[0]
+
+
+# ---------------------------------------------------------------------------- parsing
+
+
+def _int_list(value: Any, key: str, errors: list[str], minimum: int) -> tuple[int, ...]:
+    if isinstance(value, bool) or not isinstance(value, (list, tuple, int)):
+        errors.append(f"{key}={value!r} is not allowed: use a list of integers >= {minimum}")
+        return ()
+    items = [value] if isinstance(value, int) else list(value)
+    bad = [v for v in items if isinstance(v, bool) or not isinstance(v, int) or v < minimum]
+    if bad or not items:
+        errors.append(f"{key}={value!r} is not allowed: use a non-empty list of integers >= {minimum}")
+        return ()
+    if len(set(items)) != len(items):
+        errors.append(f"{key}={value!r} has repeats")
+        return ()
+    return tuple(items)
+
+
+def _name_list(value: Any, key: str, errors: list[str]) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) and v for v in value):
+        errors.append(f"{key}={value!r} is not allowed: use a non-empty list of names")
+        return ()
+    if len(set(value)) != len(value):
+        errors.append(f"{key}={value!r} has repeats")
+    return tuple(value)
+
+
+def _mapping(value: Any, key: str, errors: list[str]) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        errors.append(f"{key}={value!r} is not allowed: use a mapping of key: value")
+        return {}
+    return dict(value)
+
+
+def parse(doc: Any, path: Path | None = None) -> tuple[Suite | None, list[str]]:
+    """A ``Suite`` from a YAML document and the list of problems found in its shape."""
+    errors: list[str] = []
+    if not isinstance(doc, Mapping):
+        return None, [f"a suite must be a mapping of keys, got {type(doc).__name__}"]
+    unknown = sorted(set(doc) - TOP_LEVEL)
+    if unknown:
+        errors.append(f"unknown key {', '.join(map(repr, unknown))} (allowed: {', '.join(sorted(TOP_LEVEL))})")
+    for key in ("name", "datasets", "ipcs", "methods", "eval_models", "seeds"):
+        if key not in doc:
+            errors.append(f"missing key {key!r}")
+    name = doc.get("name", "")
+    if "name" in doc and (not isinstance(name, str) or not SUITE_NAME_RE.match(name)):
+        errors.append(f"name={name!r} is not allowed: use lower-case letters, digits, '_', '-', '.'")
+    version = doc.get("version", 1)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        errors.append(f"version={version!r} is not allowed: use an integer >= 1")
+    datasets = _name_list(doc["datasets"], "datasets", errors) if "datasets" in doc else ()
+    ipcs = _int_list(doc["ipcs"], "ipcs", errors, 1) if "ipcs" in doc else ()
+    seeds = _int_list(doc["seeds"], "seeds", errors, 0) if "seeds" in doc else ()
+    eval_models = _name_list(doc["eval_models"], "eval_models", errors) if "eval_models" in doc else ()
+    distill_model = doc.get("distill_model", "convnet")
+    if not isinstance(distill_model, str) or not distill_model:
+        errors.append(f"distill_model={distill_model!r} is not allowed: use a model name")
+    raw_eval_seeds = doc.get("eval_seeds", 1)
+    if isinstance(raw_eval_seeds, int) and not isinstance(raw_eval_seeds, bool):
+        if raw_eval_seeds < 1:
+            errors.append(f"eval_seeds={raw_eval_seeds!r} is not allowed: use a count >= 1 or a list of seeds")
+            eval_seeds: tuple[int, ...] = ()
+        else:
+            eval_seeds = tuple(range(raw_eval_seeds))
+    else:
+        eval_seeds = _int_list(raw_eval_seeds, "eval_seeds", errors, 0)
+    default_preset = doc.get("default_preset")
+    if default_preset is not None and not isinstance(default_preset, str):
+        errors.append(f"default_preset={default_preset!r} is not allowed: use a preset name")
+
+    methods: tuple[MethodEntry, ...] | None = ()
+    raw_methods = doc.get("methods")
+    if raw_methods == "all":
+        methods = None
+    elif isinstance(raw_methods, (list, tuple)) and all(isinstance(m, str) for m in raw_methods) and raw_methods:
+        methods = tuple(MethodEntry(m, default_preset) for m in raw_methods)
+        if len(set(raw_methods)) != len(raw_methods):
+            errors.append(f"methods={raw_methods!r} has repeats")
+    elif isinstance(raw_methods, Mapping) and raw_methods:
+        entries = []
+        for mname, body in raw_methods.items():
+            where = f"methods.{mname}"
+            body = _mapping(body, where, errors)
+            bad = sorted(set(body) - METHOD_KEYS)
+            if bad:
+                errors.append(f"{where}: unknown key {', '.join(map(repr, bad))} (allowed: {', '.join(sorted(METHOD_KEYS))})")
+            preset = body.get("preset", default_preset)
+            if preset is not None and not isinstance(preset, str):
+                errors.append(f"{where}.preset={preset!r} is not allowed: use a preset name")
+            m_seeds = _int_list(body["seeds"], f"{where}.seeds", errors, 0) if body.get("seeds") is not None else None
+            m_ipcs = _int_list(body["ipcs"], f"{where}.ipcs", errors, 1) if body.get("ipcs") is not None else None
+            entries.append(
+                MethodEntry(
+                    str(mname),
+                    preset,
+                    _mapping(body.get("overrides"), f"{where}.overrides", errors),
+                    _mapping(body.get("eval"), f"{where}.eval", errors),
+                    m_seeds,
+                    m_ipcs,
+                )
+            )
+        methods = tuple(entries)
+    elif "methods" in doc:
+        errors.append(f"methods={raw_methods!r} is not allowed: use 'all', a list of names or a mapping name: {{preset, overrides}}")
+
+    references = {"random": "random", "full": "full"}
+    raw_refs = _mapping(doc.get("references"), "references", errors)
+    bad = sorted(set(raw_refs) - set(references))
+    if bad:
+        errors.append(f"references: unknown key {', '.join(map(repr, bad))} (allowed: random, full)")
+    for k in references:
+        if k in raw_refs:
+            if raw_refs[k] is not None and not isinstance(raw_refs[k], str):
+                errors.append(f"references.{k}={raw_refs[k]!r} is not allowed: use a method name or null")
+            references[k] = raw_refs[k]
+    budget = doc.get("budget_hours")
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget <= 0):
+        errors.append(f"budget_hours={budget!r} is not allowed: use a positive number")
+    data = _mapping(doc.get("data"), "data", errors)
+    bad = sorted(set(data) - {"root", "download"})
+    if bad:
+        errors.append(f"data: unknown key {', '.join(map(repr, bad))} (allowed: root, download)")
+    if not isinstance(data.get("download", False), bool):
+        errors.append(f"data.download={data.get('download')!r} is not allowed: use true or false")
+    description = doc.get("description", "")
+    suite = Suite(
+        name=name if isinstance(name, str) else "",
+        version=version if isinstance(version, int) else 1,
+        datasets=datasets,
+        ipcs=ipcs,
+        methods=methods,
+        distill_model=distill_model if isinstance(distill_model, str) else "convnet",
+        eval_models=eval_models,
+        seeds=seeds,
+        eval_seeds=eval_seeds,
+        eval=_mapping(doc.get("eval"), "eval", errors),
+        default_preset=default_preset if isinstance(default_preset, str) else None,
+        references=references,
+        budget_hours=float(budget) if isinstance(budget, (int, float)) and not isinstance(budget, bool) else None,
+        data_root=str(data["root"]) if data.get("root") else None,
+        download=bool(data.get("download", False)),
+        description=str(description or "").strip(),
+        path=path,
+        raw=dict(doc),
+    )
+    return suite, errors
+
+
+def find_suite(name_or_path: str | Path) -> Path:
+    """A suite file: a path, or a name looked up in ``./suites`` and in the source tree's ``suites/``."""
+    p = Path(name_or_path)
+    if p.is_file():
+        return p
+    if p.suffix not in (".yaml", ".yml") and p.parent == Path("."):
+        for folder in (Path.cwd() / "suites", Path(__file__).resolve().parent.parent / "suites"):
+            for suffix in (".yaml", ".yml"):
+                if (folder / f"{p.name}{suffix}").is_file():
+                    return folder / f"{p.name}{suffix}"
+    raise ConfigError(f"suite {str(name_or_path)!r} not found (give a path, or a name in ./suites/)")
+
+
+def load_suite(name_or_path: str | Path) -> Suite:
+    """Read and parse a suite file; shape errors are all reported at once."""
+    import yaml
+
+    path = find_suite(name_or_path)
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"suite {path}: not readable YAML ({exc})".replace("\n", " ")) from None
+    suite, errors = parse(doc, path)
+    if errors or suite is None:
+        raise SuiteError(path, errors)
+    return suite
+
+
+class SuiteError(ConfigError):
+    """Every problem of a suite in one message."""
+
+    def __init__(self, where: Any, errors: Sequence[str]):
+        self.errors = list(errors)
+        n = len(self.errors)
+        super().__init__(f"suite {where}: {n} problem{'s' if n != 1 else ''}: " + "; ".join(self.errors))
+
+
+# ---------------------------------------------------------------------------- validation
+
+
+def expand(suite: Suite, registry: Any) -> Suite:
+    """``methods: all`` replaced by every registered distiller, sorted by name."""
+    if suite.methods is not None:
+        return suite
+    methods = tuple(MethodEntry(name, suite.default_preset) for name in sorted(registry.distillers))
+    return dataclasses.replace(suite, methods=methods)
+
+
+def check_eval_overrides(values: Mapping[str, Any], where: str, errors: list[str]) -> None:
+    from .evaluate import EvalConfig
+
+    before = len(errors)
+    hints = typing.get_type_hints(EvalConfig)
+    known = {f.name for f in dataclasses.fields(EvalConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        errors.append(f"{where}: unknown setting {', '.join(unknown)} (allowed: {', '.join(sorted(known))})")
+        return
+    for key, value in values.items():
+        hint = hints[key]
+        allowed = typing.get_args(hint) or (hint,)
+        ok = any(
+            (value is None and a is type(None))
+            or (a is float and isinstance(value, (int, float)) and not isinstance(value, bool))
+            or (a is not float and a is not type(None) and isinstance(value, a) and not (a is int and isinstance(value, bool)))
+            for a in allowed
+        )
+        if not ok:
+            errors.append(f"{where}.{key}={value!r} is not allowed: use a {hint}".replace("typing.", ""))
+    if len(errors) == before:
+        try:
+            check_recipe(eval_config(values))
+        except DDBenchError as exc:
+            errors.append(f"{where}: {exc}")
+
+
+def eval_config(*layers: Mapping[str, Any]) -> Any:
+    """``EvalConfig`` defaults, then each layer of overrides in turn."""
+    from .evaluate import EvalConfig
+
+    values: dict[str, Any] = {}
+    for layer in layers:
+        values.update(layer)
+    if isinstance(values.get("lr"), int):
+        values["lr"] = float(values["lr"])
+    return EvalConfig(**values)
+
+
+def check_recipe(c: Any) -> None:
+    """Raise ConfigError if an ``EvalConfig`` would not make a valid training recipe."""
+    from .augment import DSA
+    from .training import TrainRecipe
+
+    TrainRecipe(c.epochs, c.lr if c.lr is not None else 0.01, c.momentum, c.weight_decay, c.batch_size, c.decay_at)
+    if c.dsa:
+        DSA(c.dsa_strategy)
+
+
+def validate(suite: Suite, registry: Any, *, check_data: bool = True, data_cache: dict | None = None) -> Suite:
+    """Check every name and value against the registry (and the data, for IPCs).
+
+    Returns the suite with ``methods: all`` expanded. Raises one :class:`SuiteError` listing
+    every problem. With ``check_data`` each dataset is loaded once (before any work) so that
+    an IPC larger than a class, or a missing data file, fails here.
+    """
+    from . import api
+    from .errors import UnknownNameError
+
+    errors: list[str] = []
+    suite = expand(suite, registry)
+    for ds in suite.datasets:
+        if ds not in registry.datasets:
+            errors.append(str(UnknownNameError("dataset", ds, registry.datasets)))
+    for where, name in [("distill_model", suite.distill_model)] + [("eval_models", m) for m in suite.eval_models]:
+        try:
+            registry.model(name)
+        except DDBenchError as exc:
+            errors.append(f"{where}: {exc}")
+    check_eval_overrides(suite.eval, "eval", errors)
+    for entry in suite.methods or ():
+        if entry.name not in registry.distillers:
+            errors.append(f"methods: {UnknownNameError('method', entry.name, registry.distillers)}")
+            continue
+        spec = registry.distiller(entry.name)
+        try:
+            spec.resolve_config(entry.preset, entry.overrides)
+        except DDBenchError as exc:
+            errors.append(f"methods.{entry.name}: {exc}")
+        if entry.eval:
+            check_eval_overrides({**suite.eval, **entry.eval}, f"methods.{entry.name}.eval", errors)
+    names = {m.name for m in suite.methods or ()}
+    for role, ref in suite.references.items():
+        if ref is not None and ref not in names:
+            errors.append(f"references.{role}={ref!r} is not one of the suite's methods ({', '.join(sorted(names))})")
+    if not suite.methods:
+        errors.append("methods: no methods to run")
+    if check_data and not errors:
+        cache = data_cache if data_cache is not None else {}
+        for ds in suite.datasets:
+            try:
+                data = cache.get(ds) or api.load_data(registry, ds, suite.data_root, suite.download)
+                cache[ds] = data
+            except DDBenchError as exc:
+                errors.append(f"dataset {ds}: {exc}")
+                continue
+            ipcs = set(suite.ipcs)
+            for entry in suite.methods or ():
+                if entry.name != suite.full_method:
+                    ipcs |= set(entry.ipcs or ())
+            for ipc in sorted(ipcs):
+                try:
+                    api.check_ipc(data, ipc)
+                except DDBenchError as exc:
+                    errors.append(str(exc))
+    if errors:
+        raise SuiteError(suite.path or suite.name, errors)
+    return suite
+
+
+def stable_hash(obj: Any) -> str:
+    """A short hash of a JSON-able object, independent of key order."""
+    text = json.dumps(obj, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
