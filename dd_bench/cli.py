@@ -13,7 +13,7 @@ from typing import Any
 from tqdm import tqdm
 
 from . import __version__
-from .errors import DDBenchError
+from .errors import ConfigError, DDBenchError
 
 TRACEBACK_ENV = "DD_BENCH_TRACEBACK"
 
@@ -126,6 +126,42 @@ def cmd_distill(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- buffer
+
+
+def cmd_buffer(args: argparse.Namespace) -> int:
+    from . import api
+    from .matching import ExpertRecipe, ensure_buffers
+    from .runtime import resolve_device, seeded_build
+
+    registry = _registry()
+    model_spec = registry.model(args.model)
+    if args.optimizer != "sgd":
+        raise ConfigError(f"unknown expert optimizer {args.optimizer!r} (known: sgd)")
+    recipe = ExpertRecipe(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, dsa=not args.no_dsa,
+                          optimizer=args.optimizer)
+    device = resolve_device(args.device)
+    data = api.load_data(registry, args.dataset, args.data_root, args.download)
+    train_x = data.train_x
+    if args.zca:
+        from .zca import ZCA
+
+        train_x = ZCA.fit(data.train_x).transform(data.train_x)
+    buffers = ensure_buffers(
+        args.model,
+        lambda seed: seeded_build(lambda: model_spec.build(data.shape), seed, device),
+        data,
+        train_x,
+        recipe,
+        args.experts,
+        args.cache_dir or api.default_cache_dir(),
+        device,
+        zca=args.zca,
+    )
+    print(f"{len(buffers.trajectories)} experts x {buffers.epochs} epochs in {buffers.directory}")
+    return 0
+
+
 # ---------------------------------------------------------------------------- evaluate
 
 
@@ -170,38 +206,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-# ---------------------------------------------------------------------------- demo
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    """Every registered distiller's smoke preset on digits, evaluated on ConvNet."""
-    from . import api
-    from .evaluate import EvalConfig, evaluate
-    from .runtime import resolve_device
-
-    registry = _registry()
-    device = resolve_device(args.device)
-    data = api.load_data(registry, "digits")
-    config = EvalConfig(epochs=args.epochs)
-    table = []
-    for method in sorted(registry.distillers):
-        for ipc in args.ipc:
-            syn = api.distill(registry, method, data, ipc, seed=0, preset="smoke", device=device, cache_dir=args.cache_dir)
-            cfg = config if method != "full" else EvalConfig(epochs=max(1, args.epochs // 10))
-            with _progress(cfg.epochs * len(args.seeds), f"{method} ipc {ipc}") as bar:
-                report = evaluate(syn, data, [("convnet", registry.model("convnet"))], args.seeds, cfg, device, bar.update)
-            s = report.results["convnet"]
-            table.append((method, "all" if method == "full" else ipc, s))
-            print(f"  {method:<10} ipc {ipc:<4} {s.mean:6.2f} ± {s.std:5.2f} (n={s.n})", file=sys.stderr)
-            if method == "full":
-                break
-    print(f"digits, ConvNet, test accuracy % (final epoch; mean ± std over {len(args.seeds)} seeds)")
-    print(f"| method | ipc | accuracy | n |\n|---|---|---|---|")
-    for method, ipc, s in table:
-        print(f"| {method} | {ipc} | {s.mean:.2f} ± {s.std:.2f} | {s.n} |")
-    return 0
-
-
 # ---------------------------------------------------------------------------- parser
 
 
@@ -234,6 +238,20 @@ def build_parser() -> argparse.ArgumentParser:
     data_options(p)
     p.set_defaults(func=cmd_distill)
 
+    p = sub.add_parser("buffer", help="train expert trajectories for trajectory matching (cached, resumable)")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--model", default="convnet", help="expert architecture (default convnet)")
+    p.add_argument("--experts", type=int, default=10, help="number of experts (default 10)")
+    p.add_argument("--epochs", type=int, default=50, help="epochs per expert (default 50)")
+    p.add_argument("--optimizer", default="sgd", help="expert optimizer (default sgd)")
+    p.add_argument("--lr", type=float, default=0.01, help="expert learning rate (default 0.01)")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--no-dsa", action="store_true", help="train experts without DSA")
+    p.add_argument("--zca", action="store_true", help="train experts on ZCA-whitened images")
+    p.add_argument("--cache-dir", type=Path, help="cache folder (default $DD_BENCH_CACHE or ~/.cache/dd-bench)")
+    data_options(p)
+    p.set_defaults(func=cmd_buffer)
+
     p = sub.add_parser("evaluate", help="train fresh models on a synthetic set and report test accuracy")
     p.add_argument("synthetic", type=Path, help="a synthetic set written by `dd-bench distill`")
     p.add_argument("--models", type=_names, default=["convnet"], help="comma-separated model names (default convnet)")
@@ -247,13 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     data_options(p)
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("demo", help="distil and evaluate every method's smoke preset on digits")
-    p.add_argument("--ipc", type=lambda t: [int(x) for x in _names(t)], default=[1, 10], help="comma-separated IPCs (default 1,10)")
-    p.add_argument("--seeds", type=_seeds, default=[0, 1, 2])
-    p.add_argument("--epochs", type=int, default=300)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--cache-dir", type=Path)
-    p.set_defaults(func=cmd_demo)
+    from .suite_cli import add_suite_commands
+
+    add_suite_commands(sub)
     return parser
 
 

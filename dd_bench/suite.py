@@ -10,7 +10,9 @@ Schema (``suites/demo.yaml`` is a complete example)::
     description: free text
     datasets: [digits]              # registered dataset names
     ipcs: [1, 10]                   # images per class (positive integers)
-    methods: all                    # every registered distiller with `default_preset`, or:
+    methods: all                    # every registered distiller with `default_preset`; or a list
+                                    # of names; or a mapping (an `all: {}` key adds every other
+                                    # registered distiller with the default preset):
     methods:
       random: {}                    # preset defaults to `default_preset`
       mtt:
@@ -59,11 +61,22 @@ class MethodEntry:
     """One method of a suite: a registered distiller, a preset and overrides."""
 
     name: str
-    preset: str | None = None
+    preset: str | Mapping[int, str] | None = None
+    """A preset name, or ``{ipc: preset}`` for methods whose papers tune per IPC."""
     overrides: Mapping[str, Any] = field(default_factory=dict)
     eval: Mapping[str, Any] = field(default_factory=dict)
     seeds: tuple[int, ...] | None = None
     ipcs: tuple[int, ...] | None = None
+
+    def preset_for(self, ipc: int | None) -> str | None:
+        if isinstance(self.preset, Mapping):
+            if ipc is None:
+                raise ConfigError(f"method {self.name}: a per-IPC preset needs an IPC")
+            return self.preset.get(ipc)
+        return self.preset
+
+    def presets(self) -> list[str | None]:
+        return list(self.preset.values()) if isinstance(self.preset, Mapping) else [self.preset]
 
 
 @dataclass(frozen=True)
@@ -89,6 +102,10 @@ class Suite:
     description: str = ""
     path: Path | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    include_all: bool = False
+    """``methods`` has an ``all`` key: the listed entries plus every other registered distiller."""
+    problems: tuple[str, ...] = ()
+    """Shape problems found by :func:`parse`; :func:`validate` reports them with the rest."""
 
     @property
     def random_method(self) -> str | None:
@@ -185,6 +202,7 @@ def parse(doc: Any, path: Path | None = None) -> tuple[Suite | None, list[str]]:
         errors.append(f"default_preset={default_preset!r} is not allowed: use a preset name")
 
     methods: tuple[MethodEntry, ...] | None = ()
+    include_all = False
     raw_methods = doc.get("methods")
     if raw_methods == "all":
         methods = None
@@ -194,15 +212,25 @@ def parse(doc: Any, path: Path | None = None) -> tuple[Suite | None, list[str]]:
             errors.append(f"methods={raw_methods!r} has repeats")
     elif isinstance(raw_methods, Mapping) and raw_methods:
         entries = []
+        include_all = False
         for mname, body in raw_methods.items():
+            if mname == "all":
+                include_all = True
+                if body not in (None, {}):
+                    errors.append("methods.all takes no settings: write `all: {}` and give per-method settings under their names")
+                continue
             where = f"methods.{mname}"
             body = _mapping(body, where, errors)
             bad = sorted(set(body) - METHOD_KEYS)
             if bad:
                 errors.append(f"{where}: unknown key {', '.join(map(repr, bad))} (allowed: {', '.join(sorted(METHOD_KEYS))})")
             preset = body.get("preset", default_preset)
-            if preset is not None and not isinstance(preset, str):
-                errors.append(f"{where}.preset={preset!r} is not allowed: use a preset name")
+            if isinstance(preset, Mapping):
+                if not preset or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 and isinstance(v, str) for k, v in preset.items()):
+                    errors.append(f"{where}.preset={dict(preset)!r} is not allowed: use a preset name or {{ipc: preset name}}")
+                preset = dict(preset)
+            elif preset is not None and not isinstance(preset, str):
+                errors.append(f"{where}.preset={preset!r} is not allowed: use a preset name or {{ipc: preset name}}")
             m_seeds = _int_list(body["seeds"], f"{where}.seeds", errors, 0) if body.get("seeds") is not None else None
             m_ipcs = _int_list(body["ipcs"], f"{where}.ipcs", errors, 1) if body.get("ipcs") is not None else None
             entries.append(
@@ -258,6 +286,8 @@ def parse(doc: Any, path: Path | None = None) -> tuple[Suite | None, list[str]]:
         description=str(description or "").strip(),
         path=path,
         raw=dict(doc),
+        include_all=include_all,
+        problems=tuple(errors),
     )
     return suite, errors
 
@@ -275,8 +305,12 @@ def find_suite(name_or_path: str | Path) -> Path:
     raise ConfigError(f"suite {str(name_or_path)!r} not found (give a path, or a name in ./suites/)")
 
 
-def load_suite(name_or_path: str | Path) -> Suite:
-    """Read and parse a suite file; shape errors are all reported at once."""
+def load_suite(name_or_path: str | Path, strict: bool = False) -> Suite:
+    """Read and parse a suite file.
+
+    Shape problems are kept on the suite for :func:`validate` to report together with
+    unknown names; ``strict`` raises them here.
+    """
     import yaml
 
     path = find_suite(name_or_path)
@@ -285,7 +319,7 @@ def load_suite(name_or_path: str | Path) -> Suite:
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"suite {path}: not readable YAML ({exc})".replace("\n", " ")) from None
     suite, errors = parse(doc, path)
-    if errors or suite is None:
+    if suite is None or (strict and errors):
         raise SuiteError(path, errors)
     return suite
 
@@ -304,10 +338,12 @@ class SuiteError(ConfigError):
 
 def expand(suite: Suite, registry: Any) -> Suite:
     """``methods: all`` replaced by every registered distiller, sorted by name."""
-    if suite.methods is not None:
+    if suite.methods is not None and not suite.include_all:
         return suite
-    methods = tuple(MethodEntry(name, suite.default_preset) for name in sorted(registry.distillers))
-    return dataclasses.replace(suite, methods=methods)
+    listed = {m.name: m for m in suite.methods or ()}
+    extra = [MethodEntry(name, suite.default_preset) for name in sorted(registry.distillers) if name not in listed]
+    methods = tuple(sorted([*listed.values(), *extra], key=lambda m: m.name))
+    return dataclasses.replace(suite, methods=methods, include_all=False)
 
 
 def check_eval_overrides(values: Mapping[str, Any], where: str, errors: list[str]) -> None:
@@ -370,7 +406,7 @@ def validate(suite: Suite, registry: Any, *, check_data: bool = True, data_cache
     from . import api
     from .errors import UnknownNameError
 
-    errors: list[str] = []
+    errors: list[str] = list(suite.problems)
     suite = expand(suite, registry)
     for ds in suite.datasets:
         if ds not in registry.datasets:
@@ -386,10 +422,18 @@ def validate(suite: Suite, registry: Any, *, check_data: bool = True, data_cache
             errors.append(f"methods: {UnknownNameError('method', entry.name, registry.distillers)}")
             continue
         spec = registry.distiller(entry.name)
-        try:
-            spec.resolve_config(entry.preset, entry.overrides)
-        except DDBenchError as exc:
-            errors.append(f"methods.{entry.name}: {exc}")
+        for preset in entry.presets():
+            try:
+                spec.resolve_config(preset, entry.overrides)
+            except DDBenchError as exc:
+                errors.append(f"methods.{entry.name}: {exc}")
+        if isinstance(entry.preset, Mapping):
+            if entry.name == suite.full_method:
+                errors.append(f"methods.{entry.name}.preset: the upper reference ignores IPC, give one preset name")
+            else:
+                lacking = sorted(set(entry.ipcs or suite.ipcs) - set(entry.preset))
+                if lacking:
+                    errors.append(f"methods.{entry.name}.preset names no preset for ipc {', '.join(map(str, lacking))}")
         if entry.eval:
             check_eval_overrides({**suite.eval, **entry.eval}, f"methods.{entry.name}.eval", errors)
     names = {m.name for m in suite.methods or ()}
@@ -411,6 +455,11 @@ def validate(suite: Suite, registry: Any, *, check_data: bool = True, data_cache
             for entry in suite.methods or ():
                 if entry.name != suite.full_method:
                     ipcs |= set(entry.ipcs or ())
+            for model in dict.fromkeys((suite.distill_model, *suite.eval_models)):
+                try:
+                    registry.model(model).build(data.shape)
+                except DDBenchError as exc:
+                    errors.append(f"model {model} on {ds}: {exc}")
             for ipc in sorted(ipcs):
                 try:
                     api.check_ipc(data, ipc)

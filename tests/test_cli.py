@@ -122,3 +122,17 @@ def test_fashion_mnist_slice_end_to_end(capsys, tmp_path):
     code, out, err = run(capsys, "evaluate", str(syn_path), "--models", "mlp", "--seeds", "1", "--epochs", "30", "--json")
     report = json.loads(out)
     assert code == 0 and report["results"]["mlp"]["mean"] > 20  # 10 classes: chance is 10%
+
+
+def test_buffer_then_mtt_distill_reuses_the_experts(capsys, tmp_path):
+    cache = str(tmp_path / "cache")
+    code, out, err = run(capsys, "buffer", "--dataset", "toy", "--model", "convnet_w32", "--experts", "2",
+                         "--epochs", "2", "--cache-dir", cache, "--device", "cpu")
+    assert code == 0 and "2 experts x 2 epochs" in out and "training 2 expert(s)" in err
+    code, _, err = run(capsys, "distill", "--method", "mtt", "--dataset", "toy", "--ipc", "2", "--preset", "smoke",
+                       "--set", "iterations=3", "--model", "convnet_w32", "--cache-dir", cache, "--out", str(tmp_path / "m.pt"))
+    assert code == 0 and "training" not in err, err  # the smoke preset's 2 experts x 2 epochs were already there
+    syn = SyntheticSet.load(tmp_path / "m.pt")
+    assert syn.method == "mtt" and syn.lr is not None
+    code, _, err = run(capsys, "buffer", "--dataset", "toy", "--optimizer", "adamw", "--cache-dir", cache)
+    assert code == 2 and "unknown expert optimizer 'adamw'" in err

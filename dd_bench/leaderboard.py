@@ -1,0 +1,624 @@
+"""Leaderboards: read a suite's runs back from MLflow and write README.md, CSV, HTML and PNGs.
+
+Aggregation (stated in every leaderboard): a cell trains ``k`` fresh networks per
+evaluation architecture and contributes the mean of their final test accuracies; a table
+entry is the mean ± sample std over the suite's distillation seeds of those per-cell
+means, and ``n`` is the number of distillation seeds. An entry is shown only when every
+seed the suite asks for has finished; otherwise it reads ``missing (i/n)``: partial seeds
+are never averaged.
+
+Fairness columns (after DD-Ranking, Li et al. 2025), on the primary evaluation
+architecture (the distillation one when it is evaluated), accuracies in percent:
+
+* HLR (hard label recovery) = acc_full_hard - acc_syn_hard  (lower is better)
+* IOR (improvement over random) = acc_syn - acc_random  (higher is better)
+* LRS (label-robust score) = 100 * (exp(a) - exp(-1)) / (exp(1) - exp(-1)) with
+  a = (lambda * IOR - (1 - lambda) * HLR) / 100 and lambda = 0.5.
+
+The reference formula takes the exponential of a combination of accuracies it assumes are
+fractions in [0, 1]; with percentages that exponent spans [-100, 100]. Dividing by 100
+puts ``a`` back in [-1, 1] and LRS in [0, 100]. ``acc_syn_hard`` is the accuracy with the
+set's labels replaced by their argmax (the runner measures it for soft-label sets);
+HLR, IOR and LRS are computed per distillation seed against the reference rows' means,
+then averaged.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import datetime as _dt
+import html
+import io
+import math
+import os
+import statistics
+import sys
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import tracking
+from .suite import Suite
+
+LRS_LAMBDA = 0.5
+
+
+# ---------------------------------------------------------------------------- records
+
+
+@dataclass
+class CellRecord:
+    """What the leaderboard needs of one finished (or partly finished) cell."""
+
+    method: str
+    dataset: str
+    ipc: str
+    seed: int
+    role: str = "method"
+    accs: dict[str, float] = field(default_factory=dict)
+    """Eval architecture -> mean test accuracy (%) over the cell's eval networks."""
+    hard_accs: dict[str, float] = field(default_factory=dict)
+    """Same, with soft labels replaced by their argmax (only for soft-label sets)."""
+    distill_seconds: float | None = None
+    peak_memory_mb: float | None = None
+    synthetic_bytes: float | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def lrs(hlr: float, ior: float, lam: float = LRS_LAMBDA) -> float:
+    """Label-robust score in [0, 100] for HLR and IOR given in percentage points."""
+    a = (lam * ior - (1 - lam) * hlr) / 100.0
+    return 100.0 * (math.exp(a) - math.exp(-1)) / (math.exp(1) - math.exp(-1))
+
+
+def records_from_mlflow(suite: Suite, cells: Sequence[Any], uri: str) -> list[CellRecord]:
+    """The newest run of each planned cell (by config hash), with its finished evaluations."""
+    cell_runs, eval_runs = tracking.runs_table(uri, suite.name)
+    wanted = {c.config_hash: c for c in cells}
+    newest: dict[str, Any] = {}
+    for r in cell_runs:  # newest first
+        h = r.data.tags.get(f"{tracking.TAG}hash")
+        if h in wanted and h not in newest:
+            newest[h] = r
+    evals: dict[tuple[str, str], Any] = {}
+    for r in eval_runs:
+        t = tracking.tags_of(r)
+        parent = r.data.tags.get("mlflow.parentRunId")
+        if t.get("status") == tracking.DONE and parent:
+            evals.setdefault((parent, t.get("eval_model", "")), r)
+    out = []
+    for h, run in newest.items():
+        cell = wanted[h]
+        m = run.data.metrics
+        rec = CellRecord(
+            method=cell.method,
+            dataset=cell.dataset,
+            ipc=cell.ipc_label,
+            seed=cell.seed,
+            role=cell.role,
+            distill_seconds=m.get("distill_seconds"),
+            peak_memory_mb=m.get("peak_memory_mb"),
+            synthetic_bytes=m.get("synthetic_bytes"),
+            tags=tracking.tags_of(run),
+        )
+        for model in cell.eval_models:
+            e = evals.get((run.info.run_id, model))
+            if e is not None and "test_acc_mean" in e.data.metrics:
+                rec.accs[model] = e.data.metrics["test_acc_mean"]
+                if "hard_test_acc_mean" in e.data.metrics:
+                    rec.hard_accs[model] = e.data.metrics["hard_test_acc_mean"]
+        out.append(rec)
+    return out
+
+
+# ---------------------------------------------------------------------------- aggregation
+
+
+@dataclass
+class Entry:
+    """One table entry: per-seed values, and whether every expected seed is there."""
+
+    values: list[float]
+    expected: int
+
+    @property
+    def complete(self) -> bool:
+        return len(self.values) == self.expected and self.expected > 0
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.values) if self.complete else math.nan
+
+    @property
+    def std(self) -> float:
+        if not self.complete:
+            return math.nan
+        return statistics.stdev(self.values) if self.n > 1 else math.nan
+
+    def text(self, digits: int = 2) -> str:
+        if not self.complete:
+            return f"missing ({self.n}/{self.expected})"
+        sd = "–" if math.isnan(self.std) else f"{self.std:.{digits}f}"
+        return f"{self.mean:.{digits}f} ± {sd} (n={self.n})"
+
+
+@dataclass
+class Board:
+    suite: Suite
+    methods: list[str]
+    """Row order: methods, then the random and full references."""
+    roles: dict[str, str]
+    ipcs: list[str]
+    acc: dict[tuple[str, str, str, str], Entry]
+    """(dataset, method, ipc, eval_model) -> Entry; the upper reference is under every IPC."""
+    fairness: dict[tuple[str, str, str], dict[str, Entry]]
+    """(dataset, method, ipc) -> {"hlr", "ior", "lrs"}."""
+    cost: dict[tuple[str, str, str], dict[str, Entry]]
+    """(dataset, method, ipc) -> {"distill_seconds", "peak_memory_mb", "storage_kib"}."""
+    ranks: dict[tuple[str, str], tuple[float, int]]
+    """(dataset, method) -> (mean rank over complete columns, number of columns)."""
+    records: list[CellRecord]
+
+    def method_label(self, m: str) -> str:
+        role = self.roles.get(m)
+        return f"{m} (lower reference)" if role == "random" else f"{m} (upper reference: whole training set)" if role == "full" else m
+
+
+def _seeds_for(suite: Suite, method: str) -> tuple[int, ...]:
+    for entry in suite.methods or ():
+        if entry.name == method:
+            return entry.seeds or suite.seeds
+    return suite.seeds
+
+
+def _ipcs_for(suite: Suite, method: str) -> list[str]:
+    for entry in suite.methods or ():
+        if entry.name == method:
+            return [str(i) for i in (entry.ipcs or suite.ipcs)]
+    return [str(i) for i in suite.ipcs]
+
+
+def _rank(values: Mapping[str, float]) -> dict[str, float]:
+    """1 = best (highest); ties share the mean of their ranks."""
+    order = sorted(values, key=lambda k: -values[k])
+    ranks: dict[str, float] = {}
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in order[i : j + 1]:
+            ranks[k] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def build(suite: Suite, records: Sequence[CellRecord]) -> Board:
+    """Aggregate cell records into entries, fairness scores, costs and ranks."""
+    names = [m.name for m in suite.methods or ()]
+    refs = [r for r in (suite.random_method, suite.full_method) if r in names]
+    methods = [m for m in names if m not in refs] + refs
+    roles = {m: ("random" if m == suite.random_method else "full" if m == suite.full_method else "method") for m in names}
+    ipcs = sorted({str(i) for m in names if roles[m] != "full" for i in _ipcs_for(suite, m)}, key=int)
+    by: dict[tuple[str, str, str], dict[int, CellRecord]] = defaultdict(dict)
+    for r in records:
+        by[(r.dataset, r.method, r.ipc)][r.seed] = r
+
+    def per_seed(ds: str, m: str, ipc: str, get: Any) -> Entry:
+        seeds = _seeds_for(suite, m)
+        cell_ipc = "all" if roles[m] == "full" else ipc
+        got = by.get((ds, m, cell_ipc), {})
+        vals = [get(got[s]) for s in seeds if s in got]
+        vals = [v for v in vals if v is not None and not (isinstance(v, float) and math.isnan(v))]
+        return Entry(vals, len(seeds))
+
+    acc: dict[tuple[str, str, str, str], Entry] = {}
+    cost: dict[tuple[str, str, str], dict[str, Entry]] = {}
+    for ds in suite.datasets:
+        for m in methods:
+            for ipc in ipcs:
+                if roles[m] != "full" and ipc not in _ipcs_for(suite, m):
+                    continue
+                for model in suite.eval_models:
+                    acc[(ds, m, ipc, model)] = per_seed(ds, m, ipc, lambda r, model=model: r.accs.get(model))
+                cost[(ds, m, ipc)] = {
+                    "distill_seconds": per_seed(ds, m, ipc, lambda r: r.distill_seconds),
+                    "peak_memory_mb": per_seed(ds, m, ipc, lambda r: r.peak_memory_mb),
+                    "storage_kib": per_seed(ds, m, ipc, lambda r: None if r.synthetic_bytes is None else r.synthetic_bytes / 1024),
+                }
+
+    primary = suite.primary_eval_model()
+    fairness: dict[tuple[str, str, str], dict[str, Entry]] = {}
+    for ds in suite.datasets:
+        for ipc in ipcs:
+            full = acc.get((ds, suite.full_method or "", ipc, primary))
+            rnd = acc.get((ds, suite.random_method or "", ipc, primary))
+            for m in methods:
+                if roles[m] == "full" or (ds, m, ipc, primary) not in acc:
+                    continue
+                seeds = _seeds_for(suite, m)
+                got = by.get((ds, m, ipc), {})
+                hlr, ior, score = [], [], []
+                if full is not None and rnd is not None and full.complete and rnd.complete:
+                    for s in seeds:
+                        r = got.get(s)
+                        if r is None or primary not in r.accs:
+                            continue
+                        syn_any = r.accs[primary]
+                        syn_hard = r.hard_accs.get(primary, syn_any)
+                        h, i = full.mean - syn_hard, syn_any - rnd.mean
+                        hlr.append(h)
+                        ior.append(i)
+                        score.append(lrs(h, i))
+                expected = len(seeds) if (full is not None and rnd is not None and full.complete and rnd.complete) else len(seeds) + 1
+                fairness[(ds, m, ipc)] = {"hlr": Entry(hlr, expected), "ior": Entry(ior, expected), "lrs": Entry(score, expected)}
+
+    ranks: dict[tuple[str, str], tuple[float, int]] = {}
+    for ds in suite.datasets:
+        collected: dict[str, list[float]] = defaultdict(list)
+        for ipc in ipcs:
+            for model in suite.eval_models:
+                col = {m: acc[(ds, m, ipc, model)].mean for m in methods if roles[m] != "full" and (ds, m, ipc, model) in acc}
+                if col and all(not math.isnan(v) for v in col.values()):
+                    for m, rk in _rank(col).items():
+                        collected[m].append(rk)
+        for m in methods:
+            if roles[m] != "full":
+                v = collected.get(m, [])
+                ranks[(ds, m)] = (statistics.fmean(v) if v else math.nan, len(v))
+    return Board(suite, methods, roles, ipcs, acc, fairness, cost, ranks, list(records))
+
+
+# ---------------------------------------------------------------------------- provenance
+
+
+def provenance(board: Board, command: str, uri: str) -> dict[str, str]:
+    import mlflow
+    import torch
+
+    from . import __version__
+
+    def unique(key: str) -> str:
+        vals = sorted({r.tags.get(key, "") for r in board.records if r.tags.get(key)})
+        return ", ".join(vals) or "unknown"
+
+    s = board.suite
+    return {
+        "suite": f"{s.name} v{s.version} ({s.path or 'inline'})",
+        "command": command,
+        "tracking": uri,
+        "device": unique("device"),
+        "memory": unique("memory_kind"),
+        "versions (runs)": f"dd-bench {unique('dd_bench')}; torch {unique('torch')}; torchvision {unique('torchvision')}; python {unique('python')}",
+        "git SHA (runs)": unique("git_sha"),
+        "versions (this page)": f"dd-bench {__version__}; torch {torch.__version__}; mlflow {mlflow.__version__}",
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def _fmt(v: float, digits: int = 2) -> str:
+    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+
+
+# ---------------------------------------------------------------------------- tables
+
+
+def tables(board: Board) -> list[tuple[str, str, list[str], list[list[str]]]]:
+    """(title, note, header, rows) for every table, shared by README and HTML."""
+    s = board.suite
+    primary = s.primary_eval_model()
+    out = []
+    for ds in s.datasets:
+        header = ["method"] + [f"IPC {ipc} · {m}" for ipc in board.ipcs for m in s.eval_models] + ["mean rank"]
+        rows = []
+        for m in board.methods:
+            row = [board.method_label(m)]
+            for ipc in board.ipcs:
+                for model in s.eval_models:
+                    e = board.acc.get((ds, m, ipc, model))
+                    row.append(e.text() if e else "–")
+            rk = board.ranks.get((ds, m))
+            row.append("–" if rk is None or math.isnan(rk[0]) else f"{rk[0]:.2f} (over {rk[1]})")
+            rows.append(row)
+        out.append(
+            (
+                f"{ds}: test accuracy (%)",
+                f"Rows: methods; columns: IPC x evaluation architecture (distilled with {s.distill_model}). "
+                "The upper reference trains on the whole training set and does not depend on IPC. "
+                "Mean rank: over the complete columns, 1 = best, the upper reference excluded.",
+                header,
+                rows,
+            )
+        )
+        for ipc in board.ipcs:
+            header = ["method"] + list(s.eval_models) + [f"spread (max - min)"]
+            rows = []
+            for m in board.methods:
+                vals = [board.acc.get((ds, m, ipc, model)) for model in s.eval_models]
+                means = [v.mean for v in vals if v is not None and v.complete]
+                spread = max(means) - min(means) if len(means) == len(vals) and means else math.nan
+                rows.append([board.method_label(m)] + [_fmt(v.mean) if v and v.complete else "missing" for v in vals] + [_fmt(spread)])
+            out.append((f"{ds}, IPC {ipc}: cross-architecture matrix (mean test accuracy %)", f"Distilled with {s.distill_model}; each column trains that architecture on the set.", header, rows))
+        header = ["method"] + [f"IPC {ipc} · {k}" for ipc in board.ipcs for k in ("HLR ↓", "IOR ↑", "LRS ↑")]
+        rows = []
+        for m in board.methods:
+            if board.roles[m] == "full":
+                continue
+            row = [board.method_label(m)]
+            for ipc in board.ipcs:
+                f = board.fairness.get((ds, m, ipc))
+                for k in ("hlr", "ior", "lrs"):
+                    row.append("–" if f is None else (f[k].text() if f[k].complete else "missing"))
+            rows.append(row)
+        out.append((f"{ds}: DD-Ranking-style fairness scores on {primary}", "See 'How the numbers are made' for the formulas (percent-correct LRS normalisation).", header, rows))
+        header = ["method"] + [f"IPC {ipc} · {k}" for ipc in board.ipcs for k in ("distill s", "peak MB", "storage KiB")]
+        rows = []
+        for m in board.methods:
+            row = [board.method_label(m)]
+            for ipc in board.ipcs:
+                cst = board.cost.get((ds, m, ipc))
+                for k in ("distill_seconds", "peak_memory_mb", "storage_kib"):
+                    e = cst[k] if cst else None
+                    row.append("–" if e is None else (_fmt(e.mean, 1) if e.complete else "missing"))
+            rows.append(row)
+        out.append(
+            (
+                f"{ds}: cost",
+                "Mean over distillation seeds: distillation wall time, peak memory during distillation "
+                "(see 'memory' above for what is measured), storage of images + labels (+ weights, lr) as float tensors.",
+                header,
+                rows,
+            )
+        )
+    return out
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    esc = lambda s: str(s).replace("|", "\\|")  # noqa: E731
+    lines = ["| " + " | ".join(map(esc, header)) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(map(esc, r)) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+HOW = """\
+- **Cells.** One cell = method x dataset x IPC x distillation seed; the cell's seed seeds the
+  distillation. Each cell trains {k} fresh network(s) per evaluation architecture (network
+  seeds {eval_seeds}, the same in every cell) with the evaluation protocol of `dd_bench/evaluate.py`
+  ({epochs} epochs unless a method overrides it{overrides}) and reports the final-epoch test accuracy.
+- **Entries.** mean ± sample std over distillation seeds of the per-cell mean accuracy;
+  n = number of distillation seeds ({n}). Evaluation networks within a cell share one
+  synthetic set, so they are averaged first rather than counted as independent samples.
+  An entry whose seeds did not all finish reads `missing (i/n)`; partial seeds are never averaged.
+- **HLR** (hard label recovery) = acc_full_hard − acc_syn_hard, lower is better;
+  **IOR** (improvement over random) = acc_syn − acc_random, higher is better;
+  **LRS** (label-robust score) = 100 · (e^a − e^−1) / (e − e^−1), a = (λ·IOR − (1−λ)·HLR) / 100, λ = {lam}.
+  Accuracies are in percent, hence the division by 100 (the reference formula assumes
+  fractions in [0, 1]); LRS lies in [0, 100]. acc_syn_hard uses argmax labels for soft-label
+  sets; references are the {full} and {random} rows' means on {primary} at the same IPC;
+  scores are computed per distillation seed, then averaged.
+- **Costs.** Distillation wall time and peak memory (CPU: peak RSS of the process during
+  distillation; GPU: `torch.cuda.max_memory_allocated`), storage in KiB of the synthetic set.
+"""
+
+
+def render_markdown(board: Board, prov: Mapping[str, str], images: Sequence[str]) -> str:
+    s = board.suite
+    parts = [f"# Leaderboard: {s.name}", ""]
+    if s.description:
+        parts += [s.description, ""]
+    parts += ["## How this was made", ""] + [f"- **{k}**: `{v}`" if k == "command" else f"- **{k}**: {v}" for k, v in prov.items()] + [""]
+    for title, note, header, rows in tables(board):
+        parts += [f"## {title}", "", note, "", _md_table(header, rows), ""]
+    parts += ["## Plots", ""] + [f"![{img}]({img})" for img in images] + [""]
+    parts += ["## How the numbers are made", "", _how(board), ""]
+    failed = [r for r in board.records if r.tags.get("status") == tracking.FAILED]
+    if failed:
+        parts += ["## Failed cells", ""] + [f"- {r.method}/{r.dataset}/ipc{r.ipc}/seed{r.seed}: {r.tags.get('error', '')}" for r in failed] + [""]
+    return "\n".join(parts)
+
+
+def _how(board: Board) -> str:
+    s = board.suite
+    overrides = [f"{m.name}: {dict(m.eval)}" for m in s.methods or () if m.eval]
+    seeds = {m: len(_seeds_for(s, m)) for m in board.methods}
+    n = ", ".join(sorted({f"{v}" for v in seeds.values()}))
+    return HOW.format(
+        k=len(s.eval_seeds),
+        eval_seeds=", ".join(map(str, s.eval_seeds)),
+        epochs=s.eval.get("epochs", 1000),
+        overrides="; overrides: " + "; ".join(overrides) if overrides else "",
+        n=n,
+        lam=LRS_LAMBDA,
+        full=s.full_method,
+        random=s.random_method,
+        primary=s.primary_eval_model(),
+    )
+
+
+def render_html(board: Board, prov: Mapping[str, str], images: Mapping[str, bytes]) -> str:
+    s = board.suite
+    h = html.escape
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f"<title>dd-bench leaderboard: {h(s.name)}</title>",
+        "<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}"
+        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
+        "td:first-child,th:first-child{text-align:left}th{background:#f3f3f3}img{max-width:100%}"
+        ".note{color:#555}</style></head><body>",
+        f"<h1>Leaderboard: {h(s.name)}</h1>",
+    ]
+    if s.description:
+        parts.append(f"<p>{h(s.description)}</p>")
+    parts.append("<h2>How this was made</h2><ul>" + "".join(f"<li><b>{h(k)}</b>: {h(v)}</li>" for k, v in prov.items()) + "</ul>")
+    for title, note, header, rows in tables(board):
+        parts.append(f"<h2>{h(title)}</h2><p class='note'>{h(note)}</p><table><tr>")
+        parts.append("".join(f"<th>{h(c)}</th>" for c in header) + "</tr>")
+        for row in rows:
+            parts.append("<tr>" + "".join(f"<td>{h(c)}</td>" for c in row) + "</tr>")
+        parts.append("</table>")
+    parts.append("<h2>Plots</h2>")
+    for name, data in images.items():
+        parts.append(f"<p><img alt='{h(name)}' src='data:image/png;base64,{base64.b64encode(data).decode()}'></p>")
+    parts.append("<h2>How the numbers are made</h2><pre style='white-space:pre-wrap'>" + h(_how(board)) + "</pre>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def csv_rows(board: Board) -> tuple[list[str], list[list[Any]]]:
+    header = [
+        "dataset", "method", "role", "ipc", "eval_model", "mean", "std", "n", "expected_n", "complete",
+        "hlr", "ior", "lrs", "distill_seconds", "peak_memory_mb", "storage_kib", "mean_rank",
+    ]  # fmt: skip
+    rows = []
+    for (ds, m, ipc, model), e in board.acc.items():
+        f = board.fairness.get((ds, m, ipc), {})
+        c = board.cost.get((ds, m, ipc), {})
+        primary = model == board.suite.primary_eval_model()
+        rk = board.ranks.get((ds, m), (math.nan, 0))[0]
+        val = lambda x: "" if x is None or (isinstance(x, float) and math.isnan(x)) else round(x, 4)  # noqa: E731
+        rows.append(
+            [
+                ds, m, board.roles[m], "all" if board.roles[m] == "full" else ipc, model,
+                val(e.mean), val(e.std), e.n, e.expected, e.complete,
+                val(f["hlr"].mean) if primary and f else "", val(f["ior"].mean) if primary and f else "",
+                val(f["lrs"].mean) if primary and f else "",
+                val(c["distill_seconds"].mean) if c else "", val(c["peak_memory_mb"].mean) if c else "",
+                val(c["storage_kib"].mean) if c else "", val(rk),
+            ]
+        )  # fmt: skip
+    return header, rows
+
+
+# ---------------------------------------------------------------------------- plots
+
+
+def plot_accuracy_vs_ipc(board: Board, caption: str) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = board.suite
+    primary = s.primary_eval_model()
+    fig, axes = plt.subplots(1, len(s.datasets), figsize=(6 * len(s.datasets), 4.5), squeeze=False)
+    xs = [int(i) for i in board.ipcs]
+    for ax, ds in zip(axes[0], s.datasets):
+        for m in board.methods:
+            entries = [board.acc.get((ds, m, ipc, primary)) for ipc in board.ipcs]
+            if board.roles[m] == "full":
+                e = entries[0] if entries else None
+                if e is not None and e.complete:
+                    ax.axhline(e.mean, ls="--", color="k", lw=1, label=f"{m} (whole training set)")
+                continue
+            pts = [(x, e.mean, 0.0 if math.isnan(e.std) else e.std) for x, e in zip(xs, entries) if e is not None and e.complete]
+            if pts:
+                ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=3, label=m)
+        ax.set_xscale("log")
+        ax.set_xticks(xs, [str(x) for x in xs])
+        ax.set_xlabel("images per class")
+        ax.set_ylabel(f"test accuracy % ({primary})")
+        ax.set_title(f"{ds}: accuracy vs IPC")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.text(0.01, 0.005, caption, fontsize=6, color="#555")
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    return _png(fig, caption)
+
+
+def plot_cross_arch(board: Board, caption: str) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    s = board.suite
+    panels = [(ds, ipc) for ds in s.datasets for ipc in board.ipcs]
+    fig, axes = plt.subplots(1, len(panels), figsize=(1.6 + 1.3 * len(s.eval_models) * len(panels) + 1.5 * len(panels), 0.6 * len(board.methods) + 2.2), squeeze=False)
+    for ax, (ds, ipc) in zip(axes[0], panels):
+        grid = np.full((len(board.methods), len(s.eval_models)), np.nan)
+        for i, m in enumerate(board.methods):
+            for j, model in enumerate(s.eval_models):
+                e = board.acc.get((ds, m, ipc, model))
+                if e is not None and e.complete:
+                    grid[i, j] = e.mean
+        im = ax.imshow(np.ma.masked_invalid(grid), cmap="viridis", aspect="auto", vmin=np.nanmin(grid) if np.isfinite(grid).any() else 0, vmax=np.nanmax(grid) if np.isfinite(grid).any() else 100)
+        for i in range(grid.shape[0]):
+            for j in range(grid.shape[1]):
+                ax.text(j, i, "missing" if np.isnan(grid[i, j]) else f"{grid[i, j]:.1f}", ha="center", va="center", fontsize=8, color="w" if np.isnan(grid[i, j]) or grid[i, j] < np.nanmean(grid) else "k")
+        ax.set_xticks(range(len(s.eval_models)), s.eval_models, rotation=30)
+        ax.set_yticks(range(len(board.methods)), board.methods)
+        ax.set_title(f"{ds}, IPC {ipc} (distilled with {s.distill_model})", fontsize=9)
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.text(0.01, 0.005, caption, fontsize=6, color="#555")
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return _png(fig, caption)
+
+
+def _png(fig: Any, caption: str) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, metadata={"Description": caption, "Software": "dd-bench leaderboard"})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------------------- files
+
+
+def _atomic_write(path: Path, data: bytes | str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    if isinstance(data, str):
+        data = data.encode()
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def write(board: Board, out: Path, prov: Mapping[str, str]) -> list[Path]:
+    """README.md, leaderboard.csv, index.html and the PNGs, each written atomically."""
+    out.mkdir(parents=True, exist_ok=True)
+    caption = f"dd-bench leaderboard {board.suite.name} · {prov['date']} · {prov['device']} · {prov['command']}"
+    images = {"accuracy_vs_ipc.png": plot_accuracy_vs_ipc(board, caption), "cross_architecture.png": plot_cross_arch(board, caption)}
+    written = []
+    for name, data in images.items():
+        _atomic_write(out / name, data)
+        written.append(out / name)
+    _atomic_write(out / "README.md", render_markdown(board, prov, list(images)))
+    buf = io.StringIO()
+    for k, v in prov.items():
+        buf.write(f"# {k}: {v}\n")
+    header, rows = csv_rows(board)
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+    _atomic_write(out / "leaderboard.csv", buf.getvalue())
+    _atomic_write(out / "index.html", render_html(board, prov, images))
+    written += [out / "README.md", out / "leaderboard.csv", out / "index.html"]
+    return written
+
+
+def make(suite: Suite, registry: Any, uri: str | None, out: Path, command: str | None = None) -> tuple[Board, list[Path]]:
+    """Read the suite's runs from MLflow and write the leaderboard to ``out``."""
+    from .runner import plan
+    from .suite import validate
+
+    uri = tracking.normalise_uri(uri)
+    suite = validate(suite, registry, check_data=False)
+    cells = plan(suite, registry)
+    board = build(suite, records_from_mlflow(suite, cells, uri))
+    command = command or "dd-bench " + " ".join(sys.argv[1:])
+    return board, write(board, Path(out), provenance(board, command, uri))
+
+
+__all__ = ["CellRecord", "Entry", "Board", "build", "lrs", "make", "records_from_mlflow", "write", "Iterable"]

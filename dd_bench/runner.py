@@ -1,0 +1,657 @@
+"""From a validated suite to tracked cells: plan, skip, resume, isolate failures, execute.
+
+A *cell* is one distillation: method x dataset x IPC x seed (the upper reference ignores
+IPC: one cell per dataset x seed). The cell's seed seeds the distillation; the cell then
+trains ``eval_seeds`` fresh networks (seeds 0..k-1, the same in every cell) per evaluation
+architecture, each in a nested MLflow run.
+
+Each cell has a *config hash* over everything that decides its result (suite version,
+method, its resolved config, dataset, IPC, seed, distillation architecture, the resolved
+evaluation config and eval seeds). Evaluation architectures are not in the hash: a run of
+a cell is finished when every architecture the suite asks for has a finished nested run,
+so adding an architecture to a suite evaluates only the new one.
+
+Re-running a suite skips finished cells, resumes interrupted or failed ones (the
+synthetic set is reloaded from the run's artifacts when it was saved; finished
+architectures are kept) and starts the rest. A cell that raises is recorded as failed with
+its error and traceback, and the suite goes on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import tracking
+from .errors import ConfigError, DDBenchError
+from .suite import Suite, eval_config, stable_hash
+
+PROTOCOL = 1
+"""Bumped when the runner's protocol changes in a way that changes results."""
+
+ONLY_KEYS = ("method", "dataset", "ipc", "seed")
+
+
+@dataclass(frozen=True, eq=False)
+class Cell:
+    """One unit of work; plain data, so it pickles to Ray workers."""
+
+    suite: str
+    suite_version: int
+    method: str
+    preset: str | None
+    overrides: Mapping[str, Any]
+    config: Mapping[str, Any]
+    """The method's resolved config (defaults, preset, overrides) as a dict."""
+    dataset: str
+    ipc: int | None
+    """``None`` for the upper reference (the whole training set)."""
+    seed: int
+    distill_model: str
+    eval_models: tuple[str, ...]
+    eval_seeds: tuple[int, ...]
+    eval: Mapping[str, Any]
+    """The resolved ``EvalConfig`` as a dict."""
+    role: str = "method"
+    """``method``, ``random`` (lower reference) or ``full`` (upper reference)."""
+
+    @property
+    def ipc_label(self) -> str:
+        return "all" if self.ipc is None else str(self.ipc)
+
+    @property
+    def key(self) -> str:
+        return f"{self.method}/{self.dataset}/ipc{self.ipc_label}/seed{self.seed}"
+
+    @property
+    def config_hash(self) -> str:
+        return stable_hash(
+            {
+                "protocol": PROTOCOL,
+                "suite_version": self.suite_version,
+                "method": self.method,
+                "config": dict(self.config),
+                "dataset": self.dataset,
+                "ipc": self.ipc,
+                "seed": self.seed,
+                "distill_model": self.distill_model,
+                "eval": dict(self.eval),
+                "eval_seeds": list(self.eval_seeds),
+            }
+        )
+
+    def resolved(self) -> dict[str, Any]:
+        """Everything the cell ran with, for the params and the ``config.yaml`` artifact."""
+        return {
+            "suite": self.suite,
+            "suite_version": self.suite_version,
+            "method": self.method,
+            "preset": self.preset,
+            "overrides": dict(self.overrides),
+            "config": dict(self.config),
+            "dataset": self.dataset,
+            "ipc": self.ipc_label,
+            "seed": self.seed,
+            "distill_model": self.distill_model,
+            "eval_models": list(self.eval_models),
+            "eval_seeds": list(self.eval_seeds),
+            "eval": dict(self.eval),
+            "role": self.role,
+            "config_hash": self.config_hash,
+        }
+
+
+@dataclass
+class CellResult:
+    key: str
+    status: str
+    """``done``, ``skipped`` or ``failed``."""
+    run_id: str | None = None
+    error: str | None = None
+    accuracies: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+# ---------------------------------------------------------------------------- planning
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def plan(suite: Suite, registry: Any) -> list[Cell]:
+    """Every cell of a validated suite (``methods: all`` already expanded)."""
+    cells = []
+    for entry in suite.methods or ():
+        spec = registry.distiller(entry.name)
+        ev = _jsonable(dataclasses.asdict(eval_config(suite.eval, entry.eval)))
+        role = "full" if entry.name == suite.full_method else "random" if entry.name == suite.random_method else "method"
+        ipcs: Sequence[int | None] = [None] if role == "full" else (entry.ipcs or suite.ipcs)
+        for dataset in suite.datasets:
+            for ipc in ipcs:
+                preset = entry.preset_for(ipc)
+                config = _jsonable(dataclasses.asdict(spec.resolve_config(preset, entry.overrides)))
+                for seed in entry.seeds or suite.seeds:
+                    cells.append(
+                        Cell(
+                            suite=suite.name,
+                            suite_version=suite.version,
+                            method=entry.name,
+                            preset=preset,
+                            overrides=dict(entry.overrides),
+                            config=config,
+                            dataset=dataset,
+                            ipc=ipc,
+                            seed=seed,
+                            distill_model=suite.distill_model,
+                            eval_models=tuple(suite.eval_models),
+                            eval_seeds=tuple(suite.eval_seeds),
+                            eval=ev,
+                            role=role,
+                        )
+                    )
+    return cells
+
+
+def parse_only(items: Iterable[str]) -> dict[str, set[str]]:
+    """``["method=random,full", "ipc=1"]`` -> ``{"method": {"random", "full"}, "ipc": {"1"}}``."""
+    only: dict[str, set[str]] = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        key = key.strip()
+        if not sep or key not in ONLY_KEYS or not values.strip():
+            raise ConfigError(f"--only {item!r} is not allowed: use KEY=V1,V2 with KEY one of {', '.join(ONLY_KEYS)}")
+        only.setdefault(key, set()).update(v.strip() for v in values.split(",") if v.strip())
+    return only
+
+
+def select(cells: Sequence[Cell], only: Mapping[str, set[str]]) -> list[Cell]:
+    """The cells that match every ``--only`` filter; a value that matches nothing is an error."""
+    def value(cell: Cell, key: str) -> str:
+        return cell.ipc_label if key == "ipc" else str(getattr(cell, key))
+
+    for key, wanted in only.items():
+        present = {value(c, key) for c in cells}
+        missing = sorted(wanted - present)
+        if missing:
+            raise ConfigError(f"--only {key}={','.join(missing)} matches no cell of the suite (it has: {', '.join(sorted(present))})")
+    return [c for c in cells if all(value(c, k) in v for k, v in only.items())]
+
+
+# ---------------------------------------------------------------------------- one cell
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """How cells run: plain data shared by every executor."""
+
+    tracking_uri: str
+    experiment: str
+    device: str = "auto"
+    data_root: str | None = None
+    download: bool = False
+    cache_dir: str | None = None
+    quiet: bool = False
+    suite_path: str | None = None
+
+
+class PeakMemory:
+    """Peak memory of a block: CUDA allocator peak on a GPU, peak RSS of the process on CPU.
+
+    On Linux the RSS high-water mark is reset at the start (``/proc/self/clear_refs``), so
+    the figure belongs to the block; elsewhere it is the process's lifetime peak, and
+    ``kind`` says so.
+    """
+
+    def __init__(self, device: Any):
+        self.device = device
+        self.kind = "cpu_peak_rss_process_lifetime"
+
+    def __enter__(self) -> PeakMemory:
+        import torch
+
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.kind = "cuda_max_memory_allocated"
+        else:
+            try:
+                Path("/proc/self/clear_refs").write_text("5")
+                self.kind = "cpu_peak_rss"
+            except OSError:
+                pass
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.peak_mb = self.read()
+
+    def read(self) -> float:
+        import torch
+
+        if self.device.type == "cuda":
+            return torch.cuda.max_memory_allocated(self.device) / 2**20
+        if self.kind == "cpu_peak_rss":
+            for line in Path("/proc/self/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+_REGISTRY: Any = None
+_DATA: dict[tuple, Any] = {}
+
+
+def _default_registry() -> Any:
+    global _REGISTRY
+    if _REGISTRY is None:
+        from .plugins import Registry
+
+        _REGISTRY = Registry()
+    return _REGISTRY
+
+
+def _data(registry: Any, ctx: RunContext, dataset: str) -> Any:
+    from . import api
+
+    key = (id(registry), dataset, ctx.data_root, ctx.download)
+    if key not in _DATA:
+        _DATA[key] = api.load_data(registry, dataset, ctx.data_root, ctx.download)
+    return _DATA[key]
+
+
+def _say(ctx: RunContext, text: str) -> None:
+    if not ctx.quiet:
+        print(text, file=sys.stderr, flush=True)
+
+
+def _identity_tags(cell: Cell, registry: Any, device: Any) -> dict[str, Any]:
+    from .runtime import environment
+
+    reg = registry.distillers.get(cell.method)
+    env = environment(device)
+    return {
+        "mlflow.runName": cell.key,
+        f"{tracking.TAG}kind": "cell",
+        f"{tracking.TAG}suite": cell.suite,
+        f"{tracking.TAG}suite_version": cell.suite_version,
+        f"{tracking.TAG}hash": cell.config_hash,
+        f"{tracking.TAG}method": cell.method,
+        f"{tracking.TAG}role": cell.role,
+        f"{tracking.TAG}dataset": cell.dataset,
+        f"{tracking.TAG}ipc": cell.ipc_label,
+        f"{tracking.TAG}seed": cell.seed,
+        f"{tracking.TAG}preset": cell.preset,
+        f"{tracking.TAG}distill_model": cell.distill_model,
+        f"{tracking.TAG}plugin": reg.plugin if reg else None,
+        f"{tracking.TAG}plugin_distribution": reg.distribution if reg else None,
+        f"{tracking.TAG}plugin_version": reg.version if reg else None,
+        **{f"{tracking.TAG}{k}": v for k, v in env.items()},
+    }
+
+
+def _eval_runs_done(c: Any, exp: str, parent: str) -> dict[str, Any]:
+    """Finished nested evaluation runs of a cell run, newest per architecture."""
+    runs = tracking.search(c, exp, f"tags.`mlflow.parentRunId` = '{parent}'")
+    done: dict[str, Any] = {}
+    for r in runs:
+        t = tracking.tags_of(r)
+        if t.get("kind") == "eval" and t.get("status") == tracking.DONE and t.get("eval_model") not in done:
+            done[t["eval_model"]] = r
+    return done
+
+
+def run_cell(cell: Cell, ctx: RunContext, registry: Any = None) -> CellResult:
+    """Run (or skip, or resume) one cell, tracked in MLflow; never raises for a cell's own error."""
+    import torch
+
+    from .runtime import resolve_device
+
+    started = time.perf_counter()
+    registry = registry if registry is not None else _default_registry()
+    c = tracking.client(ctx.tracking_uri)
+    exp = tracking.experiment_id(c, ctx.experiment, ctx.tracking_uri)
+    previous = tracking.search(c, exp, tracking.tag_filter(kind="cell", hash=cell.config_hash))
+    run = previous[0] if previous else None
+    if run is not None:
+        done_evals = _eval_runs_done(c, exp, run.info.run_id)
+        if tracking.tags_of(run).get("status") == tracking.DONE and set(cell.eval_models) <= set(done_evals):
+            accs = {m: r.data.metrics.get("test_acc_mean", float("nan")) for m, r in done_evals.items()}
+            return CellResult(cell.key, "skipped", run.info.run_id, accuracies=accs)
+        run_id = run.info.run_id
+        c.update_run(run_id, status="RUNNING")
+        resumed_from = tracking.tags_of(run).get("status")
+    else:
+        done_evals = {}
+        run_id = c.create_run(exp, run_name=cell.key).info.run_id
+        resumed_from = None
+    try:
+        device = resolve_device(ctx.device)
+        tracking.set_tags(c, run_id, {**_identity_tags(cell, registry, device), f"{tracking.TAG}status": tracking.RUNNING})
+        if resumed_from is not None:
+            tracking.set_tags(c, run_id, {f"{tracking.TAG}resumed_from": resumed_from})
+        tracking.log_params(c, run_id, tracking.flat_params("", _params(cell)))
+        result = _run_cell_body(cell, ctx, registry, device, c, exp, run_id, done_evals)
+        tracking.set_tags(c, run_id, {f"{tracking.TAG}status": tracking.DONE})
+        c.set_terminated(run_id, "FINISHED")
+        result.seconds = time.perf_counter() - started
+        return result
+    except KeyboardInterrupt:
+        tracking.set_tags(c, run_id, {f"{tracking.TAG}status": tracking.INTERRUPTED})
+        c.set_terminated(run_id, "KILLED")
+        raise
+    except Exception as exc:  # failure isolation: record it, let the suite go on
+        error = f"{type(exc).__name__}: {exc}"
+        record_failure(c, run_id, error, traceback.format_exc())
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        return CellResult(cell.key, "failed", run_id, error=error, seconds=time.perf_counter() - started)
+
+
+def record_failure(c: Any, run_id: str, error: str, trace: str) -> None:
+    tracking.set_tags(c, run_id, {f"{tracking.TAG}status": tracking.FAILED, f"{tracking.TAG}error": error})
+    try:
+        tracking.log_text(c, run_id, trace, "error.txt")
+    finally:
+        c.set_terminated(run_id, "FAILED")
+
+
+def _params(cell: Cell) -> dict[str, Any]:
+    return {
+        "method": cell.method,
+        "preset": cell.preset,
+        "dataset": cell.dataset,
+        "ipc": cell.ipc_label,
+        "seed": cell.seed,
+        "distill_model": cell.distill_model,
+        "eval_models": ",".join(cell.eval_models),
+        "eval_seeds": ",".join(map(str, cell.eval_seeds)),
+        "config_hash": cell.config_hash,
+        "suite_version": cell.suite_version,
+        "config": dict(cell.config),
+        "eval": dict(cell.eval),
+    }
+
+
+def _run_cell_body(
+    cell: Cell, ctx: RunContext, registry: Any, device: Any, c: Any, exp: str, run_id: str, done_evals: dict[str, Any]
+) -> CellResult:
+    import yaml
+
+    from . import api
+    from .evaluate import EvalConfig, evaluate
+    from .synthetic import SyntheticSet
+
+    data = _data(registry, ctx, cell.dataset)
+    metrics = tracking.MetricBuffer(c, run_id)
+    stored = tracking.list_artifacts(c, run_id, "synthetic")
+    with tempfile.TemporaryDirectory(prefix="ddb-cell-") as tmp:
+        tmp_path = Path(tmp)
+        if "synthetic/synthetic.pt" in stored:
+            _say(ctx, f"  {cell.key}: reusing the synthetic set of run {run_id[:8]}")
+            syn = SyntheticSet.load(Path(c.download_artifacts(run_id, "synthetic/synthetic.pt", str(tmp_path))))
+        else:
+            _say(ctx, f"  {cell.key}: distilling ({cell.distill_model}, {device})")
+            with PeakMemory(device) as mem:
+                syn = api.distill(
+                    registry,
+                    cell.method,
+                    data,
+                    cell.ipc if cell.ipc is not None else 1,
+                    seed=cell.seed,
+                    preset=cell.preset,
+                    overrides=cell.overrides,
+                    device=device,
+                    cache_dir=Path(ctx.cache_dir) if ctx.cache_dir else None,
+                    model=cell.distill_model,
+                    log_metric=metrics.log,
+                    progress=not ctx.quiet,
+                )
+            metrics.log_many(
+                {
+                    "distill_seconds": float(syn.metadata.get("distill_seconds", 0.0)),
+                    "peak_memory_mb": mem.peak_mb,
+                    "synthetic_bytes": float(syn.nbytes()),
+                    "synthetic_images": float(len(syn)),
+                    "soft_labels": float(syn.soft_labels),
+                }
+            )
+            metrics.flush()
+            tracking.set_tags(c, run_id, {f"{tracking.TAG}memory_kind": mem.kind, f"{tracking.TAG}soft_labels": syn.soft_labels})
+            resolved = {**cell.resolved(), "synthetic_metadata": _jsonable(_safe_metadata(syn.metadata))}
+            (tmp_path / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+            c.log_artifact(run_id, str(tmp_path / "config.yaml"))
+            syn.save(tmp_path / "synthetic.pt")
+            syn.save_grid(tmp_path / "grid.png")
+            c.log_artifact(run_id, str(tmp_path / "synthetic.pt"), "synthetic")
+            c.log_artifact(run_id, str(tmp_path / "grid.png"), "synthetic")
+            tracking.set_tags(c, run_id, {f"{tracking.TAG}status": tracking.DISTILLED})
+
+    config = EvalConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cell.eval.items()})
+    accs: dict[str, float] = {m: r.data.metrics.get("test_acc_mean", float("nan")) for m, r in done_evals.items()}
+    for model_name in cell.eval_models:
+        if model_name in done_evals:
+            continue
+        spec = registry.model(model_name)
+        child = c.create_run(
+            exp,
+            run_name=f"{cell.key}/{model_name}",
+            tags={
+                "mlflow.parentRunId": run_id,
+                f"{tracking.TAG}kind": "eval",
+                f"{tracking.TAG}suite": cell.suite,
+                f"{tracking.TAG}hash": cell.config_hash,
+                f"{tracking.TAG}method": cell.method,
+                f"{tracking.TAG}dataset": cell.dataset,
+                f"{tracking.TAG}ipc": cell.ipc_label,
+                f"{tracking.TAG}seed": cell.seed,
+                f"{tracking.TAG}eval_model": model_name,
+                f"{tracking.TAG}status": tracking.RUNNING,
+            },
+        ).info.run_id
+        try:
+            t0 = time.perf_counter()
+            _say(ctx, f"  {cell.key}: evaluating {model_name} x {len(cell.eval_seeds)} seeds, {config.epochs} epochs")
+            tracking.log_params(c, child, tracking.flat_params("", {"eval_model": model_name, "eval_seeds": ",".join(map(str, cell.eval_seeds)), "eval": dict(cell.eval)}))
+            report = evaluate(syn, data, [(model_name, spec)], cell.eval_seeds, config, device)
+            s = report.results[model_name]
+            buf = tracking.MetricBuffer(c, child)
+            for step, (seed, acc, val) in enumerate(zip(cell.eval_seeds, s.accs, s.val_accs)):
+                buf.log("test_acc", acc, step)
+                buf.log("val_acc", val, step)
+                buf.log(f"test_acc_s{seed}", acc)
+            buf.log_many({"test_acc_mean": s.mean, "test_acc_std": s.std, "test_acc_n": s.n, "val_acc_mean": sum(s.val_accs) / len(s.val_accs)})
+            if syn.soft_labels:  # the hard-label accuracy that HLR needs
+                hard = dataclasses.replace(syn, labels=syn.hard_labels(), metadata=dict(syn.metadata))
+                h = evaluate(hard, data, [(model_name, spec)], cell.eval_seeds, config, device).results[model_name]
+                for seed, acc in zip(cell.eval_seeds, h.accs):
+                    buf.log(f"hard_test_acc_s{seed}", acc)
+                buf.log("hard_test_acc_mean", h.mean)
+            buf.log("eval_seconds", time.perf_counter() - t0)
+            buf.flush()
+            metrics.log_many({f"acc.{model_name}.mean": s.mean, f"acc.{model_name}.std": s.std})
+            metrics.flush()
+            tracking.set_tags(c, child, {f"{tracking.TAG}status": tracking.DONE})
+            c.set_terminated(child, "FINISHED")
+            accs[model_name] = s.mean
+            _say(ctx, f"  {cell.key}: {model_name} {s.mean:.2f} ± {s.std:.2f} (n={s.n})")
+        except BaseException as exc:
+            status = tracking.INTERRUPTED if isinstance(exc, KeyboardInterrupt) else tracking.FAILED
+            tracking.set_tags(c, child, {f"{tracking.TAG}status": status, f"{tracking.TAG}error": f"{type(exc).__name__}: {exc}"})
+            c.set_terminated(child, "KILLED" if status == tracking.INTERRUPTED else "FAILED")
+            raise
+    return CellResult(cell.key, "done", run_id, accuracies=accs)
+
+
+def _safe_metadata(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """Metadata fit for a YAML file: long lists (e.g. indices) are summarised."""
+    out = {}
+    for k, v in meta.items():
+        if isinstance(v, (list, tuple)) and len(v) > 50:
+            out[k] = f"<{len(v)} items>"
+        elif isinstance(v, (str, int, float, bool, type(None), list, tuple, dict)):
+            out[k] = v
+        else:
+            out[k] = repr(v)
+    return out
+
+
+# ---------------------------------------------------------------------------- executors
+
+
+def run_local(cells: Sequence[Cell], ctx: RunContext, registry: Any = None, on_result: Callable[[Cell, CellResult], None] | None = None) -> list[CellResult]:
+    """One cell after another in this process."""
+    results = []
+    for i, cell in enumerate(cells, 1):
+        _say(ctx, f"[{i}/{len(cells)}] {cell.key}")
+        result = run_cell(cell, ctx, registry)
+        results.append(result)
+        if on_result:
+            on_result(cell, result)
+    return results
+
+
+def _ray_cell(cell: Cell, ctx: RunContext) -> CellResult:  # runs in a Ray worker
+    return run_cell(cell, ctx)
+
+
+def run_ray(
+    cells: Sequence[Cell], ctx: RunContext, address: str | None = None, on_result: Callable[[Cell, CellResult], None] | None = None, num_cpus: int | None = None
+) -> list[CellResult]:
+    """Every cell as a Ray task (one GPU per task when the cluster has GPUs).
+
+    ``address=None`` joins a running cluster if ``RAY_ADDRESS`` names one, else starts a
+    local Ray instance. Workers build their own registry from the installed plugins, so
+    every node needs dd-bench and the suite's plugins installed, and a tracking URI they
+    can all reach (a server, or a SQLite file on shared storage).
+    """
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("--executor ray needs Ray: pip install 'dd-bench[ray]'") from None
+    if tracking.sqlite_path(ctx.tracking_uri) is not None and address not in (None, "local"):
+        _say(ctx, "warning: a SQLite tracking store must be on storage every Ray node shares; prefer a tracking server")
+    own = not ray.is_initialized()
+    if own:
+        kwargs: dict[str, Any] = {"address": address, "include_dashboard": False, "log_to_driver": not ctx.quiet}
+        if num_cpus is not None and address in (None, "local"):
+            kwargs["num_cpus"] = num_cpus
+        ray.init(**kwargs)
+    try:
+        gpus = ray.cluster_resources().get("GPU", 0)
+        task = ray.remote(num_cpus=1, num_gpus=1 if gpus else 0, max_retries=0)(_ray_cell)
+        pending = {task.remote(cell, ctx): cell for cell in cells}
+        _say(ctx, f"submitted {len(pending)} cells to Ray ({int(gpus)} GPUs)")
+        results: dict[str, CellResult] = {}
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                cell = pending.pop(ref)
+                try:
+                    result = ray.get(ref)
+                except Exception as exc:  # the worker died: record it from here
+                    result = CellResult(cell.key, "failed", error=f"{type(exc).__name__}: {exc}".splitlines()[0])
+                    _record_lost_cell(cell, ctx, result.error or "")
+                results[cell.key] = result
+                _say(ctx, f"[{len(results)}/{len(cells)}] {cell.key}: {result.status}")
+                if on_result:
+                    on_result(cell, result)
+        return [results[c.key] for c in cells]
+    finally:
+        if own:
+            ray.shutdown()
+
+
+def _record_lost_cell(cell: Cell, ctx: RunContext, error: str) -> None:
+    c = tracking.client(ctx.tracking_uri)
+    exp = tracking.experiment_id(c, ctx.experiment, ctx.tracking_uri)
+    runs = tracking.search(c, exp, tracking.tag_filter(kind="cell", hash=cell.config_hash))
+    if runs and runs[0].info.status == "RUNNING":
+        record_failure(c, runs[0].info.run_id, error, error)
+
+
+# ---------------------------------------------------------------------------- suite
+
+
+@dataclass
+class SuiteRun:
+    suite: Suite
+    cells: list[Cell]
+    results: list[CellResult]
+    seconds: float
+
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.results)
+
+
+def run_suite(
+    suite: Suite,
+    *,
+    registry: Any = None,
+    tracking_uri: str | None = None,
+    executor: str = "local",
+    only: Iterable[str] = (),
+    device: str = "auto",
+    cache_dir: str | None = None,
+    quiet: bool = False,
+    ray_address: str | None = None,
+    ray_num_cpus: int | None = None,
+) -> SuiteRun:
+    """Validate (everything, before any work), plan, and execute a suite."""
+    from .runtime import resolve_device
+    from .suite import validate
+
+    if executor not in ("local", "ray"):
+        raise ConfigError(f"executor={executor!r} is not allowed: use local or ray")
+    if registry is None:
+        registry = _default_registry()
+    resolve_device(device)  # a bad device fails before any work
+    filters = parse_only(only)
+    data_cache: dict[str, Any] = {}
+    suite = validate(suite, registry, data_cache=data_cache)
+    cells = select(plan(suite, registry), filters)
+    uri = tracking.normalise_uri(tracking_uri)
+    ctx = RunContext(
+        tracking_uri=uri,
+        experiment=suite.name,
+        device=device,
+        data_root=suite.data_root,
+        download=suite.download,
+        cache_dir=cache_dir,
+        quiet=quiet,
+        suite_path=str(suite.path) if suite.path else None,
+    )
+    for name, data in data_cache.items():  # validation loaded them: keep them for the cells
+        _DATA[(id(registry), name, ctx.data_root, ctx.download)] = data
+    _say(ctx, f"suite {suite.name} v{suite.version}: {len(cells)} cells, executor {executor}, tracking {uri}")
+    started = time.perf_counter()
+    if executor == "ray":
+        results = run_ray(cells, ctx, ray_address, num_cpus=ray_num_cpus)
+    else:
+        results = run_local(cells, ctx, registry)
+    seconds = time.perf_counter() - started
+    out = SuiteRun(suite, cells, results, seconds)
+    _say(
+        ctx,
+        f"suite {suite.name}: {out.count('done')} done, {out.count('skipped')} skipped, {out.count('failed')} failed in {seconds:.0f}s",
+    )
+    for r in results:
+        if r.status == "failed":
+            _say(ctx, f"  failed: {r.key}: {r.error}")
+    if suite.budget_hours and seconds > suite.budget_hours * 3600:
+        _say(ctx, f"warning: the suite took {seconds / 3600:.2f} h, over its budget of {suite.budget_hours} h")
+    return out
+
+
+__all__ = ["Cell", "CellResult", "RunContext", "SuiteRun", "plan", "run_cell", "run_local", "run_ray", "run_suite", "select", "parse_only", "DDBenchError"]

@@ -1,0 +1,102 @@
+"""``dd-bench run``, ``dd-bench leaderboard`` and ``dd-bench demo``: suites on the command line."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+
+DEMO_SUITE = "demo"
+DEMO_OUT = Path("leaderboards") / "demo"
+
+
+def _command() -> str:
+    return "dd-bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def _run(args: argparse.Namespace, suite_name: str) -> int:
+    from .runner import run_suite
+    from .suite import load_suite
+
+    suite = load_suite(suite_name)
+    result = run_suite(
+        suite,
+        tracking_uri=args.tracking_uri,
+        executor=args.executor,
+        only=args.only or [],
+        device=args.device,
+        cache_dir=str(args.cache_dir) if args.cache_dir else None,
+        quiet=args.quiet,
+        ray_address=args.ray_address,
+    )
+    return 1 if result.count("failed") else 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from . import tracking
+
+    status = _run(args, args.suite)
+    uri = tracking.normalise_uri(args.tracking_uri)
+    print(f"runs tracked in {uri}; browse them with: {tracking.ui_command(uri)}", file=sys.stderr)
+    return status
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from .leaderboard import make
+    from .plugins import Registry
+    from .suite import load_suite
+
+    suite = load_suite(args.suite)
+    out = args.out or Path("leaderboards") / suite.name
+    _, files = make(suite, Registry(), args.tracking_uri, out, _command())
+    print(f"wrote {out}/ ({', '.join(p.name for p in files)})", file=sys.stderr)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from . import tracking
+    from .leaderboard import make
+    from .plugins import Registry
+    from .suite import load_suite
+
+    started = time.perf_counter()
+    status = _run(args, DEMO_SUITE)
+    suite = load_suite(DEMO_SUITE)
+    _, files = make(suite, Registry(), args.tracking_uri, args.out, _command())
+    uri = tracking.normalise_uri(args.tracking_uri)
+    readme = args.out / "README.md"
+    print(f"demo finished in {time.perf_counter() - started:.0f}s", file=sys.stderr)
+    print(f"leaderboard: {readme} (also {args.out / 'index.html'}, leaderboard.csv and PNG plots)")
+    print(f"MLflow UI:   {tracking.ui_command(uri)}   then open http://127.0.0.1:5000")
+    return status
+
+
+def _run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--executor", choices=("local", "ray"), default="local", help="local: one cell after another (default); ray: cells as Ray tasks")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlflow.db in the working directory)")
+    p.add_argument("--only", action="append", metavar="KEY=V1,V2", help="run only matching cells; KEY is method, dataset, ipc or seed (repeatable)")
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
+    p.add_argument("--cache-dir", type=Path, help="cache for expert buffers (default $DD_BENCH_CACHE or ~/.cache/dd-bench)")
+    p.add_argument("--ray-address", help="Ray cluster address (default: RAY_ADDRESS or a local Ray instance)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def add_suite_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``run``, ``leaderboard`` and ``demo`` to the ``dd-bench`` parser."""
+    p = subparsers.add_parser("run", help="run a suite: distil, evaluate and track every cell in MLflow")
+    p.add_argument("suite", help="a suite YAML file, or a name in ./suites (demo, fmnist-cpu, ...)")
+    _run_options(p)
+    p.set_defaults(func=cmd_run)
+
+    p = subparsers.add_parser("leaderboard", help="write a suite's leaderboard (README.md, CSV, HTML, PNG) from its MLflow runs")
+    p.add_argument("suite", help="a suite YAML file, or a name in ./suites")
+    p.add_argument("--out", type=Path, help="output folder (default leaderboards/<suite name>)")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlflow.db in the working directory)")
+    p.set_defaults(func=cmd_leaderboard)
+
+    p = subparsers.add_parser("demo", help="run the demo suite (all built-in methods on digits) and write its leaderboard")
+    p.add_argument("--out", type=Path, default=DEMO_OUT, help=f"leaderboard folder (default {DEMO_OUT})")
+    _run_options(p)
+    p.set_defaults(func=cmd_demo)

@@ -1,0 +1,209 @@
+"""MLflow tracking: where runs go, how cells are found again, how metrics are batched.
+
+One MLflow experiment per suite, one run per cell (method x dataset x IPC x seed) and a
+nested run per evaluation architecture. Every tag dd-bench writes starts with ``ddb.``.
+
+The default store is the embedded SQLite database ``mlflow.db`` in the working directory,
+with artifacts beside it in ``mlartifacts/``; any tracking server works by URI
+(``http://host:5000``). ``mlflow`` is imported only when a function here is called.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+DEFAULT_DB = "mlflow.db"
+ARTIFACT_DIR = "mlartifacts"
+TAG = "ddb."
+
+# Status values of the ``ddb.status`` tag of a cell run.
+RUNNING, DISTILLED, DONE, FAILED, INTERRUPTED = "running", "distilled", "done", "failed", "interrupted"
+
+
+def default_uri(cwd: str | Path | None = None) -> str:
+    """``sqlite:///<cwd>/mlflow.db`` (absolute, so Ray workers and the UI find the same file)."""
+    return f"sqlite:///{(Path(cwd) if cwd else Path.cwd()).resolve() / DEFAULT_DB}"
+
+
+def normalise_uri(uri: str | None) -> str:
+    """The default store for ``None``; relative SQLite and plain paths made absolute."""
+    if not uri:
+        return default_uri()
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        path = Path(uri[len("sqlite:///") :])
+        return f"sqlite:///{path.resolve()}"
+    if "://" not in uri:
+        raise ConfigError(
+            f"tracking URI {uri!r} is not allowed: use sqlite:///path/to/mlflow.db or http(s)://host:port"
+        )
+    return uri
+
+
+def sqlite_path(uri: str) -> Path | None:
+    return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
+
+
+def artifact_location(uri: str, experiment: str) -> str | None:
+    """Artifacts of a SQLite store live beside the database; a server decides its own."""
+    db = sqlite_path(uri)
+    if db is None:
+        return None
+    return (db.parent / ARTIFACT_DIR / experiment).resolve().as_uri()
+
+
+def ui_command(uri: str) -> str:
+    """The command that shows these runs in the MLflow UI."""
+    if sqlite_path(uri) is not None:
+        return f"mlflow ui --backend-store-uri {uri}"
+    return f"open {uri} in a browser"
+
+
+def _quiet_mlflow() -> None:
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("DO_NOT_TRACK", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    for name in ("mlflow", "alembic", "mlflow.store.db.utils"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def client(uri: str) -> Any:
+    """An ``MlflowClient`` for ``uri`` (no global state is touched)."""
+    _quiet_mlflow()
+    from mlflow.tracking import MlflowClient
+
+    db = sqlite_path(uri)
+    if db is not None:
+        db.parent.mkdir(parents=True, exist_ok=True)
+    return MlflowClient(tracking_uri=uri)
+
+
+def experiment_id(mlflow_client: Any, name: str, uri: str, create: bool = True) -> str | None:
+    """The id of experiment ``name``, created (artifacts beside a SQLite store) if missing."""
+    exp = mlflow_client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    if not create:
+        return None
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return mlflow_client.create_experiment(name, artifact_location=artifact_location(uri, name), tags={f"{TAG}suite": name})
+    except MlflowException:  # another worker created it first
+        exp = mlflow_client.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
+
+
+def search(mlflow_client: Any, exp_id: str, filter_string: str = "") -> list[Any]:
+    """Every run that matches (all pages), newest first."""
+    runs: list[Any] = []
+    token = None
+    while True:
+        page = mlflow_client.search_runs(
+            [exp_id], filter_string=filter_string, max_results=1000, page_token=token, order_by=["attributes.start_time DESC"]
+        )
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def tag_filter(**tags: str) -> str:
+    return " and ".join(f"tags.`{TAG}{k}` = '{v}'" for k, v in tags.items())
+
+
+def flat_params(prefix: str, values: Mapping[str, Any]) -> dict[str, str]:
+    """Nested mappings as ``prefix.key`` strings (MLflow params are strings, <= 6000 chars)."""
+    out: dict[str, str] = {}
+    for key, value in values.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, Mapping):
+            out.update(flat_params(name, value))
+        else:
+            out[name] = (str(list(value)) if isinstance(value, tuple) else str(value))[:6000]
+    return out
+
+
+def log_params(mlflow_client: Any, run_id: str, params: Mapping[str, str]) -> None:
+    from mlflow.entities import Param
+
+    items = [Param(k, v) for k, v in params.items()]
+    for i in range(0, len(items), 100):
+        mlflow_client.log_batch(run_id, params=items[i : i + 100])
+
+
+def set_tags(mlflow_client: Any, run_id: str, tags: Mapping[str, Any]) -> None:
+    from mlflow.entities import RunTag
+
+    items = [RunTag(k, str(v)[:5000]) for k, v in tags.items() if v is not None]
+    for i in range(0, len(items), 100):
+        mlflow_client.log_batch(run_id, tags=items[i : i + 100])
+
+
+class MetricBuffer:
+    """``log(name, value, step)`` batched into ``log_batch`` calls (one per ``size`` metrics)."""
+
+    def __init__(self, mlflow_client: Any, run_id: str, size: int = 500):
+        self.client, self.run_id, self.size = mlflow_client, run_id, size
+        self.pending: list[Any] = []
+
+    def log(self, name: str, value: float, step: int = 0) -> None:
+        import math
+        import time
+
+        from mlflow.entities import Metric
+
+        value = float(value)
+        if math.isfinite(value):
+            self.pending.append(Metric(name, value, int(time.time() * 1000), int(step)))
+        if len(self.pending) >= self.size:
+            self.flush()
+
+    def log_many(self, values: Mapping[str, float], step: int = 0) -> None:
+        for k, v in values.items():
+            self.log(k, v, step)
+
+    def flush(self) -> None:
+        while self.pending:
+            batch, self.pending = self.pending[:1000], self.pending[1000:]
+            self.client.log_batch(self.run_id, metrics=batch)
+
+
+def log_text(mlflow_client: Any, run_id: str, text: str, artifact_file: str) -> None:
+    mlflow_client.log_text(run_id, text, artifact_file)
+
+
+def list_artifacts(mlflow_client: Any, run_id: str, path: str | None = None) -> set[str]:
+    try:
+        return {f.path for f in mlflow_client.list_artifacts(run_id, path)}
+    except Exception:  # a missing folder reads as empty on every artifact store
+        return set()
+
+
+def tags_of(run: Any) -> dict[str, str]:
+    """A run's ``ddb.`` tags without the prefix."""
+    return {k[len(TAG) :]: v for k, v in run.data.tags.items() if k.startswith(TAG)}
+
+
+def runs_table(uri: str, experiment: str) -> tuple[list[Any], list[Any]]:
+    """(cell runs, eval runs) of a suite's experiment; empty if it was never run."""
+    c = client(uri)
+    exp = experiment_id(c, experiment, uri, create=False)
+    if exp is None:
+        return [], []
+    runs = search(c, exp)
+    cells = [r for r in runs if r.data.tags.get(f"{TAG}kind") == "cell"]
+    evals = [r for r in runs if r.data.tags.get(f"{TAG}kind") == "eval"]
+    return cells, evals
+
+
+def metric_history(uri: str, run_ids: Iterable[str], key: str) -> dict[str, list[tuple[int, float]]]:
+    c = client(uri)
+    return {rid: [(m.step, m.value) for m in c.get_metric_history(rid, key)] for rid in run_ids}

@@ -1,0 +1,107 @@
+"""Leaderboard numbers from known runs: aggregation, missing cells, DD-Ranking scores, ranks, files."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import pytest
+
+from dd_bench.leaderboard import CellRecord, build, lrs, write
+from dd_bench.suite import parse
+
+DOC = {
+    "name": "known",
+    "datasets": ["toy"],
+    "ipcs": [1, 10],
+    "methods": {"alpha": {}, "beta": {}, "random": {}, "full": {"seeds": [0]}},
+    "distill_model": "convnet",
+    "eval_models": ["convnet", "mlp"],
+    "seeds": [0, 1],
+    "eval_seeds": 3,
+}
+
+
+def rec(method, ipc, seed, convnet, mlp=None, hard=None, role="method", secs=1.0):
+    r = CellRecord(method, "toy", str(ipc), seed, role, {"convnet": convnet}, {}, secs, 100.0, 4096.0, {"device": "cpu (test)"})
+    if mlp is not None:
+        r.accs["mlp"] = mlp
+    if hard is not None:
+        r.hard_accs["convnet"] = hard
+    return r
+
+
+@pytest.fixture
+def board():
+    suite, errors = parse(DOC)
+    assert not errors
+    records = [
+        rec("full", "all", 0, 90.0, 80.0, role="full"),
+        rec("random", 1, 0, 20.0, 15.0, role="random"), rec("random", 1, 1, 30.0, 25.0, role="random"),
+        rec("random", 10, 0, 50.0, 40.0, role="random"), rec("random", 10, 1, 60.0, 50.0, role="random"),
+        rec("alpha", 1, 0, 40.0, 30.0), rec("alpha", 1, 1, 50.0, 34.0),
+        rec("alpha", 10, 0, 70.0, 60.0, secs=10.0), rec("alpha", 10, 1, 74.0, 62.0, secs=20.0),
+        # beta: soft labels (hard_accs), and ipc 10 seed 1 never finished
+        rec("beta", 1, 0, 60.0, 20.0, hard=30.0), rec("beta", 1, 1, 64.0, 22.0, hard=34.0),
+        rec("beta", 10, 0, 80.0, 70.0, hard=60.0),
+    ]  # fmt: skip
+    return build(suite, records)
+
+
+def test_entries_are_mean_and_sample_std_over_distillation_seeds(board):
+    e = board.acc[("toy", "alpha", "1", "convnet")]
+    assert e.complete and e.n == 2 and e.mean == 45.0 and math.isclose(e.std, math.sqrt(50.0))
+    assert e.text() == "45.00 ± 7.07 (n=2)"
+    full = board.acc[("toy", "full", "10", "convnet")]
+    assert full.mean == 90.0 and full.n == 1 and math.isnan(full.std) and "± –" in full.text()
+
+
+def test_incomplete_cells_are_missing_never_partial_means(board):
+    e = board.acc[("toy", "beta", "10", "convnet")]
+    assert not e.complete and e.n == 1 and math.isnan(e.mean) and e.text() == "missing (1/2)"
+    assert not board.fairness[("toy", "beta", "10")]["lrs"].complete
+    assert not board.cost[("toy", "beta", "10")]["distill_seconds"].complete
+
+
+def test_dd_ranking_scores_use_percent_correct_normalisation(board):
+    # random ipc1 convnet mean = 25, full = 90; alpha seeds 40, 50 (hard labels)
+    f = board.fairness[("toy", "alpha", "1")]
+    assert f["hlr"].values == [50.0, 40.0] and f["ior"].values == [15.0, 25.0]
+    expected = [lrs(50.0, 15.0), lrs(40.0, 25.0)]
+    assert f["lrs"].values == pytest.approx(expected)
+    a = (0.5 * 15.0 - 0.5 * 50.0) / 100
+    assert expected[0] == pytest.approx(100 * (math.exp(a) - math.exp(-1)) / (math.exp(1) - math.exp(-1)))
+    # beta has soft labels: HLR uses the argmax-label accuracy, IOR the accuracy it reached
+    b = board.fairness[("toy", "beta", "1")]
+    assert b["hlr"].values == [60.0, 56.0] and b["ior"].values == [35.0, 39.0]
+    # the bounds: 0 at IOR = -100, HLR = 100; 100 at IOR = 100, HLR = -100; finite in percent
+    assert lrs(100.0, -100.0) == pytest.approx(0.0) and lrs(-100.0, 100.0) == pytest.approx(100.0)
+    assert 0 < lrs(50.0, 15.0) < 100
+
+
+def test_ranks_and_costs(board):
+    # ipc1 convnet: beta 62 > alpha 45 > random 25; ipc1 mlp: alpha 32 > random 20 > beta 21? -> beta 21 > random 20
+    # ipc10 columns are incomplete (beta missing) and do not count
+    assert board.ranks[("toy", "beta")] == (1.5, 2)
+    assert board.ranks[("toy", "alpha")] == (1.5, 2)
+    assert board.ranks[("toy", "random")] == (3.0, 2)
+    assert board.cost[("toy", "alpha", "10")]["distill_seconds"].mean == 15.0
+    assert board.cost[("toy", "alpha", "10")]["storage_kib"].mean == 4.0
+
+
+def test_files_say_how_they_were_made(board, tmp_path):
+    prov = {"suite": "known v1", "command": "dd-bench leaderboard known", "device": "cpu (test)", "memory": "cpu_peak_rss",
+            "versions (runs)": "dd-bench 0; torch 0", "date": "2026-01-01 00:00 UTC"}  # fmt: skip
+    files = write(board, tmp_path, prov)
+    assert {p.name for p in files} == {"README.md", "leaderboard.csv", "index.html", "accuracy_vs_ipc.png", "cross_architecture.png"}
+    readme = (tmp_path / "README.md").read_text()
+    for needle in ("dd-bench leaderboard known", "cpu (test)", "45.00 ± 7.07 (n=2)", "missing (1/2)", "HLR", "LRS", "cross-architecture", "upper reference"):
+        assert needle in readme, needle
+    html = (tmp_path / "index.html").read_text()
+    assert "data:image/png;base64," in html and "dd-bench leaderboard known" in html and "<link" not in html
+    lines = [l for l in (tmp_path / "leaderboard.csv").read_text().splitlines() if not l.startswith("#")]
+    rows = list(csv.DictReader(lines))
+    alpha = next(r for r in rows if r["method"] == "alpha" and r["ipc"] == "1" and r["eval_model"] == "convnet")
+    assert float(alpha["mean"]) == 45.0 and alpha["n"] == "2" and float(alpha["hlr"]) == 45.0
+    assert (tmp_path / "leaderboard.csv").read_text().startswith("# suite: known v1")
+    assert (tmp_path / "accuracy_vs_ipc.png").read_bytes()[:4] == b"\x89PNG"

@@ -1,0 +1,148 @@
+"""Suite files: parsing, validation of every name and value up front, config hashes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dd_bench import hookimpl
+from dd_bench.runner import plan, parse_only, select
+from dd_bench.specs import DistillerSpec
+from dd_bench.suite import SuiteError, load_suite, parse, validate
+from dd_bench.testing import make_registry
+
+ROOT = Path(__file__).resolve().parent.parent
+
+GOOD = {
+    "name": "unit",
+    "datasets": ["toy"],
+    "ipcs": [1, 2],
+    "methods": {"random": {}, "full": {"eval": {"epochs": 1}, "seeds": [0]}},
+    "default_preset": "smoke",
+    "distill_model": "mlp",
+    "eval_models": ["mlp"],
+    "seeds": [0, 1],
+    "eval_seeds": 2,
+    "eval": {"epochs": 2, "dsa": False},
+}
+
+
+@dataclass(frozen=True)
+class KnobConfig:
+    steps: int = 3
+
+
+class KnobPlugin:
+    @hookimpl
+    def ddb_register_distillers(self):
+        return [DistillerSpec(name="knob", config_cls=KnobConfig, distill=lambda r: None, presets={"smoke": {"steps": 1}})]
+
+
+def write(tmp_path: Path, doc: dict, name: str = "s.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_shipped_suites_parse_and_the_demo_validates():
+    for path in sorted((ROOT / "suites").glob("*.yaml")):
+        assert not load_suite(path, strict=True).problems  # shape only: data may be absent (cifar10)
+    suite = validate(load_suite("demo"), make_registry())
+    assert {"random", "full"} <= {m.name for m in suite.methods}
+    assert suite.method("full").eval == {"epochs": 10}
+
+
+def test_a_good_suite_plans_one_cell_per_method_dataset_ipc_seed_and_full_ignores_ipc(tmp_path):
+    reg = make_registry()
+    suite = validate(load_suite(write(tmp_path, GOOD)), reg)
+    cells = plan(suite, reg)
+    keys = sorted(c.key for c in cells)
+    assert keys == sorted(
+        ["full/toy/ipcall/seed0"] + [f"random/toy/ipc{i}/seed{s}" for i in (1, 2) for s in (0, 1)]
+    )
+    full = next(c for c in cells if c.method == "full")
+    assert full.ipc is None and full.role == "full" and full.eval["epochs"] == 1
+    assert all(c.eval_seeds == (0, 1) for c in cells)
+
+
+def test_every_problem_is_reported_at_once(tmp_path):
+    bad = dict(GOOD)
+    bad.update(
+        datasets=["toy", "imagenet9"],
+        ipcs=[0, 2],
+        methods={"random": {}, "mttt": {}, "full": {"overrides": {"nope": 1}}},
+        eval_models=["mlp", "resnet99"],
+        eval={"epochs": "many", "colour": True},
+        seeds=[-1],
+        typo_key=1,
+    )
+    with pytest.raises(SuiteError) as err:
+        validate(load_suite(write(tmp_path, bad)), make_registry())
+    msg = str(err.value)
+    for needle in ("typo_key", "ipcs=[0, 2]", "seeds=[-1]", "colour", "'imagenet9'", "'mttt'", "nope", "'resnet99'"):
+        assert needle in msg, needle
+    assert "8 problems" in msg
+
+
+def test_ipc_larger_than_a_class_and_a_model_too_small_for_the_images_fail_before_work(tmp_path):
+    doc = dict(GOOD, ipcs=[1, 5000], eval_models=["mlp", "lenet"])
+    with pytest.raises(SuiteError) as err:
+        validate(load_suite(write(tmp_path, doc)), make_registry())
+    assert "ipc=5000" in str(err.value) and "lenet" in str(err.value)
+
+
+def test_methods_all_includes_every_registered_distiller_and_keeps_listed_settings(tmp_path):
+    reg = make_registry(KnobPlugin())
+    suite = validate(load_suite(write(tmp_path, dict(GOOD, methods="all"))), reg)
+    assert [m.name for m in suite.methods] == sorted(reg.distillers)
+    doc = dict(GOOD, methods={"all": {}, "knob": {"overrides": {"steps": 7}}})
+    suite = validate(load_suite(write(tmp_path, doc)), reg)
+    assert suite.method("knob").overrides == {"steps": 7} and suite.method("random").preset == "smoke"
+
+
+def test_config_hash_follows_the_resolved_config(tmp_path):
+    reg = make_registry(KnobPlugin())
+    doc = dict(GOOD, methods={"knob": {}, "random": {}, "full": {}})
+    a = {c.key: c.config_hash for c in plan(validate(load_suite(write(tmp_path, doc)), reg), reg)}
+    b = {c.key: c.config_hash for c in plan(validate(load_suite(write(tmp_path, doc)), reg), reg)}
+    assert a == b and len(set(a.values())) == len(a)
+    doc["methods"] = {"knob": {"overrides": {"steps": 2}}, "random": {}, "full": {}}
+    c = {c.key: c.config_hash for c in plan(validate(load_suite(write(tmp_path, doc)), reg), reg)}
+    assert c["knob/toy/ipc1/seed0"] != a["knob/toy/ipc1/seed0"] and c["random/toy/ipc1/seed0"] == a["random/toy/ipc1/seed0"]
+
+
+def test_only_filters_cells_and_rejects_unknown_values(tmp_path):
+    reg = make_registry()
+    cells = plan(validate(load_suite(write(tmp_path, GOOD)), reg), reg)
+    assert {c.key for c in select(cells, parse_only(["method=random", "ipc=2"]))} == {
+        "random/toy/ipc2/seed0", "random/toy/ipc2/seed1"
+    }  # fmt: skip
+    with pytest.raises(Exception, match="matches no cell"):
+        select(cells, parse_only(["method=nope"]))
+    with pytest.raises(Exception, match="KEY"):
+        parse_only(["colour=red"])
+
+
+def test_not_a_mapping_and_bad_yaml_are_clear(tmp_path):
+    assert parse([1, 2])[1]
+    (tmp_path / "bad.yaml").write_text("name: [unclosed\n")
+    with pytest.raises(Exception, match="not readable YAML"):
+        load_suite(tmp_path / "bad.yaml")
+    with pytest.raises(Exception, match="not found"):
+        load_suite(tmp_path / "missing.yaml")
+
+
+def test_cli_rejects_a_bad_suite_with_one_line_and_does_no_work(tmp_path):
+    path = write(tmp_path, dict(GOOD, datasets=["nope"]))
+    proc = subprocess.run(
+        [sys.executable, "-m", "dd_bench.cli", "run", str(path), "--quiet"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert proc.returncode == 2
+    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and "unknown dataset 'nope'" in lines[0], proc.stderr
+    assert not (tmp_path / "mlflow.db").exists()
