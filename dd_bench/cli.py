@@ -13,7 +13,7 @@ from typing import Any
 from tqdm import tqdm
 
 from . import __version__
-from .errors import ConfigError, DDBenchError
+from .errors import DDBenchError
 
 TRACEBACK_ENV = "DD_BENCH_TRACEBACK"
 
@@ -136,10 +136,9 @@ def cmd_buffer(args: argparse.Namespace) -> int:
 
     registry = _registry()
     model_spec = registry.model(args.model)
-    if args.optimizer != "sgd":
-        raise ConfigError(f"unknown expert optimizer {args.optimizer!r} (known: sgd)")
+    optimizer = registry.optimizer(args.optimizer)
     recipe = ExpertRecipe(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, dsa=not args.no_dsa,
-                          optimizer=args.optimizer)
+                          optimizer=args.optimizer, optimizer_options=dict(optimizer.defaults) if optimizer else {})
     device = resolve_device(args.device)
     data = api.load_data(registry, args.dataset, args.data_root, args.download)
     train_x = data.train_x
@@ -157,6 +156,7 @@ def cmd_buffer(args: argparse.Namespace) -> int:
         args.cache_dir or api.default_cache_dir(),
         device,
         zca=args.zca,
+        optimizer_factory=optimizer.build if optimizer else None,
     )
     print(f"{len(buffers.trajectories)} experts x {buffers.epochs} epochs in {buffers.directory}")
     return 0
@@ -243,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="convnet", help="expert architecture (default convnet)")
     p.add_argument("--experts", type=int, default=10, help="number of experts (default 10)")
     p.add_argument("--epochs", type=int, default=50, help="epochs per expert (default 50)")
-    p.add_argument("--optimizer", default="sgd", help="expert optimizer (default sgd)")
+    p.add_argument("--optimizer", default="sgd", help="expert optimizer: sgd (default) or a plugin's, e.g. gsam")
     p.add_argument("--lr", type=float, default=0.01, help="expert learning rate (default 0.01)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--no-dsa", action="store_true", help="train experts without DSA")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pluggy
 
 from . import PROJECT
-from .specs import DatasetSpec, DistillerSpec, ModelSpec
+from .specs import DatasetSpec, DistillerSpec, ModelSpec, OptimizerSpec
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 
@@ -41,6 +41,15 @@ def ddb_register_distillers() -> list[DistillerSpec]:
 
     ``DistillerSpec.distill(request)`` returns a ``SyntheticSet``; every distiller declares
     named presets, including ``smoke``.
+    """
+
+
+@hookspec
+def ddb_register_optimizers() -> list[OptimizerSpec]:
+    """Return optimizers for training expert trajectories (``dd-bench buffer --optimizer``).
+
+    Plain SGD is built in; a plugin adds others (FTD's sharpness-aware GSAM). Buffers are
+    cached per optimizer and options, so experts of different optimizers never mix.
     """
 
 

@@ -17,13 +17,13 @@ import pluggy
 
 from . import PROJECT, hookspecs
 from .errors import ConfigError, UnknownNameError
-from .specs import DatasetSpec, DistillerSpec, ModelSpec
+from .specs import DatasetSpec, DistillerSpec, ModelSpec, OptimizerSpec
 
 SELF_DISTRIBUTION = "dd-bench"
 AUTOLOAD_ENV = "DD_BENCH_DISABLE_PLUGIN_AUTOLOAD"
 BLOCK_ENV = "DD_BENCH_BLOCK_PLUGINS"
 
-S = TypeVar("S", DatasetSpec, ModelSpec, DistillerSpec)
+S = TypeVar("S", DatasetSpec, ModelSpec, DistillerSpec, OptimizerSpec)
 
 
 def _env_flag(name: str) -> bool:
@@ -82,6 +82,7 @@ class Registry:
         self.datasets = self._collect(self.pm.hook.ddb_register_datasets, DatasetSpec, dists)
         self.models = self._collect(self.pm.hook.ddb_register_models, ModelSpec, dists)
         self.distillers = self._collect(self.pm.hook.ddb_register_distillers, DistillerSpec, dists)
+        self.optimizers = self._collect(self.pm.hook.ddb_register_optimizers, OptimizerSpec, dists)
 
     def _collect(self, hook: Any, kind: type[S], dists: dict[str, Distribution]) -> dict[str, Registered[S]]:
         found: dict[str, Registered[S]] = {}
@@ -113,6 +114,14 @@ class Registry:
         if name not in self.distillers:
             raise UnknownNameError("method", name, self.distillers)
         return self.distillers[name].spec
+
+    def optimizer(self, name: str) -> OptimizerSpec | None:
+        """An expert optimizer by name; ``sgd`` is built in (None: plain SGD of the recipe)."""
+        if name == "sgd":
+            return None
+        if name not in self.optimizers:
+            raise UnknownNameError("expert optimizer", name, ["sgd", *self.optimizers])
+        return self.optimizers[name].spec
 
     def model(self, name: str) -> ModelSpec:
         """A registered model, or a namespaced one (``timm:x``) resolved by a plugin."""

@@ -294,6 +294,7 @@ def _identity_tags(cell: Cell, registry: Any, device: Any) -> dict[str, Any]:
         f"{tracking.TAG}seed": cell.seed,
         f"{tracking.TAG}preset": cell.preset,
         f"{tracking.TAG}distill_model": cell.distill_model,
+        f"{tracking.TAG}eval_models": ",".join(cell.eval_models),  # a tag: a suite may add architectures later
         f"{tracking.TAG}plugin": reg.plugin if reg else None,
         f"{tracking.TAG}plugin_distribution": reg.distribution if reg else None,
         f"{tracking.TAG}plugin_version": reg.version if reg else None,
@@ -375,7 +376,6 @@ def _params(cell: Cell) -> dict[str, Any]:
         "ipc": cell.ipc_label,
         "seed": cell.seed,
         "distill_model": cell.distill_model,
-        "eval_models": ",".join(cell.eval_models),
         "eval_seeds": ",".join(map(str, cell.eval_seeds)),
         "config_hash": cell.config_hash,
         "suite_version": cell.suite_version,

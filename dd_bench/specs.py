@@ -145,6 +145,26 @@ class ModelSpec:
             raise ConfigError(f"ModelSpec({self.name}).build must be callable")
 
 
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """An optimizer for expert training: ``build(model, recipe) -> torch.optim.Optimizer``.
+
+    ``recipe`` is the ``ExpertRecipe`` (lr, momentum, weight decay, ``optimizer_options``);
+    ``defaults`` are the options used when the user gives none (and are part of the buffer
+    cache key). ``step(closure)`` may call the closure more than once (sharpness-aware).
+    """
+
+    name: str
+    build: Callable[..., Any]
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name("OptimizerSpec", self.name)
+        if not callable(self.build):
+            raise ConfigError(f"OptimizerSpec({self.name}).build must be callable")
+
+
 @dataclass(frozen=True, eq=False)
 class DistillRequest:
     """Everything a distiller gets: data, budget, seed, resolved config and host services."""

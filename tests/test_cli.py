@@ -135,4 +135,4 @@ def test_buffer_then_mtt_distill_reuses_the_experts(capsys, tmp_path):
     syn = SyntheticSet.load(tmp_path / "m.pt")
     assert syn.method == "mtt" and syn.lr is not None
     code, _, err = run(capsys, "buffer", "--dataset", "toy", "--optimizer", "adamw", "--cache-dir", cache)
-    assert code == 2 and "unknown expert optimizer 'adamw'" in err
+    assert code == 2 and "unknown expert optimizer 'adamw'" in err and "sgd" in err

@@ -1,0 +1,1 @@
+"""DATM (placeholder until implemented)."""

@@ -1,0 +1,1 @@
+"""FTD (placeholder until implemented)."""
