@@ -3,7 +3,8 @@
     python benchmarks/oq_measure.py --out /tmp/oq_measure                # distil, evaluate, summarise
     python benchmarks/oq_measure.py --out /tmp/oq_measure --summarise    # only the table, from the files
 
-Every distillation and evaluation is one ``dd-bench`` command (logged verbatim with its wall
+Every distillation and evaluation is one ``dd-bench`` command (``--seeds 4,`` names seed 4:
+a bare ``--seeds 4`` would mean seeds 0..3) (logged verbatim with its wall
 time in ``commands.log``), run in ``--jobs`` parallel lanes with ``--threads`` torch threads
 each. Distillation seed ``s`` is evaluated with model seed ``s`` (one network per cell), so
 the spread over n = len(seeds) includes both the draw of the set and the network's seed.
@@ -88,7 +89,7 @@ def main() -> int:
                     target = out / f"eval_{name.replace(' ', '_').replace('(', '').replace(')', '')}_ipc{ipc}_s{s}.json"
                     if target.exists():
                         continue
-                    cmd = ["dd-bench", "evaluate", str(path), "--models", args.model, "--seeds", str(s),
+                    cmd = ["dd-bench", "evaluate", str(path), "--models", args.model, "--seeds", f"{s},",
                            "--epochs", str(epochs[ipc]), "--device", "cpu", "--json", *flags]  # fmt: skip
                     evals.append((cmd, target))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -12,17 +11,9 @@ import torch
 
 from .errors import ConfigError, DataError
 from .plugins import Registry
-from .runtime import seeded_build
+from .runtime import default_cache_dir, seeded_build
 from .specs import DataRequest, DistillRequest, RealData
 from .synthetic import SyntheticSet
-
-CACHE_ENV = "DD_BENCH_CACHE"
-
-
-def default_cache_dir() -> Path:
-    """Expert buffers and other reusable artefacts: ``$DD_BENCH_CACHE`` or ``~/.cache/dd-bench``."""
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "dd-bench")
-
 
 def load_data(
     registry: Registry, dataset: str, root: str | Path | None = None, download: bool = False

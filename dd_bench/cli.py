@@ -132,7 +132,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
 def cmd_buffer(args: argparse.Namespace) -> int:
     from . import api
     from .matching import ExpertRecipe, ensure_buffers
-    from .runtime import resolve_device, seeded_build
+    from .runtime import default_cache_dir, resolve_device, seeded_build
 
     registry = _registry()
     model_spec = registry.model(args.model)
@@ -153,7 +153,7 @@ def cmd_buffer(args: argparse.Namespace) -> int:
         train_x,
         recipe,
         args.experts,
-        args.cache_dir or api.default_cache_dir(),
+        args.cache_dir or default_cache_dir(),
         device,
         zca=args.zca,
         optimizer_factory=optimizer.build if optimizer else None,

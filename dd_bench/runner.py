@@ -455,7 +455,7 @@ def _run_cell_body(
                 f"{tracking.TAG}method": cell.method,
                 f"{tracking.TAG}dataset": cell.dataset,
                 f"{tracking.TAG}ipc": cell.ipc_label,
-                f"{tracking.TAG}seed": cell.seed,
+                f"{tracking.TAG}seed": str(cell.seed),
                 f"{tracking.TAG}eval_model": model_name,
                 f"{tracking.TAG}status": tracking.RUNNING,
             },
@@ -632,6 +632,7 @@ def run_suite(
         quiet=quiet,
         suite_path=str(suite.path) if suite.path else None,
     )
+    tracking.experiment_id(tracking.client(uri), suite.name, uri)  # store and experiment exist before workers start
     for name, data in data_cache.items():  # validation loaded them: keep them for the cells
         _DATA[(id(registry), name, ctx.data_root, ctx.download)] = data
     _say(ctx, f"suite {suite.name} v{suite.version}: {len(cells)} cells, executor {executor}, tracking {uri}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 from collections.abc import Callable
@@ -13,6 +14,14 @@ from torch import nn
 
 from . import __version__
 from .errors import ConfigError
+
+
+CACHE_ENV = "DD_BENCH_CACHE"
+
+
+def default_cache_dir() -> Path:
+    """Expert buffers, autoencoders and downloads: ``$DD_BENCH_CACHE`` or ``~/.cache/dd-bench``."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "dd-bench")
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -458,7 +458,7 @@ def validate(suite: Suite, registry: Any, *, check_data: bool = True, data_cache
             for model in dict.fromkeys((suite.distill_model, *suite.eval_models)):
                 try:
                     registry.model(model).build(data.shape)
-                except DDBenchError as exc:
+                except Exception as exc:  # a plugin's own error is still a bad suite
                     errors.append(f"model {model} on {ds}: {exc}")
             for ipc in sorted(ipcs):
                 try:

@@ -16,13 +16,16 @@ def _command() -> str:
     return "dd-bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
-def _run(args: argparse.Namespace, suite_name: str) -> int:
+def _run(args: argparse.Namespace, suite_name: str):
+    from .plugins import Registry
     from .runner import run_suite
     from .suite import load_suite
 
     suite = load_suite(suite_name)
+    registry = Registry()
     result = run_suite(
         suite,
+        registry=registry,
         tracking_uri=args.tracking_uri,
         executor=args.executor,
         only=args.only or [],
@@ -31,16 +34,16 @@ def _run(args: argparse.Namespace, suite_name: str) -> int:
         quiet=args.quiet,
         ray_address=args.ray_address,
     )
-    return 1 if result.count("failed") else 0
+    return result, registry
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from . import tracking
 
-    status = _run(args, args.suite)
+    result, _ = _run(args, args.suite)
     uri = tracking.normalise_uri(args.tracking_uri)
     print(f"runs tracked in {uri}; browse them with: {tracking.ui_command(uri)}", file=sys.stderr)
-    return status
+    return 1 if result.count("failed") else 0
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
@@ -58,19 +61,15 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from . import tracking
     from .leaderboard import make
-    from .plugins import Registry
-    from .suite import load_suite
-
     started = time.perf_counter()
-    status = _run(args, DEMO_SUITE)
-    suite = load_suite(DEMO_SUITE)
-    _, files = make(suite, Registry(), args.tracking_uri, args.out, _command())
+    result, registry = _run(args, DEMO_SUITE)
+    make(result.suite, registry, args.tracking_uri, args.out, _command())  # the methods that ran
     uri = tracking.normalise_uri(args.tracking_uri)
     readme = args.out / "README.md"
     print(f"demo finished in {time.perf_counter() - started:.0f}s", file=sys.stderr)
     print(f"leaderboard: {readme} (also {args.out / 'index.html'}, leaderboard.csv and PNG plots)")
     print(f"MLflow UI:   {tracking.ui_command(uri)}   then open http://127.0.0.1:5000")
-    return status
+    return 1 if result.count("failed") else 0
 
 
 def _run_options(p: argparse.ArgumentParser) -> None:

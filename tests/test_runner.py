@@ -44,7 +44,8 @@ class Counting:
 
     def __init__(self):
         self.distills = 0
-        self.builds_to_fail = 0
+        self.builds = 0
+        self.fail_build = 0
 
     def distill(self, request):
         self.distills += 1
@@ -58,8 +59,8 @@ class Counting:
         )  # fmt: skip
 
     def build(self, shape):
-        if self.builds_to_fail > 0:
-            self.builds_to_fail -= 1
+        self.builds += 1
+        if self.builds == self.fail_build:
             raise RuntimeError("interrupted while evaluating")
         return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(shape.channels * shape.height * shape.width, shape.num_classes))
 
@@ -113,7 +114,7 @@ def test_a_failing_cell_is_recorded_and_the_suite_goes_on_then_resume_reuses_fin
     plugin = Counting()
     reg = make_registry(plugin)
     suite = suite_of(methods={"counting": {}, "random": {}}, eval_models=["mlp", "flaky"], references={"full": None})
-    plugin.builds_to_fail = 1  # the first evaluation on "flaky" dies: that cell is interrupted
+    plugin.fail_build = 2  # build 1 is the up-front check; build 2, the first evaluation on "flaky", dies
     result = run_suite(suite, registry=reg, tracking_uri=uri, quiet=True)
     status = {r.key: r.status for r in result.results}
     assert status == {

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from dd_bench.errors import DataError
+from dd_bench.runtime import default_cache_dir
 from dd_bench.specs import DataRequest, RealData, split_train_val
 
 T = TypeVar("T")
@@ -25,8 +26,6 @@ ROOT_HINT = "point --data-root DIR at a folder that holds them"
 
 def default_root() -> Path:
     """Where downloads go without ``--data-root``: ``data/`` in the host's cache (``$DD_BENCH_CACHE``)."""
-    from dd_bench.api import default_cache_dir  # at call time: the host owns the cache rule
-
     return default_cache_dir() / "data"
 
 
