@@ -308,11 +308,11 @@ PRESETS: dict[str, dict[str, Any]] = {
                      "lr_y": 2.0, "threshold": 1.0, "batch_syn": 500, "min_start_epoch": 0,
                      "current_max_start_epoch": 20, "max_start_epoch": 40, "expansion_end_epoch": 2000},
     # Minutes on 2 CPU cores (Fashion-MNIST, --model convnet_w32): MTT's `cpu` budget and experts
-    # (SGD, 4 x 6 epochs, shared with MTT's in the cache, so the comparison isolates DATM's own
+    # (SGD, 3 x 5 epochs, shared with MTT's in the cache, so the comparison isolates DATM's own
     # policies), the window growing from [0, 2) to [0, 4) over the first fifth of the run (as
     # DATM's CIFAR-10 IPC 50 config: 2000 of 10000 iterations), and its lr_y and threshold.
-    "cpu": {"num_experts": 4, "expert_train_epochs": 6, "syn_steps": 20, "expert_epochs": 2, "min_start_epoch": 0,
-            "current_max_start_epoch": 2, "max_start_epoch": 4, "expansion_end_epoch": 40, "iterations": 200,
+    "cpu": {"num_experts": 3, "expert_train_epochs": 5, "syn_steps": 20, "expert_epochs": 2, "min_start_epoch": 0,
+            "current_max_start_epoch": 2, "max_start_epoch": 4, "expansion_end_epoch": 20, "iterations": 100,
             "lr_img": 100.0, "lr_lr": 1e-6, "lr_teacher": 0.01, "lr_y": 2.0, "threshold": 1.0},
 }
 
