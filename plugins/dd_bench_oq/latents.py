@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dd_bench.errors import ConfigError, DataError
+from dd_bench.matching.buffers import data_fingerprint
 from dd_bench.runtime import seeded_build
 from dd_bench.specs import RealData
 from dd_bench.synthetic import atomic_torch_save
@@ -167,22 +168,8 @@ class AERecipe:
     seed: int = 0
 
 
-def data_fingerprint(data: RealData) -> dict[str, Any]:
-    """Identity of the training split (content hash of a strided sample, labels, shape, normalisation)."""
-    digest = hashlib.sha256()
-    digest.update(data.train_x[:: max(1, len(data.train_x) // 512)].contiguous().numpy().tobytes())
-    digest.update(data.train_y.numpy().tobytes())
-    return {
-        "dataset": data.name,
-        "shape": list(data.train_x.shape),
-        "mean": list(data.mean),
-        "std": list(data.std),
-        "content": digest.hexdigest()[:16],
-    }
-
-
 def ae_cache_path(cache_dir: Path, data: RealData, recipe: AERecipe) -> tuple[Path, dict[str, Any]]:
-    key = {"data": data_fingerprint(data), "recipe": recipe.__dict__, "arch": "ConvAutoencoder", "format": AE_FORMAT_VERSION}
+    key = {"data": data_fingerprint(data, zca=False), "recipe": recipe.__dict__, "arch": "ConvAutoencoder", "format": AE_FORMAT_VERSION}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     return Path(cache_dir) / "oq" / "autoencoders" / data.name / f"ae-{digest}.pt", key
 
