@@ -7,11 +7,16 @@ the literature), IPC 10, syn_steps 20, batch_syn = all images, DSA on.
 
     python benchmarks/matching_speed.py                          # unrolled and constant memory
     python benchmarks/matching_speed.py --syn-steps 10,20,40,80 --ipc 1,10 --iterations 3
+    python benchmarks/matching_speed.py --allocator default,tuned   # before/after the CPU allocator setting
+
+``--allocator tuned`` (the default) applies ``dd_bench.runtime.tune_cpu_allocator`` as the
+``dd-bench`` command does; ``default`` leaves glibc's malloc as it is.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import resource
 import statistics
@@ -28,6 +33,9 @@ def one(args: argparse.Namespace) -> dict:
     from dd_bench.plugins import Registry
     from dd_bench.specs import DataShape
 
+    from dd_bench.runtime import tune_cpu_allocator
+
+    tuned = tune_cpu_allocator() if args.allocator == "tuned" else False
     device = torch.device(args.device)
     torch.manual_seed(0)
     shape = DataShape(1, 28, 28, 10)
@@ -72,6 +80,7 @@ def one(args: argparse.Namespace) -> dict:
         "peak_gb": round(peak_gb, 3),
         "peak_kind": peak_kind,
         "threads": torch.get_num_threads(),
+        "allocator": "tuned" if tuned else "default",
     }
 
 
@@ -85,6 +94,7 @@ def main() -> None:
     parser.add_argument("--model", default="convnet")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--no-dsa", action="store_true")
+    parser.add_argument("--allocator", default="tuned", help="tuned, default, or both comma-separated (CPU malloc setting)")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--constant-memory", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -93,22 +103,22 @@ def main() -> None:
         print(json.dumps(one(args)))
         return
     print(f"device {args.device}, torch {torch.__version__}, model {args.model}", file=sys.stderr)
-    print("| mode | ipc | syn_steps | s/iter (median) | peak GB |")
-    print("|---|---|---|---|---|")
-    for mode in args.modes.split(","):
+    print("| allocator | mode | ipc | syn_steps | s/iter (median) | peak GB |")
+    print("|---|---|---|---|---|---|")
+    for allocator, mode in itertools.product(args.allocator.split(","), args.modes.split(",")):
         for ipc in args.ipc.split(","):
             for steps in args.syn_steps.split(","):
                 cmd = [sys.executable, __file__, "--one", "--syn-steps", steps, "--ipc", ipc, "--model", args.model,
-                       "--iterations", str(args.iterations), "--device", args.device]
+                       "--iterations", str(args.iterations), "--device", args.device, "--allocator", allocator]
                 cmd += ["--constant-memory"] if mode == "constant-memory" else []
                 cmd += ["--no-dsa"] if args.no_dsa else []
                 cmd += ["--batch-syn", str(args.batch_syn)] if args.batch_syn else []
                 out = subprocess.run(cmd, capture_output=True, text=True)
                 if out.returncode:
-                    print(f"| {mode} | {ipc} | {steps} | failed: {out.stderr.strip().splitlines()[-1]} | |", flush=True)
+                    print(f"| {allocator} | {mode} | {ipc} | {steps} | failed: {out.stderr.strip().splitlines()[-1]} | |", flush=True)
                     continue
                 r = json.loads(out.stdout)
-                print(f"| {r['mode']} | {ipc} | {steps} | {r['s_per_iter']:.2f} | {r['peak_gb']:.2f} ({r['peak_kind']}) |", flush=True)
+                print(f"| {r['allocator']} | {r['mode']} | {ipc} | {steps} | {r['s_per_iter']:.2f} | {r['peak_gb']:.2f} ({r['peak_kind']}) |", flush=True)
 
 
 if __name__ == "__main__":

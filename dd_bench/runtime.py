@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import platform
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,27 @@ from .errors import ConfigError
 
 
 CACHE_ENV = "DD_BENCH_CACHE"
+ALLOCATOR_ENV = "DD_BENCH_DEFAULT_MALLOC"
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_MAX = -1, -2, -4  # glibc's mallopt parameters
+
+
+def tune_cpu_allocator() -> bool:
+    """Keep freed memory inside the process (glibc only; ``DD_BENCH_DEFAULT_MALLOC=1`` opts out).
+
+    By default glibc maps every large tensor fresh and unmaps it when freed, so each student
+    step page-faults its activations in again: on 2 CPU cores that is about half the time of
+    a matching iteration. Serving them from a heap that is neither mmapped nor trimmed halves
+    it, for the same peak memory (``benchmarks/matching_speed.py --allocator``). Returns
+    whether the setting took effect.
+    """
+    if sys.platform != "linux" or os.environ.get(ALLOCATOR_ENV) or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    settings = ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1), (_M_TOP_PAD, 64 * 2**20))
+    return all(libc.mallopt(key, value) == 1 for key, value in settings)
 
 
 def default_cache_dir() -> Path:
