@@ -314,6 +314,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {"num_experts": 3, "expert_train_epochs": 5, "syn_steps": 20, "expert_epochs": 2, "min_start_epoch": 0,
             "current_max_start_epoch": 2, "max_start_epoch": 4, "expansion_end_epoch": 20, "iterations": 100,
             "lr_img": 100.0, "lr_lr": 1e-6, "lr_teacher": 0.01, "lr_y": 2.0, "threshold": 1.0},
+    # `cpu` at IPC 1: MTT's `cpu-ipc1` budget (500 iterations), the window growing over the first fifth.
+    "cpu-ipc1": {"num_experts": 3, "expert_train_epochs": 5, "syn_steps": 20, "expert_epochs": 2, "min_start_epoch": 0,
+                 "current_max_start_epoch": 2, "max_start_epoch": 4, "expansion_end_epoch": 100, "iterations": 500,
+                 "lr_img": 100.0, "lr_lr": 1e-6, "lr_teacher": 0.01, "lr_y": 2.0, "threshold": 1.0},
 }
 
 

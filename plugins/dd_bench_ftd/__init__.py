@@ -197,6 +197,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # cost), the decay scaled to 100 iterations (0.975^100 ~ 0.9995^5000 ~ 0.08).
     "cpu": {"num_experts": 2, "expert_train_epochs": 5, "syn_steps": 20, "expert_epochs": 2, "max_start_epoch": 4,
             "iterations": 100, "lr_img": 100.0, "lr_lr": 1e-6, "lr_teacher": 0.01, "ema_decay": 0.975},
+    # `cpu` at IPC 1: MTT's `cpu-ipc1` budget (500 iterations), decay scaled (0.995^500 ~ 0.08).
+    "cpu-ipc1": {"num_experts": 2, "expert_train_epochs": 5, "syn_steps": 20, "expert_epochs": 2, "max_start_epoch": 4,
+                 "iterations": 500, "lr_img": 100.0, "lr_lr": 1e-6, "lr_teacher": 0.01, "ema_decay": 0.995},
 }
 
 
