@@ -8,24 +8,13 @@ import torch
 
 from dd_bench import api
 from dd_bench.errors import ConfigError
-from dd_bench.specs import DataRequest, DistillRequest
 from dd_bench.runtime import seeded_build
-from dd_bench.testing import make_registry
+from dd_bench.specs import DistillRequest
 from dd_bench_datm import DATM, PRESETS, DATMConfig
 
 TINY = dict(iterations=6, syn_steps=3, expert_epochs=1, min_start_epoch=0, current_max_start_epoch=1,
             max_start_epoch=3, expansion_end_epoch=4, num_experts=2, expert_train_epochs=3, lr_img=10.0,
             lr_lr=1e-5, lr_y=5.0, checkpoint_every=3, threshold=None)
-
-
-@pytest.fixture(scope="module")
-def registry():
-    return make_registry()
-
-
-@pytest.fixture(scope="module")
-def toy(registry):
-    return registry.dataset("toy").load(DataRequest())
 
 
 def request(registry, data, tmp_path, **overrides):

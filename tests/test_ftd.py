@@ -14,23 +14,11 @@ from dd_bench.cli import main
 from dd_bench.errors import ConfigError, DataError
 from dd_bench.matching import ExpertRecipe
 from dd_bench.matching.buffers import buffer_dir
-from dd_bench.specs import DataRequest
 from dd_bench.synthetic import SyntheticSet
-from dd_bench.testing import make_registry
 from dd_bench_ftd import ALTERNATE_KEY, KIND_KEY, GSAM, alternate_set
 
 TINY = dict(iterations=6, syn_steps=3, expert_epochs=1, max_start_epoch=2, num_experts=2,
             expert_train_epochs=2, lr_img=10.0, lr_lr=1e-5, checkpoint_every=3)
-
-
-@pytest.fixture(scope="module")
-def registry():
-    return make_registry()
-
-
-@pytest.fixture(scope="module")
-def toy(registry):
-    return registry.dataset("toy").load(DataRequest())
 
 
 def one_step(optimizer_kind: str, rho: float = 0.05, alpha: float = 0.4, adaptive: bool = False, bn: bool = False):

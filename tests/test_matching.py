@@ -12,21 +12,9 @@ from dd_bench.errors import ConfigError, DataError
 from dd_bench.matching import ExpertRecipe, FlatModel, MatchingConfig, ensure_buffers, match
 from dd_bench.matching import buffers as buffers_module
 from dd_bench.runtime import seeded_build
-from dd_bench.specs import DataRequest
-from dd_bench.testing import make_registry
 
 TINY = dict(iterations=6, syn_steps=3, expert_epochs=1, max_start_epoch=2, num_experts=2,
             expert_train_epochs=2, lr_img=10.0, lr_lr=1e-5, checkpoint_every=3)
-
-
-@pytest.fixture(scope="module")
-def registry():
-    return make_registry()
-
-
-@pytest.fixture(scope="module")
-def toy(registry):
-    return registry.dataset("toy").load(DataRequest())
 
 
 def tiny_problem(soft: bool):

@@ -12,24 +12,8 @@ from dd_bench import api
 from dd_bench.errors import ConfigError
 from dd_bench.evaluate import EvalConfig, evaluate
 from dd_bench.synthetic import SyntheticSet
-from dd_bench.testing import make_registry
 from dd_bench_oq import latents as oq_latents
 from dd_bench_oq.quantize import clvq, kmeans_plus_plus, lloyd, quantization_error
-
-
-@pytest.fixture(scope="module")
-def registry():
-    return make_registry()
-
-
-@pytest.fixture(scope="module")
-def digits(registry):
-    return api.load_data(registry, "digits")
-
-
-@pytest.fixture(scope="module")
-def toy(registry):
-    return api.load_data(registry, "toy")
 
 
 def blobs(n=600, d=5, centres=6, seed=0):

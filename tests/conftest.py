@@ -1,0 +1,23 @@
+"""Fixtures shared by the test modules: the built-in registry and the small datasets."""
+
+from __future__ import annotations
+
+import pytest
+
+from dd_bench.specs import DataRequest
+from dd_bench.testing import make_registry
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return make_registry()
+
+
+@pytest.fixture(scope="module")
+def toy(registry):
+    return registry.dataset("toy").load(DataRequest())
+
+
+@pytest.fixture(scope="module")
+def digits(registry):
+    return registry.dataset("digits").load(DataRequest())
