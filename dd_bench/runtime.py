@@ -29,8 +29,8 @@ def tune_cpu_allocator() -> bool:
     By default glibc maps every large tensor fresh and unmaps it when freed, so each student
     step page-faults its activations in again: on 2 CPU cores that is about half the time of
     a matching iteration. Serving them from a heap that is neither mmapped nor trimmed halves
-    it, for the same peak memory (``benchmarks/matching_speed.py --allocator``). Returns
-    whether the setting took effect.
+    it, for about a quarter more peak memory (fragmentation; ``benchmarks/matching_speed.py
+    --allocator default,tuned`` measures both). Returns whether the setting took effect.
     """
     if sys.platform != "linux" or os.environ.get(ALLOCATOR_ENV) or platform.libc_ver()[0] != "glibc":
         return False
