@@ -42,6 +42,16 @@ def tune_cpu_allocator() -> bool:
     return all(libc.mallopt(key, value) == 1 for key, value in settings)
 
 
+def release_free_memory() -> None:
+    """Give the heap's free memory back to the OS (glibc), so that a peak-RSS reading taken
+    next belongs to the work that follows, not to what earlier work left in the heap."""
+    if sys.platform == "linux" and platform.libc_ver()[0] == "glibc":
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except OSError:
+            pass
+
+
 def default_cache_dir() -> Path:
     """Expert buffers, autoencoders and downloads: ``$DD_BENCH_CACHE`` or ``~/.cache/dd-bench``."""
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "dd-bench")
