@@ -125,8 +125,10 @@ class DATM(TrajectoryMatcher):
         if cfg.expert_optimizer == "gsam":
             # DATM's reference trains its experts with FTD's buffer script (GSAM); the engine
             # takes an optimizer factory, not a name, so borrow the built-in FTD plugin's.
-            from dd_bench_ftd.gsam import GSAM_DEFAULTS, build_gsam
-
+            try:
+                from dd_bench_ftd.gsam import GSAM_DEFAULTS, build_gsam
+            except ImportError as exc:
+                raise ConfigError("expert_optimizer=gsam needs the ftd plugin (dd_bench_ftd); use sgd") from exc
             self.optimizer_factory = build_gsam
             self.optimizer_options = dict(GSAM_DEFAULTS)
         self.skipped = 0
