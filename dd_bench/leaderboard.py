@@ -338,7 +338,7 @@ def tables(board: Board) -> list[tuple[str, str, list[str], list[list[str]]]]:
             )
         )
         for ipc in board.ipcs:
-            header = ["method"] + list(s.eval_models) + [f"spread (max - min)"]
+            header = ["method"] + list(s.eval_models) + ["spread (max - min)"]
             rows = []
             for m in board.methods:
                 vals = [board.acc.get((ds, m, ipc, model)) for model in s.eval_models]

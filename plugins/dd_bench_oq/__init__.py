@@ -23,7 +23,6 @@ small autoencoder), ``pixel``, ``gpu`` (autoencoder, more epochs, CLVQ for big c
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
