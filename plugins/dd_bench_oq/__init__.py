@@ -260,12 +260,12 @@ def distill_oq(request: DistillRequest) -> SyntheticSet:
             codes = z[pick]
             medoids.append(idx[pick.cpu()])
             decoded = data.train_x[idx[pick.cpu()]].to(device)
+            index, dist = assign(z, codes, config.chunk)  # the medoids' own cells
+            masses, error = cell_masses(index, ipc), float(dist.to(torch.float64).mean())
         else:
             decoded = latent.decode(codes)
-        # masses and error of the returned codebook (for Lloyd's centroids: its final cells)
-        index, dist = assign(z, codes, config.chunk)
-        masses = cell_masses(index, ipc)
-        err_latent.append(float(dist.to(torch.float64).mean()))
+            masses, error = q.masses, q.error  # the quantizer's final assignment of these codes
+        err_latent.append(error)
         pixel = quantization_error(data.train_x[idx].to(device), decoded, chunk=config.chunk)
         err_pixel.append(float(pixel["error"]))
         weights.append(masses * (idx.numel() / n_total))
