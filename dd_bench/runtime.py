@@ -32,11 +32,8 @@ def tune_cpu_allocator() -> bool:
     it, for about a quarter more peak memory (fragmentation; ``benchmarks/matching_speed.py
     --allocator default,tuned`` measures both). Returns whether the setting took effect.
     """
-    if sys.platform != "linux" or os.environ.get(ALLOCATOR_ENV) or platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
+    libc = _glibc()
+    if libc is None or os.environ.get(ALLOCATOR_ENV):
         return False
     settings = ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1), (_M_TOP_PAD, 64 * 2**20))
     return all(libc.mallopt(key, value) == 1 for key, value in settings)
@@ -45,11 +42,19 @@ def tune_cpu_allocator() -> bool:
 def release_free_memory() -> None:
     """Give the heap's free memory back to the OS (glibc), so that a peak-RSS reading taken
     next belongs to the work that follows, not to what earlier work left in the heap."""
-    if sys.platform == "linux" and platform.libc_ver()[0] == "glibc":
-        try:
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
-        except OSError:
-            pass
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+def _glibc() -> ctypes.CDLL | None:
+    """The C library when it is glibc (whose malloc the two functions above tune), else None."""
+    if sys.platform != "linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
 
 
 def default_cache_dir() -> Path:
