@@ -60,6 +60,7 @@ def distill(
         cache_dir=Path(cache_dir) if cache_dir else default_cache_dir(),
         log_metric=log_metric or (lambda name, value, step: None),
         progress=progress,
+        expert_optimizer=registry.optimizer,
     )
     started = time.perf_counter()
     syn = spec.distill(request)

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, UnknownNameError
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_.\-]*(:[A-Za-z0-9_.\-]+)?$")
 
@@ -165,6 +165,13 @@ class OptimizerSpec:
             raise ConfigError(f"OptimizerSpec({self.name}).build must be callable")
 
 
+def sgd_only(name: str) -> OptimizerSpec | None:
+    """The expert-optimizer lookup of a request made without a registry: only the built-in sgd."""
+    if name != "sgd":
+        raise UnknownNameError("expert optimizer", name, ["sgd"])
+    return None
+
+
 @dataclass(frozen=True, eq=False)
 class DistillRequest:
     """Everything a distiller gets: data, budget, seed, resolved config and host services."""
@@ -181,6 +188,8 @@ class DistillRequest:
     cache_dir: Path
     log_metric: Callable[[str, float, int], None] = lambda name, value, step: None
     progress: bool = True
+    expert_optimizer: Callable[[str], OptimizerSpec | None] = sgd_only
+    """``expert_optimizer(name)``: a registered expert optimizer, None for the built-in sgd."""
 
     def generator(self, offset: int = 0) -> torch.Generator:
         """A CPU generator seeded from the cell's seed; ``offset`` separates streams."""

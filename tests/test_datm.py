@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from dd_bench import api
-from dd_bench.errors import ConfigError
+from dd_bench.errors import ConfigError, UnknownNameError
 from dd_bench.runtime import seeded_build
 from dd_bench.specs import DistillRequest
 from dd_bench_datm import DATM, PRESETS, DATMConfig
@@ -22,6 +22,7 @@ def request(registry, data, tmp_path, **overrides):
     return DistillRequest(
         data=data, ipc=2, seed=0, config=registry.distiller("datm").resolve_config(None, {**TINY, **overrides}),
         device=torch.device("cpu"), model="convnet_w32", cache_dir=tmp_path, progress=False,
+        expert_optimizer=registry.optimizer,
         build_model=lambda seed: seeded_build(lambda: spec.build(data.shape), seed, torch.device("cpu")),
     )  # fmt: skip
 
@@ -52,12 +53,18 @@ def test_the_loop_draws_start_epochs_from_the_growing_window(registry, toy, tmp_
         ({"current_max_start_epoch": 30, "max_start_epoch": 20, "expert_train_epochs": 50}, "shrink"),
         ({"lr_y": -1.0}, "lr_y"),
         ({"threshold": -0.5}, "threshold"),
-        ({"expert_optimizer": "adam"}, "expert_optimizer"),
     ],
 )
 def test_bad_windows_and_values_are_rejected_up_front(registry, overrides, match_text):
     with pytest.raises(ConfigError, match=match_text):
         registry.distiller("datm").resolve_config(None, overrides)
+
+
+def test_expert_optimizers_are_looked_up_in_the_registry_before_any_work(registry, toy, tmp_path):
+    assert DATM(request(registry, toy, tmp_path, expert_optimizer="gsam")).expert_optimizer is registry.optimizer("gsam")
+    with pytest.raises(UnknownNameError, match=r"unknown expert optimizer 'adam' \(known: gsam, sgd\)"):
+        DATM(request(registry, toy, tmp_path, expert_optimizer="adam"))
+    assert not (tmp_path / "buffers").exists()
 
 
 def test_every_preset_has_a_non_empty_window_throughout(registry):

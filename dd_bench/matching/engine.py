@@ -13,6 +13,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -24,7 +25,7 @@ from ..augment import DEFAULT_STRATEGY, DSA
 from ..errors import ConfigError, DataError
 from ..specs import DistillRequest
 from ..synthetic import SyntheticSet, atomic_torch_save
-from .buffers import ExpertBuffers, ExpertRecipe, OptimizerFactory, ensure_buffers
+from .buffers import ExpertBuffers, ExpertRecipe, ensure_buffers
 from .student import FlatModel
 from .unroll import match
 
@@ -57,6 +58,7 @@ class MatchingConfig:
     expert_lr: float = 0.01
     expert_batch: int = 256
     expert_optimizer: str = "sgd"
+    """A registered expert optimizer: sgd is built in, plugins add others (the ftd plugin: gsam)."""
     max_loss: float = 1e4
     """A matching loss above this (or NaN) stops the run; the last good set is kept."""
     checkpoint_every: int = 50
@@ -83,7 +85,7 @@ class MatchingConfig:
                 f" {needed} epochs, but expert_train_epochs={self.expert_train_epochs}"
             )
 
-    def expert_recipe(self, optimizer_options: dict[str, Any] | None = None) -> ExpertRecipe:
+    def expert_recipe(self, optimizer_options: Mapping[str, Any] | None = None) -> ExpertRecipe:
         return ExpertRecipe(
             epochs=self.expert_train_epochs,
             lr=self.expert_lr,
@@ -91,7 +93,7 @@ class MatchingConfig:
             dsa=self.dsa,
             dsa_strategy=self.dsa_strategy,
             optimizer=self.expert_optimizer,
-            optimizer_options=optimizer_options or {},
+            optimizer_options=dict(optimizer_options or {}),
         )
 
 
@@ -104,8 +106,6 @@ class TrajectoryMatcher:
     """
 
     method = "matching"
-    optimizer_factory: OptimizerFactory | None = None
-    optimizer_options: dict[str, Any] | None = None
 
     def __init__(self, request: DistillRequest):
         self.request = request
@@ -120,23 +120,30 @@ class TrajectoryMatcher:
 
             self.train_x = ZCA.fit(self.data.train_x).transform(self.data.train_x)
         self.student = FlatModel(request.build_model(0))
+        # resolved now, so an unknown name fails before any work
+        self.expert_optimizer = request.expert_optimizer(self.config.expert_optimizer)
         self.buffers: ExpertBuffers | None = None
 
     # ------------------------------------------------------------------ policies
 
+    def expert_optimizer_options(self) -> dict[str, Any]:
+        """Options of the expert optimizer over its registered defaults (part of the buffer cache key)."""
+        return {}
+
     def load_buffers(self) -> ExpertBuffers:
-        cfg = self.config
+        cfg, spec = self.config, self.expert_optimizer
+        options = {**spec.defaults, **self.expert_optimizer_options()} if spec else {}
         return ensure_buffers(
             self.request.model,
             self.request.build_model,
             self.data,
             self.train_x,
-            cfg.expert_recipe(self.optimizer_options),
+            cfg.expert_recipe(options),
             cfg.num_experts,
             self.request.cache_dir,
             self.device,
             zca=cfg.zca,
-            optimizer_factory=self.optimizer_factory,
+            optimizer_factory=spec.build if spec else None,
             progress=self.request.progress,
         )
 

@@ -44,7 +44,6 @@ from dd_bench.synthetic import SyntheticSet
 
 __all__ = ["DATM", "DATMConfig", "PRESETS", "distill"]
 
-EXPERT_OPTIMIZERS = ("sgd", "gsam")
 
 
 @dataclass(frozen=True)
@@ -74,10 +73,6 @@ class DATMConfig(MatchingConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.expert_optimizer not in EXPERT_OPTIMIZERS:
-            raise ConfigError(
-                f"expert_optimizer={self.expert_optimizer!r} is not allowed for datm: use {' or '.join(EXPERT_OPTIMIZERS)}"
-            )
         if not self.lr_y >= 0:
             raise ConfigError(f"lr_y={self.lr_y} is not allowed: use a number >= 0")
         if not 0 <= self.momentum_y < 1:
@@ -121,16 +116,6 @@ class DATM(TrajectoryMatcher):
 
     def __init__(self, request: DistillRequest):
         super().__init__(request)
-        cfg: DATMConfig = self.config
-        if cfg.expert_optimizer == "gsam":
-            # DATM's reference trains its experts with FTD's buffer script (GSAM); the engine
-            # takes an optimizer factory, not a name, so borrow the built-in FTD plugin's.
-            try:
-                from dd_bench_ftd.gsam import GSAM_DEFAULTS, build_gsam
-            except ImportError as exc:
-                raise ConfigError("expert_optimizer=gsam needs the ftd plugin (dd_bench_ftd); use sgd") from exc
-            self.optimizer_factory = build_gsam
-            self.optimizer_options = dict(GSAM_DEFAULTS)
         self.skipped = 0
         self.init_info: dict[str, Any] = {}
 

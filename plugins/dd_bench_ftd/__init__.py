@@ -84,12 +84,11 @@ class FTD(TrajectoryMatcher):
 
     def __init__(self, request: DistillRequest):
         super().__init__(request)
-        cfg: FTDConfig = self.config
-        if cfg.expert_optimizer == "gsam":
-            # Instance attributes: a plain function set on the class would become a bound method.
-            self.optimizer_factory = build_gsam
-            self.optimizer_options = cfg.gsam_options()
         self.ema: torch.Tensor | None = None
+
+    def expert_optimizer_options(self) -> dict[str, Any]:
+        cfg: FTDConfig = self.config
+        return cfg.gsam_options() if cfg.expert_optimizer == "gsam" else {}
 
     def setup(self) -> None:
         super().setup()
