@@ -66,6 +66,8 @@ class CellRecord:
     peak_memory_mb: float | None = None
     synthetic_bytes: float | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    val_accs: dict[str, float] = field(default_factory=dict)
+    """Eval architecture -> mean validation accuracy (%): what presets may be chosen on."""
 
 
 def lrs(hlr: float, ior: float, lam: float = LRS_LAMBDA) -> float:
@@ -110,6 +112,8 @@ def records_from_mlflow(suite: Suite, cells: Sequence[Any], uri: str) -> list[Ce
                 rec.accs[model] = e.data.metrics["test_acc_mean"]
                 if "hard_test_acc_mean" in e.data.metrics:
                     rec.hard_accs[model] = e.data.metrics["hard_test_acc_mean"]
+                if "val_acc_mean" in e.data.metrics:
+                    rec.val_accs[model] = e.data.metrics["val_acc_mean"]
         out.append(rec)
     return out
 
@@ -158,6 +162,8 @@ class Board:
     ipcs: list[str]
     acc: dict[tuple[str, str, str, str], Entry]
     """(dataset, method, ipc, eval_model) -> Entry; the upper reference is under every IPC."""
+    val: dict[tuple[str, str, str, str], Entry]
+    """The same on the validation split."""
     fairness: dict[tuple[str, str, str], dict[str, Entry]]
     """(dataset, method, ipc) -> {"hlr", "ior", "lrs"}."""
     cost: dict[tuple[str, str, str], dict[str, Entry]]
@@ -220,6 +226,7 @@ def build(suite: Suite, records: Sequence[CellRecord]) -> Board:
         return Entry(vals, len(seeds))
 
     acc: dict[tuple[str, str, str, str], Entry] = {}
+    val: dict[tuple[str, str, str, str], Entry] = {}
     cost: dict[tuple[str, str, str], dict[str, Entry]] = {}
     for ds in suite.datasets:
         for m in methods:
@@ -228,6 +235,7 @@ def build(suite: Suite, records: Sequence[CellRecord]) -> Board:
                     continue
                 for model in suite.eval_models:
                     acc[(ds, m, ipc, model)] = per_seed(ds, m, ipc, lambda r, model=model: r.accs.get(model))
+                    val[(ds, m, ipc, model)] = per_seed(ds, m, ipc, lambda r, model=model: r.val_accs.get(model))
                 cost[(ds, m, ipc)] = {
                     "distill_seconds": per_seed(ds, m, ipc, lambda r: r.distill_seconds),
                     "peak_memory_mb": per_seed(ds, m, ipc, lambda r: r.peak_memory_mb),
@@ -273,7 +281,7 @@ def build(suite: Suite, records: Sequence[CellRecord]) -> Board:
             if roles[m] != "full":
                 v = collected.get(m, [])
                 ranks[(ds, m)] = (statistics.fmean(v) if v else math.nan, len(v))
-    return Board(suite, methods, roles, ipcs, acc, fairness, cost, ranks, list(records))
+    return Board(suite, methods, roles, ipcs, acc, val, fairness, cost, ranks, list(records))
 
 
 # ---------------------------------------------------------------------------- provenance
@@ -337,6 +345,16 @@ def tables(board: Board) -> list[tuple[str, str, list[str], list[list[str]]]]:
                 rows,
             )
         )
+        if any(e.values for (d, *_), e in board.val.items() if d == ds):
+            header = ["method"] + [f"IPC {ipc} · {m}" for ipc in board.ipcs for m in s.eval_models]
+            rows = [
+                [board.method_label(m)] + [board.val[(ds, m, ipc, model)].text() if (ds, m, ipc, model) in board.val else "–"
+                                           for ipc in board.ipcs for model in s.eval_models]
+                for m in board.methods
+            ]  # fmt: skip
+            note = ("The same cells on the validation split (held out of the training data): the figures to choose"
+                    " presets, budgets and variants on. Rankings and scores use test accuracy.")  # fmt: skip
+            out.append((f"{ds}: validation accuracy (%)", note, header, rows))
         for ipc in board.ipcs:
             header = ["method"] + list(s.eval_models) + ["spread (max - min)"]
             rows = []
@@ -473,11 +491,12 @@ def render_html(board: Board, prov: Mapping[str, str], images: Mapping[str, byte
 
 def csv_rows(board: Board) -> tuple[list[str], list[list[Any]]]:
     header = [
-        "dataset", "method", "role", "ipc", "eval_model", "mean", "std", "n", "expected_n", "complete",
+        "dataset", "method", "role", "ipc", "eval_model", "mean", "std", "n", "expected_n", "complete", "val_mean", "val_std",
         "hlr", "ior", "lrs", "distill_seconds", "peak_memory_mb", "storage_kib", "mean_rank",
     ]  # fmt: skip
     rows = []
     for (ds, m, ipc, model), e in board.acc.items():
+        v = board.val[(ds, m, ipc, model)]
         f = board.fairness.get((ds, m, ipc), {})
         c = board.cost.get((ds, m, ipc), {})
         primary = model == board.suite.primary_eval_model()
@@ -486,7 +505,7 @@ def csv_rows(board: Board) -> tuple[list[str], list[list[Any]]]:
         rows.append(
             [
                 ds, m, board.roles[m], "all" if board.roles[m] == "full" else ipc, model,
-                val(e.mean), val(e.std), e.n, e.expected, e.complete,
+                val(e.mean), val(e.std), e.n, e.expected, e.complete, val(v.mean), val(v.std),
                 val(f["hlr"].mean) if primary and f else "", val(f["ior"].mean) if primary and f else "",
                 val(f["lrs"].mean) if primary and f else "",
                 val(c["distill_seconds"].mean) if c else "", val(c["peak_memory_mb"].mean) if c else "",

@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from .plugins import Registry, get_plugin_manager
+
+
+TOY_SUITE: dict[str, Any] = {
+    "name": "toy",
+    "datasets": ["toy"],
+    "ipcs": [1],
+    "methods": {"random": {}, "full": {}},
+    "default_preset": "smoke",
+    "distill_model": "mlp",
+    "eval_models": ["mlp"],
+    "seeds": [0],
+    "eval_seeds": 1,
+    "eval": {"epochs": 1, "dsa": False},
+}
+
+
+def toy_suite_doc(**changes: Any) -> dict[str, Any]:
+    """A suite document over the built-in ``toy`` dataset that runs in seconds, with ``changes`` applied."""
+    return copy.deepcopy({**TOY_SUITE, **changes})
 
 
 def make_registry(*plugins: Any, autoload: bool = False) -> Registry:

@@ -89,10 +89,12 @@ def test_ranks_and_costs(board):
     assert board.cost[("toy", "alpha", "10")]["storage_kib"].mean == 4.0
 
 
+PROV = {"suite": "known v1", "command": "dd-bench leaderboard known", "device": "cpu (test)", "memory": "cpu_peak_rss",
+        "versions (runs)": "dd-bench 0; torch 0", "date": "2026-01-01 00:00 UTC"}  # fmt: skip
+
+
 def test_files_say_how_they_were_made(board, tmp_path):
-    prov = {"suite": "known v1", "command": "dd-bench leaderboard known", "device": "cpu (test)", "memory": "cpu_peak_rss",
-            "versions (runs)": "dd-bench 0; torch 0", "date": "2026-01-01 00:00 UTC"}  # fmt: skip
-    files = write(board, tmp_path, prov)
+    files = write(board, tmp_path, PROV)
     assert {p.name for p in files} == {"README.md", "leaderboard.csv", "index.html", "accuracy_vs_ipc.png", "cross_architecture.png"}
     readme = (tmp_path / "README.md").read_text()
     for needle in ("dd-bench leaderboard known", "cpu (test)", "45.00 ± 7.07 (n=2)", "missing (1/2)", "HLR", "LRS", "cross-architecture", "upper reference"):
@@ -105,3 +107,26 @@ def test_files_say_how_they_were_made(board, tmp_path):
     assert float(alpha["mean"]) == 45.0 and alpha["n"] == "2" and float(alpha["hlr"]) == 45.0
     assert (tmp_path / "leaderboard.csv").read_text().startswith("# suite: known v1")
     assert (tmp_path / "accuracy_vs_ipc.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_validation_accuracies_get_their_own_table_and_csv_columns(tmp_path):
+    suite, errors = parse(DOC)
+    assert not errors
+    records = [rec("alpha", 1, s, 40.0 + s) for s in (0, 1)]
+    for s, r in enumerate(records):
+        r.val_accs["convnet"] = 50.0 + 2 * s
+    board = build(suite, records)
+    v = board.val[("toy", "alpha", "1", "convnet")]
+    assert v.complete and v.mean == 51.0 and board.acc[("toy", "alpha", "1", "convnet")].mean == 40.5
+    assert not board.val[("toy", "alpha", "1", "mlp")].values
+    write(board, tmp_path, PROV)
+    readme = (tmp_path / "README.md").read_text()
+    assert "toy: validation accuracy (%)" in readme and "51.00 ± 1.41 (n=2)" in readme
+    lines = [l for l in (tmp_path / "leaderboard.csv").read_text().splitlines() if not l.startswith("#")]
+    row = next(r for r in csv.DictReader(lines) if r["method"] == "alpha" and r["ipc"] == "1" and r["eval_model"] == "convnet")
+    assert float(row["val_mean"]) == 51.0 and float(row["mean"]) == 40.5
+
+
+def test_runs_without_validation_figures_get_no_validation_table(board, tmp_path):
+    write(board, tmp_path, PROV)
+    assert "validation accuracy" not in (tmp_path / "README.md").read_text()

@@ -9,19 +9,9 @@ ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install '
 from dd_bench import tracking  # noqa: E402
 from dd_bench.runner import run_suite  # noqa: E402
 from dd_bench.suite import parse  # noqa: E402
+from dd_bench.testing import toy_suite_doc  # noqa: E402
 
-SUITE = {
-    "name": "unit-ray",
-    "datasets": ["toy"],
-    "ipcs": [1, 2],
-    "methods": {"random": {}, "full": {}},
-    "default_preset": "smoke",
-    "distill_model": "mlp",
-    "eval_models": ["mlp"],
-    "seeds": [0],
-    "eval_seeds": 1,
-    "eval": {"epochs": 1, "dsa": False},
-}
+SUITE = toy_suite_doc(name="unit-ray", ipcs=[1, 2])
 
 
 def test_ray_executor_runs_every_cell_and_a_rerun_skips_them(tmp_path, monkeypatch):

@@ -12,20 +12,10 @@ from dd_bench.runner import run_suite
 from dd_bench.specs import DistillerSpec, ModelSpec
 from dd_bench.suite import parse
 from dd_bench.synthetic import SyntheticSet
-from dd_bench.testing import make_registry
+from dd_bench.testing import make_registry, toy_suite_doc
 
-BASE = {
-    "name": "unit-runner",
-    "datasets": ["toy"],
-    "ipcs": [1],
-    "methods": {"random": {}, "full": {"seeds": [0]}},
-    "default_preset": "smoke",
-    "distill_model": "mlp",
-    "eval_models": ["mlp"],
-    "seeds": [0, 1],
-    "eval_seeds": 1,
-    "eval": {"epochs": 2, "dsa": False},
-}
+BASE = toy_suite_doc(name="unit-runner", methods={"random": {}, "full": {"seeds": [0]}}, seeds=[0, 1],
+                     eval={"epochs": 2, "dsa": False})  # fmt: skip
 
 
 def suite_of(**changes):

@@ -14,22 +14,12 @@ from dd_bench import hookimpl
 from dd_bench.runner import plan, parse_only, select
 from dd_bench.specs import DistillerSpec
 from dd_bench.suite import SuiteError, load_suite, parse, validate
-from dd_bench.testing import make_registry
+from dd_bench.testing import make_registry, toy_suite_doc
 
 ROOT = Path(__file__).resolve().parent.parent
 
-GOOD = {
-    "name": "unit",
-    "datasets": ["toy"],
-    "ipcs": [1, 2],
-    "methods": {"random": {}, "full": {"eval": {"epochs": 1}, "seeds": [0]}},
-    "default_preset": "smoke",
-    "distill_model": "mlp",
-    "eval_models": ["mlp"],
-    "seeds": [0, 1],
-    "eval_seeds": 2,
-    "eval": {"epochs": 2, "dsa": False},
-}
+GOOD = toy_suite_doc(name="unit", ipcs=[1, 2], methods={"random": {}, "full": {"eval": {"epochs": 1}, "seeds": [0]}},
+                     seeds=[0, 1], eval_seeds=2, eval={"epochs": 2, "dsa": False})  # fmt: skip
 
 
 @dataclass(frozen=True)

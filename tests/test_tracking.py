@@ -17,21 +17,9 @@ from dd_bench import tracking
 from dd_bench.leaderboard import make
 from dd_bench.runner import run_suite
 from dd_bench.suite import parse
-from dd_bench.testing import make_registry
+from dd_bench.testing import make_registry, toy_suite_doc
 
-SUITE = {
-    "name": "unit-server",
-    "datasets": ["toy"],
-    "ipcs": [1],
-    "methods": {"random": {}, "full": {}},
-    "references": {"full": "full", "random": "random"},
-    "default_preset": "smoke",
-    "distill_model": "mlp",
-    "eval_models": ["mlp"],
-    "seeds": [0],
-    "eval_seeds": 1,
-    "eval": {"epochs": 1, "dsa": False},
-}
+SUITE = toy_suite_doc(name="unit-server")
 
 
 def test_default_uri_is_the_sqlite_file_in_the_working_directory(tmp_path, monkeypatch):
