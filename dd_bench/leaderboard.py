@@ -364,18 +364,19 @@ def tables(board: Board) -> list[tuple[str, str, list[str], list[list[str]]]]:
                 spread = max(means) - min(means) if len(means) == len(vals) and means else math.nan
                 rows.append([board.method_label(m)] + [_fmt(v.mean) if v and v.complete else "missing" for v in vals] + [_fmt(spread)])
             out.append((f"{ds}, IPC {ipc}: cross-architecture matrix (mean test accuracy %)", f"Distilled with {s.distill_model}; each column trains that architecture on the set.", header, rows))
-        header = ["method"] + [f"IPC {ipc} · {k}" for ipc in board.ipcs for k in ("HLR ↓", "IOR ↑", "LRS ↑")]
-        rows = []
-        for m in board.methods:
-            if board.roles[m] == "full":
-                continue
-            row = [board.method_label(m)]
-            for ipc in board.ipcs:
-                f = board.fairness.get((ds, m, ipc))
-                for k in ("hlr", "ior", "lrs"):
-                    row.append("–" if f is None else (f[k].text() if f[k].complete else "missing"))
-            rows.append(row)
-        out.append((f"{ds}: DD-Ranking-style fairness scores on {primary}", "See 'How the numbers are made' for the formulas (percent-correct LRS normalisation).", header, rows))
+        if s.full_method and s.random_method:  # the scores are relative to both references
+            header = ["method"] + [f"IPC {ipc} · {k}" for ipc in board.ipcs for k in ("HLR ↓", "IOR ↑", "LRS ↑")]
+            rows = []
+            for m in board.methods:
+                if board.roles[m] == "full":
+                    continue
+                row = [board.method_label(m)]
+                for ipc in board.ipcs:
+                    f = board.fairness.get((ds, m, ipc))
+                    for k in ("hlr", "ior", "lrs"):
+                        row.append("–" if f is None else (f[k].text() if f[k].complete else "missing"))
+                rows.append(row)
+            out.append((f"{ds}: DD-Ranking-style fairness scores on {primary}", "See 'How the numbers are made' for the formulas (percent-correct LRS normalisation).", header, rows))
         header = ["method"] + [f"IPC {ipc} · {k}" for ipc in board.ipcs for k in ("distill s", "peak MB", "storage KiB")]
         rows = []
         for m in board.methods:

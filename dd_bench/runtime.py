@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import platform
 import subprocess
@@ -89,7 +90,9 @@ def device_name(device: torch.device) -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
+@functools.lru_cache(maxsize=None)
 def git_sha(cwd: Path | None = None) -> str | None:
+    """HEAD of the checkout, read once per process: the code a long run imported, not a later commit."""
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=cwd or Path(__file__).parent, capture_output=True, text=True, timeout=5

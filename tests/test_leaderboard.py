@@ -130,3 +130,11 @@ def test_validation_accuracies_get_their_own_table_and_csv_columns(tmp_path):
 def test_runs_without_validation_figures_get_no_validation_table(board, tmp_path):
     write(board, tmp_path, PROV)
     assert "validation accuracy" not in (tmp_path / "README.md").read_text()
+
+
+def test_a_suite_without_the_upper_reference_gets_no_fairness_table(tmp_path):
+    suite, errors = parse({**DOC, "methods": {"alpha": {}, "random": {}}, "references": {"random": "random", "full": None}})
+    assert not errors, errors
+    write(build(suite, [rec("alpha", 1, 0, 40.0), rec("random", 1, 0, 30.0, role="random")]), tmp_path, PROV)
+    readme = (tmp_path / "README.md").read_text()
+    assert "test accuracy (%)" in readme and "fairness scores" not in readme
