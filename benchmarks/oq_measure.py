@@ -10,7 +10,7 @@ each. Distillation seed ``s`` is evaluated with model seed ``s`` (one network pe
 the spread over n = len(seeds) includes both the draw of the set and the network's seed.
 The summary reports final-epoch test accuracy (mean, sample std, n), the validation
 accuracy (the only figure anything may be selected on), and the quantization error of every
-set in normalised pixel space and in OQ's PCA latent space (``dd_bench_oq.set_quantization_error``).
+set in normalised pixel space and in the preset's latent space (``dd_bench_oq.set_quantization_error``).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def main() -> int:
     p.add_argument("--dataset", default="fashion_mnist")
     p.add_argument("--ipcs", default="1,10")
     p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--preset", default="fmnist-cpu", help="OQ preset")
+    p.add_argument("--preset", default="cpu", help="OQ preset")
     p.add_argument("--oq-set", action="append", default=[], help="extra --set for OQ (repeatable)")
     p.add_argument("--epochs", default="1:300,10:100", help="evaluation epochs per ipc, e.g. 1:300,10:100")
     p.add_argument("--model", default="convnet")
@@ -153,7 +153,7 @@ def main() -> int:
         [
             f"{args.dataset}, {args.model}, final-epoch accuracy % mean ± std (n); OQ preset {args.preset} {' '.join(args.oq_set)}",
             "",
-            "| ipc | set | eval epochs | test acc | val acc | QE pixel | QE latent (pca) | eval wall s |",
+            f"| ipc | set | eval epochs | test acc | val acc | QE pixel | QE latent ({space.name}) | eval wall s |",
             "|---|---|---|---|---|---|---|---|",
             *rows,
         ]
