@@ -17,7 +17,8 @@ subset), so the two can be compared.
 
 Presets: ``smoke`` (digits, seconds), ``cpu`` and ``cpu-ipc1`` (medoids in the small autoencoder's
 or PCA's latent, chosen on validation), ``pca-cpu`` and ``ae-cpu`` (decoded centroids), ``pixel``,
-``gpu`` (autoencoder, more epochs, CLVQ for big classes), ``paper`` (the paper's setting as far as it maps onto dd-bench; see ``PRESETS``).
+``gpu`` (autoencoder, more epochs, CLVQ for big classes), ``paper`` (the paper's setting as far
+as it maps onto dd-bench; see ``PRESETS``).
 """
 
 from __future__ import annotations
