@@ -45,7 +45,6 @@ from dd_bench.synthetic import SyntheticSet
 __all__ = ["DATM", "DATMConfig", "PRESETS", "distill"]
 
 
-
 @dataclass(frozen=True)
 class DATMConfig(MatchingConfig):
     """MTT's hyper-parameters plus DATM's. Defaults: DATM's CIFAR-10 IPC 10 config (experts aside)."""
