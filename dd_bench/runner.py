@@ -394,7 +394,7 @@ def _run_cell_body(
 
     from . import api
     from .evaluate import EvalConfig, evaluate
-    from .synthetic import SyntheticSet
+    from .synthetic import CACHE_BUILD_SECONDS, SyntheticSet
 
     data = _data(registry, ctx, cell.dataset)
     metrics = tracking.MetricBuffer(c, run_id)
@@ -428,6 +428,7 @@ def _run_cell_body(
                     "synthetic_bytes": float(syn.nbytes()),
                     "synthetic_images": float(len(syn)),
                     "soft_labels": float(syn.soft_labels),
+                    **({"cache_build_seconds": float(syn.metadata[CACHE_BUILD_SECONDS])} if CACHE_BUILD_SECONDS in syn.metadata else {}),
                 }
             )
             metrics.flush()

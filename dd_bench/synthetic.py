@@ -15,6 +15,8 @@ from .specs import RealData
 
 FORMAT = "dd-bench.synthetic-set"
 FORMAT_VERSION = 1
+CACHE_BUILD_SECONDS = "cache_build_seconds"
+"""Metadata key: seconds of the distillation spent building caches that later runs reuse."""
 
 
 @dataclass(eq=False)
@@ -38,6 +40,9 @@ class SyntheticSet:
     lr: float | None = None
     weights: torch.Tensor | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    """Free-form, JSON-able. ``CACHE_BUILD_SECONDS`` in it: the part of the distillation spent
+    building cached artifacts that later runs reuse (expert buffers, a trained latent), so costs
+    can be compared across seeds."""
 
     def __post_init__(self) -> None:
         self.mean, self.std = tuple(map(float, self.mean)), tuple(map(float, self.std))

@@ -138,3 +138,27 @@ def test_a_suite_without_the_upper_reference_gets_no_fairness_table(tmp_path):
     write(build(suite, [rec("alpha", 1, 0, 40.0), rec("random", 1, 0, 30.0, role="random")]), tmp_path, PROV)
     readme = (tmp_path / "README.md").read_text()
     assert "test accuracy (%)" in readme and "fairness scores" not in readme
+
+
+def test_cache_building_time_gets_a_cost_column_only_when_reported(tmp_path):
+    suite, errors = parse(DOC)
+    assert not errors
+    records = [rec("alpha", 1, s, 40.0, secs=100.0 if s == 0 else 10.0) for s in (0, 1)]
+    records[0].cache_build_seconds, records[1].cache_build_seconds = 90.0, 0.0  # seed 0 trained the experts
+    records.append(rec("random", 1, 0, 30.0, role="random"))
+    board = build(suite, records)
+    assert board.cost[("toy", "alpha", "1")]["cache_build_seconds"].mean == 45.0
+    write(board, tmp_path, PROV)
+    readme = (tmp_path / "README.md").read_text()
+    cost_table = readme[readme.index("## toy: cost"):readme.index("## Plots")]
+    assert "of which caches s" in cost_table
+    alpha_row = next(line for line in cost_table.splitlines() if line.startswith("| alpha"))
+    assert alpha_row.split("|")[2:4] == [" 55.0 ", " 45.0 "]
+    random_row = next(line for line in cost_table.splitlines() if line.startswith("| random"))
+    assert random_row.split("|")[3] == " – "
+
+
+def test_no_caches_column_for_runs_that_never_reported_it(board, tmp_path):
+    write(board, tmp_path, PROV)
+    readme = (tmp_path / "README.md").read_text()
+    assert "of which caches s" not in readme[readme.index("## toy: cost"):readme.index("## Plots")]

@@ -76,7 +76,7 @@ def test_snapshots_are_copies_and_buffers_are_cached_and_resumable(registry, toy
     real_train = buffers_module.train_expert
     monkeypatch.setattr(buffers_module, "train_expert", lambda *a, **k: calls.append(a[4]) or real_train(*a, **k))
     first = ensure_buffers("convnet_w32", build, toy, toy.train_x, recipe, 2, tmp_path, torch.device("cpu"), progress=False)
-    assert calls == [0, 1] and first.epochs == 3
+    assert calls == [0, 1] and first.epochs == 3 and first.trained_seconds > 0
     for trajectory in first.trajectories:
         steps = (trajectory[1:] - trajectory[:-1]).abs().amax(dim=1)
         assert (steps > 0).all(), "consecutive snapshots must differ (no aliasing of live weights)"
@@ -84,6 +84,7 @@ def test_snapshots_are_copies_and_buffers_are_cached_and_resumable(registry, toy
 
     again = ensure_buffers("convnet_w32", build, toy, toy.train_x, recipe, 2, tmp_path, torch.device("cpu"), progress=False)
     assert calls == [0, 1] and all(torch.equal(a, b) for a, b in zip(first.trajectories, again.trajectories))
+    assert again.trained_seconds == 0.0, "a run that only loads experts built no cache"
 
     buffers_module.expert_path(first.directory, 1).unlink()  # as if killed while training expert 1
     resumed = ensure_buffers("convnet_w32", build, toy, toy.train_x, recipe, 2, tmp_path, torch.device("cpu"), progress=False)

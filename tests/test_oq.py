@@ -11,7 +11,7 @@ import dd_bench_oq
 from dd_bench import api
 from dd_bench.errors import ConfigError
 from dd_bench.evaluate import EvalConfig, evaluate
-from dd_bench.synthetic import SyntheticSet
+from dd_bench.synthetic import CACHE_BUILD_SECONDS, SyntheticSet
 from dd_bench_oq import latents as oq_latents
 from dd_bench_oq.quantize import clvq, kmeans_plus_plus, lloyd, quantization_error
 
@@ -131,6 +131,7 @@ def test_ae_latent_is_trained_once_then_reused(registry, toy, tmp_path, monkeypa
     kw = dict(latent="ae", ae_epochs=1, ae_hidden=8, ae_batch=64)
     first = run(registry, toy, 2, tmp_path, **kw)
     assert first.metadata["ae_trained_now"] is True and first.metadata["latent_dim"] == 4 * 2 * 2
+    assert first.metadata[CACHE_BUILD_SECONDS] > 0
     path = first.metadata["ae_cache"]
     mtime = oq_latents.Path(path).stat().st_mtime_ns
 
@@ -140,6 +141,7 @@ def test_ae_latent_is_trained_once_then_reused(registry, toy, tmp_path, monkeypa
     monkeypatch.setattr(oq_latents, "_train_autoencoder", no_training)
     second = run(registry, toy, 2, tmp_path, **kw)
     assert second.metadata["ae_trained_now"] is False and second.metadata["ae_cache"] == path
+    assert second.metadata[CACHE_BUILD_SECONDS] == 0.0
     assert oq_latents.Path(path).stat().st_mtime_ns == mtime
     assert torch.equal(first.images, second.images)
     with pytest.raises(AssertionError, match="reused"):  # a changed recipe is a different cache entry

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -84,6 +85,8 @@ class ExpertBuffers:
 
     trajectories: list[torch.Tensor]
     directory: Path
+    trained_seconds: float = 0.0
+    """Time this call spent training missing experts (0 when all came from the cache)."""
 
     @property
     def epochs(self) -> int:
@@ -154,10 +157,12 @@ def ensure_buffers(
     missing = [k for k in range(num_experts) if not expert_path(directory, k).exists()]
     if missing:
         print(f"training {len(missing)} expert(s) into {directory}", file=sys.stderr)
+    started = time.perf_counter()
     for k in missing:
         with tqdm(total=recipe.epochs, desc=f"expert {k}", unit="epoch", disable=None if progress else True, file=sys.stderr) as bar:
             trajectory = train_expert(build_model, data, train_x, recipe, k, device, optimizer_factory, bar.update)
         atomic_torch_save({"format_version": BUFFER_FORMAT_VERSION, "trajectory": trajectory}, expert_path(directory, k))
+    trained_seconds = time.perf_counter() - started if missing else 0.0
     trajectories = []
     for k in range(num_experts):
         path = expert_path(directory, k)
@@ -166,4 +171,4 @@ def ensure_buffers(
             trajectories.append(blob["trajectory"])
         except Exception as exc:
             raise DataError(f"expert buffer {path} is unreadable ({exc}); delete it to retrain that expert") from None
-    return ExpertBuffers(trajectories, directory)
+    return ExpertBuffers(trajectories, directory, trained_seconds)

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from ..augment import DEFAULT_STRATEGY, DSA
 from ..errors import ConfigError, DataError
 from ..specs import DistillRequest
-from ..synthetic import SyntheticSet, atomic_torch_save
+from ..synthetic import CACHE_BUILD_SECONDS, SyntheticSet, atomic_torch_save
 from .buffers import ExpertBuffers, ExpertRecipe, ensure_buffers
 from .student import FlatModel
 from .unroll import match
@@ -326,6 +326,7 @@ class TrajectoryMatcher:
                 "matching_loss_last": self.losses[-1] if self.losses else None,
                 "matching_seconds": round(seconds, 3),
                 "buffers": str(self.buffers.directory),
+                CACHE_BUILD_SECONDS: round(self.buffers.trained_seconds, 3),
                 **self.result_metadata(),
             },
         )

@@ -33,7 +33,7 @@ import torch
 from dd_bench import hookimpl
 from dd_bench.errors import ConfigError
 from dd_bench.specs import DistillerSpec, DistillRequest, RealData
-from dd_bench.synthetic import SyntheticSet
+from dd_bench.synthetic import CACHE_BUILD_SECONDS, SyntheticSet
 
 from .latents import AELatent, AERecipe, Latent, PCALatent, PixelLatent, VAELatent
 from .quantize import Quantization, assign, cell_masses, clvq, kmeans_plus_plus, lloyd, nearest_points, quantization_error
@@ -231,7 +231,8 @@ def expert_logits(request: DistillRequest, images: torch.Tensor) -> tuple[torch.
             for s in range(0, images.shape[0], 512):
                 total[s : s + 512] += model(images[s : s + 512].to(request.device)).float()
     logits = total / len(buffers.trajectories) / config.label_temperature
-    return logits.cpu(), {"expert_dir": str(buffers.directory), "experts": len(buffers.trajectories)}
+    info = {"expert_dir": str(buffers.directory), "experts": len(buffers.trajectories), "trained_seconds": buffers.trained_seconds}
+    return logits.cpu(), info
 
 
 # ------------------------------------------------------------------------------------ the method
@@ -288,6 +289,7 @@ def distill_oq(request: DistillRequest) -> SyntheticSet:
         "latent": latent.name,
         "latent_dim": int(latent_dim or 0),
         "latent_seconds": round(latent_seconds, 3),
+        CACHE_BUILD_SECONDS: round(latent_seconds, 3) if latent.info.get("ae_trained_now") else 0.0,
         **{k: v for k, v in latent.info.items()},
         "algorithm": sorted(set(algorithms)),
         "iterations_per_class": iters,
@@ -302,6 +304,7 @@ def distill_oq(request: DistillRequest) -> SyntheticSet:
     label_tensor = hard
     if config.labels == "expert":
         label_tensor, info = expert_logits(request, images_t)
+        metadata[CACHE_BUILD_SECONDS] += info.pop("trained_seconds")
         metadata.update(info)
         metadata["expert_agreement"] = float((label_tensor.argmax(1) == hard).float().mean())
         metadata["class_labels"] = hard.tolist()
