@@ -87,6 +87,7 @@ def test_ema_images_differ_from_raw_and_follow_the_recurrence(registry, toy, tmp
     raw = syn.metadata[ALTERNATE_KEY]
     assert syn.metadata[KIND_KEY] == "ema" and syn.metadata["expert_optimizer"] == "gsam"
     assert "gsam-" in syn.metadata["buffers"]
+    assert syn.metadata["expert_optimizer_options"] == {"rho": 0.01, "alpha": 0.4, "adaptive": True}
     assert not torch.allclose(syn.images, raw), "the EMA must lag the raw images"
     # decay 0: the EMA is the last raw image, so both kinds coincide
     assert torch.equal(distill(registry, toy, tmp_path, ema_decay=0.0).images, raw)

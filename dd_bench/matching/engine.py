@@ -130,15 +130,18 @@ class TrajectoryMatcher:
         """Options of the expert optimizer over its registered defaults (part of the buffer cache key)."""
         return {}
 
+    def _resolved_expert_options(self) -> dict[str, Any]:
+        spec = self.expert_optimizer
+        return {**spec.defaults, **self.expert_optimizer_options()} if spec else {}
+
     def load_buffers(self) -> ExpertBuffers:
         cfg, spec = self.config, self.expert_optimizer
-        options = {**spec.defaults, **self.expert_optimizer_options()} if spec else {}
         return ensure_buffers(
             self.request.model,
             self.request.build_model,
             self.data,
             self.train_x,
-            cfg.expert_recipe(options),
+            cfg.expert_recipe(self._resolved_expert_options()),
             cfg.num_experts,
             self.request.cache_dir,
             self.device,
@@ -326,6 +329,8 @@ class TrajectoryMatcher:
                 "matching_loss_last": self.losses[-1] if self.losses else None,
                 "matching_seconds": round(seconds, 3),
                 "buffers": str(self.buffers.directory),
+                "expert_optimizer": self.config.expert_optimizer,
+                "expert_optimizer_options": self._resolved_expert_options(),
                 CACHE_BUILD_SECONDS: round(self.buffers.trained_seconds, 3),
                 **self.result_metadata(),
             },

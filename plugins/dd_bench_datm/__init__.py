@@ -210,7 +210,6 @@ class DATM(TrajectoryMatcher):
         return {
             "skipped_updates": self.skipped,
             "start_epoch_window_last": [cfg.min_start_epoch, cfg.upper_start_epoch(cfg.iterations - 1)],
-            "expert_optimizer": cfg.expert_optimizer,
             **self.init_info,
         }
 

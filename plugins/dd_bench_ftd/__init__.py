@@ -115,8 +115,6 @@ class FTD(TrajectoryMatcher):
         meta: dict[str, Any] = {
             KIND_KEY: "ema" if cfg.use_ema else "raw",
             "ema_decay": cfg.ema_decay,
-            "expert_optimizer": cfg.expert_optimizer,
-            **({"gsam": cfg.gsam_options()} if cfg.expert_optimizer == "gsam" else {}),
         }
         if cfg.keep_alternate:
             other = self.images if cfg.use_ema else self.ema
