@@ -18,18 +18,13 @@ import pytest
 import torch
 
 from dd_bench.errors import DataError
-from dd_bench.plugins import Registry, get_plugin_manager
+from dd_bench.plugins import Registry
 from dd_bench.specs import DataRequest, RealData
 
 import dd_bench_datasets
 from dd_bench_datasets import read_idx, reorganise_tiny_imagenet_val, vision
 
 ALL = {"fashion_mnist", "mnist", "cifar10", "cifar100", "svhn", "tiny_imagenet", "digits", "toy"}
-
-
-@pytest.fixture(scope="module")
-def registry() -> Registry:
-    return Registry(get_plugin_manager(autoload=False))
 
 
 @pytest.fixture(autouse=True)

@@ -5,15 +5,9 @@ from __future__ import annotations
 import pytest
 
 from dd_bench import api
-from dd_bench.specs import DataRequest
 from dd_bench.testing import make_registry
 
 REGISTRY = make_registry()
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return REGISTRY.dataset("digits").load(DataRequest())
 
 
 @pytest.mark.parametrize("method", sorted(REGISTRY.distillers))
