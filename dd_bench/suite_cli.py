@@ -7,6 +7,11 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .plugins import Registry
+    from .runner import SuiteRun
 
 DEMO_SUITE = "demo"
 DEMO_OUT = Path("leaderboards") / "demo"
@@ -16,7 +21,8 @@ def _command() -> str:
     return "dd-bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
-def _run(args: argparse.Namespace, suite_name: str):
+def _run(args: argparse.Namespace, suite_name: str) -> tuple[SuiteRun, Registry]:
+    """Run a suite; also return the registry it ran with, for the leaderboard."""
     from .plugins import Registry
     from .runner import run_suite
     from .suite import load_suite
