@@ -52,6 +52,19 @@ def _key_value(text: str) -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
+def device_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto (default: the first CUDA GPU, else cpu), cpu, cuda, cuda:N")
+    p.add_argument("--deterministic", action="store_true",
+                   help="deterministic GPU kernels (slower): a GPU run is then a function of its seed, as a CPU run always is")
+
+
+def _device(args: argparse.Namespace):
+    """The checked device of a command, said on stderr when ``auto`` picked it."""
+    from .runtime import resolve_device
+
+    return resolve_device(args.device, say=lambda text: print(text, file=sys.stderr))
+
+
 def _progress(total: int, desc: str):
     return tqdm(total=total, desc=desc, unit="epoch", leave=False, disable=None, file=sys.stderr)
 
@@ -100,11 +113,10 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 def cmd_distill(args: argparse.Namespace) -> int:
     from . import api
-    from .runtime import resolve_device
 
     registry = _registry()
     registry.distiller(args.method)  # fail on a typo before loading any data
-    device = resolve_device(args.device)
+    device = _device(args)
     data = api.load_data(registry, args.dataset, args.data_root, args.download)
     print(f"distilling {args.method} on {args.dataset} at ipc {args.ipc} (seed {args.seed}, {device})", file=sys.stderr)
     syn = api.distill(
@@ -132,14 +144,14 @@ def cmd_distill(args: argparse.Namespace) -> int:
 def cmd_buffer(args: argparse.Namespace) -> int:
     from . import api
     from .matching import ExpertRecipe, ensure_buffers
-    from .runtime import default_cache_dir, resolve_device, seeded_build
+    from .runtime import default_cache_dir, seeded_build
 
     registry = _registry()
     model_spec = registry.model(args.model)
     optimizer = registry.optimizer(args.optimizer)
     recipe = ExpertRecipe(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, dsa=not args.no_dsa,
                           optimizer=args.optimizer, optimizer_options=dict(optimizer.defaults) if optimizer else {})
-    device = resolve_device(args.device)
+    device = _device(args)
     data = api.load_data(registry, args.dataset, args.data_root, args.download)
     train_x = data.train_x
     if args.zca:
@@ -190,14 +202,13 @@ def format_report(report: Any) -> str:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from . import api
     from .evaluate import evaluate
-    from .runtime import resolve_device
     from .synthetic import SyntheticSet
 
     registry = _registry()
     syn = SyntheticSet.load(args.synthetic)
     models = [(name, registry.model(name)) for name in args.models]  # typos fail first
     config = eval_config_from(args)
-    device = resolve_device(args.device)
+    device = _device(args)
     data = api.load_data(registry, syn.dataset, args.data_root, args.download)
     syn.check_compatible(data)
     with _progress(config.epochs * len(models) * len(args.seeds), f"evaluate {syn.method}") as bar:
@@ -222,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     def data_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--data-root", type=Path, help="folder holding the dataset files")
         p.add_argument("--download", action="store_true", help="let torchvision download missing datasets")
-        p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
+        device_options(p)
 
     p = sub.add_parser("distill", help="distil a synthetic set and write it to a file")
     p.add_argument("--method", required=True, help="distiller name (see `dd-bench plugins`)")
@@ -272,11 +283,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .runtime import tune_cpu_allocator
+    from .runtime import set_deterministic, tune_cpu_allocator
 
     parser = build_parser()
     args = parser.parse_args(argv)
     tune_cpu_allocator()
+    if getattr(args, "deterministic", False):
+        set_deterministic(True)
     try:
         return args.func(args)
     except DDBenchError as exc:

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from . import tracking
+from .errors import ConfigError
 from .suite import Suite
 
 LRS_LAMBDA = 0.5
@@ -291,6 +292,20 @@ def build(suite: Suite, records: Sequence[CellRecord]) -> Board:
 # ---------------------------------------------------------------------------- provenance
 
 
+NUMERIC_TAGS = ("deterministic", "float32_matmul_precision", "cuda", "cudnn", "gpu", "cuda_matmul_allow_tf32",
+                "cudnn_allow_tf32", "cudnn_deterministic", "cudnn_benchmark", "cublas_workspace_config")
+
+
+def numerics(records: Sequence[CellRecord]) -> str:
+    """The settings that decide bit-reproducibility, as the runs recorded them (each distinct value)."""
+    parts = []
+    for key in NUMERIC_TAGS:
+        values = sorted({r.tags[key] for r in records if r.tags.get(key) not in (None, "")})
+        if values:
+            parts.append(f"{key}={'/'.join(values)}")
+    return "; ".join(parts) or "unknown"
+
+
 def provenance(board: Board, command: str, uri: str) -> dict[str, str]:
     import mlflow
     import torch
@@ -307,6 +322,7 @@ def provenance(board: Board, command: str, uri: str) -> dict[str, str]:
         "command": command,
         "tracking": uri,
         "device": unique("device"),
+        "numerics": numerics(board.records),
         "memory": unique("memory_kind"),
         "versions (runs)": f"dd-bench {unique('dd_bench')}; torch {unique('torch')}; torchvision {unique('torchvision')}; python {unique('python')}",
         "git SHA (runs)": unique("git_sha"),
@@ -450,6 +466,10 @@ def render_markdown(board: Board, prov: Mapping[str, str], images: Sequence[str]
         parts += [f"## {title}", "", note, "", _md_table(header, rows), ""]
     parts += ["## Plots", ""] + [f"![{img}]({img})" for img in images] + [""]
     parts += ["## How the numbers are made", "", _how(board), ""]
+    stopped = [r for r in board.records if r.tags.get("stopped_early")]
+    if stopped:
+        parts += ["## Cells stopped early (a bad matching loss; the last good set was kept)", ""]
+        parts += [f"- {r.method}/{r.dataset}/ipc{r.ipc}/seed{r.seed}: {r.tags['stopped_early']}" for r in stopped] + [""]
     failed = [r for r in board.records if r.tags.get("status") == tracking.FAILED]
     if failed:
         parts += ["## Failed cells", ""] + [f"- {r.method}/{r.dataset}/ipc{r.ipc}/seed{r.seed}: {r.tags.get('error', '')}" for r in failed] + [""]
@@ -642,14 +662,30 @@ def write(board: Board, out: Path, prov: Mapping[str, str]) -> list[Path]:
     return written
 
 
-def make(suite: Suite, registry: Any, uri: str | None, out: Path, command: str | None = None) -> tuple[Board, list[Path]]:
-    """Read the suite's runs from MLflow and write the leaderboard to ``out``."""
+def device_type_of_runs(uri: str, suite: Suite, device_type: str | None) -> str:
+    """The device type whose runs make the page: the one asked for, else the only one in the store."""
+    from .runner import DEVICE_TYPES
+
+    if device_type is not None:
+        if device_type not in DEVICE_TYPES:
+            raise ConfigError(f"device type {device_type!r} is not allowed: use {' or '.join(DEVICE_TYPES)}")
+        return device_type
+    found = sorted({r.data.tags.get(f"{tracking.TAG}device_type") for r in tracking.runs_table(uri, suite.name)[0]} - {None})
+    if len(found) > 1:
+        raise ConfigError(f"suite {suite.name} has runs on {' and '.join(found)} in {uri}: choose one with --device-type")
+    return found[0] if found else "cpu"
+
+
+def make(
+    suite: Suite, registry: Any, uri: str | None, out: Path, command: str | None = None, device_type: str | None = None
+) -> tuple[Board, list[Path]]:
+    """Read the suite's runs on one device type from MLflow and write the leaderboard to ``out``."""
     from .runner import plan
     from .suite import validate
 
     uri = tracking.normalise_uri(uri)
     suite = validate(suite, registry, check_data=False)
-    cells = plan(suite, registry)
+    cells = plan(suite, registry, device_type_of_runs(uri, suite, device_type))
     board = build(suite, records_from_mlflow(suite, cells, uri))
     command = command or "dd-bench " + " ".join(sys.argv[1:])
     return board, write(board, Path(out), provenance(board, command, uri))

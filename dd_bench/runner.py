@@ -37,6 +37,7 @@ PROTOCOL = 1
 """Bumped when the runner's protocol changes in a way that changes results."""
 
 ONLY_KEYS = ("method", "dataset", "ipc", "seed")
+DEVICE_TYPES = ("cpu", "cuda")
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,6 +62,8 @@ class Cell:
     """The resolved ``EvalConfig`` as a dict."""
     role: str = "method"
     """``method``, ``random`` (lower reference) or ``full`` (upper reference)."""
+    device_type: str = "cpu"
+    """``cpu`` or ``cuda``: part of the hash, so a GPU run never counts a CPU run's cell as done."""
 
     @property
     def ipc_label(self) -> str:
@@ -84,6 +87,7 @@ class Cell:
                 "distill_model": self.distill_model,
                 "eval": dict(self.eval),
                 "eval_seeds": list(self.eval_seeds),
+                "device_type": self.device_type,
             }
         )
 
@@ -104,6 +108,7 @@ class Cell:
             "eval_seeds": list(self.eval_seeds),
             "eval": dict(self.eval),
             "role": self.role,
+            "device_type": self.device_type,
             "config_hash": self.config_hash,
         }
 
@@ -130,8 +135,8 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def plan(suite: Suite, registry: Any) -> list[Cell]:
-    """Every cell of a validated suite (``methods: all`` already expanded)."""
+def plan(suite: Suite, registry: Any, device_type: str = "cpu") -> list[Cell]:
+    """Every cell of a validated suite (``methods: all`` already expanded) on ``device_type``."""
     cells = []
     for entry in suite.methods or ():
         spec = registry.distiller(entry.name)
@@ -159,6 +164,7 @@ def plan(suite: Suite, registry: Any) -> list[Cell]:
                             eval_seeds=tuple(suite.eval_seeds),
                             eval=ev,
                             role=role,
+                            device_type=device_type,
                         )
                     )
     return cells
@@ -199,6 +205,7 @@ class RunContext:
     tracking_uri: str
     experiment: str
     device: str = "auto"
+    deterministic: bool = False
     data_root: str | None = None
     download: bool = False
     cache_dir: str | None = None
@@ -432,7 +439,9 @@ def _run_cell_body(
                 }
             )
             metrics.flush()
-            tracking.set_tags(c, run_id, {f"{tracking.TAG}memory_kind": mem.kind, f"{tracking.TAG}soft_labels": syn.soft_labels})
+            stopped = syn.metadata.get("stopped_early")  # a matcher kept its last good set after a bad loss
+            tracking.set_tags(c, run_id, {f"{tracking.TAG}memory_kind": mem.kind, f"{tracking.TAG}soft_labels": syn.soft_labels,
+                                          f"{tracking.TAG}stopped_early": stopped and f"at iteration {stopped['iteration']}, kept iteration {stopped['kept_iteration']}"})
             resolved = {**cell.resolved(), "synthetic_metadata": _jsonable(_safe_metadata(syn.metadata))}
             (tmp_path / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
             c.log_artifact(run_id, str(tmp_path / "config.yaml"))
@@ -526,20 +535,46 @@ def run_local(cells: Sequence[Cell], ctx: RunContext, registry: Any = None, on_r
     return results
 
 
-def _ray_cell(cell: Cell, ctx: RunContext) -> CellResult:  # runs in a Ray worker
+def _ray_cell(cell: Cell, ctx: RunContext, threads: int) -> CellResult:  # runs in a Ray worker
+    """A cell in a Ray worker: its device is checked here, not on the driver, and Ray's
+    ``OMP_NUM_THREADS=1`` is replaced by the CPUs the task reserved."""
+    import torch
+
+    from .runtime import set_deterministic
+
+    torch.set_num_threads(threads)
+    if ctx.deterministic:
+        set_deterministic(True)
     return run_cell(cell, ctx)
 
 
+def ray_device_type(device: str, cluster_gpus: float) -> str:
+    """The device type cells get on a Ray cluster: ``cuda`` when asked for (or ``auto``) and the cluster has GPUs."""
+    from .runtime import parse_device
+
+    parsed = parse_device(device)
+    if parsed is None:
+        return "cuda" if cluster_gpus else "cpu"
+    if parsed.type == "cuda" and not cluster_gpus:
+        raise ConfigError(f"device={device!r} asked for, but the Ray cluster has no GPUs: use --device cpu or auto")
+    return parsed.type
+
+
 def run_ray(
-    cells: Sequence[Cell], ctx: RunContext, address: str | None = None, on_result: Callable[[Cell, CellResult], None] | None = None, num_cpus: int | None = None
+    cells: Sequence[Cell], ctx: RunContext, address: str | None = None, on_result: Callable[[Cell, CellResult], None] | None = None,
+    num_cpus: int | None = None, cpus_per_task: int | None = None,
 ) -> list[CellResult]:
-    """Every cell as a Ray task (one GPU per task when the cluster has GPUs).
+    """Every cell as a Ray task: one GPU per task when the cells run on CUDA, none for ``--device cpu``.
 
     ``address=None`` joins a running cluster if ``RAY_ADDRESS`` names one, else starts a
     local Ray instance. Workers build their own registry from the installed plugins, so
     every node needs dd-bench and the suite's plugins installed, and a tracking URI they
-    can all reach (a server, or a SQLite file on shared storage).
+    can all reach (a server, or a SQLite file on shared storage). A GPU task reserves the
+    cluster's CPUs per GPU (``cpus_per_task`` overrides), a CPU task one CPU; each uses as
+    many threads as it reserved. The cells' device type is set here from the cluster.
     """
+    if cpus_per_task is not None and cpus_per_task < 1:
+        raise ConfigError(f"ray cpus_per_task={cpus_per_task} is not allowed: use an integer >= 1")
     try:
         import ray
     except ImportError:
@@ -553,10 +588,16 @@ def run_ray(
             kwargs["num_cpus"] = num_cpus
         ray.init(**kwargs)
     try:
-        gpus = ray.cluster_resources().get("GPU", 0)
-        task = ray.remote(num_cpus=1, num_gpus=1 if gpus else 0, max_retries=0)(_ray_cell)
-        pending = {task.remote(cell, ctx): cell for cell in cells}
-        _say(ctx, f"submitted {len(pending)} cells to Ray ({int(gpus)} GPUs)")
+        resources = ray.cluster_resources()
+        gpus = resources.get("GPU", 0)
+        device_type = ray_device_type(ctx.device, gpus)
+        on_gpu = device_type == "cuda"
+        threads = cpus_per_task or (max(1, int(resources.get("CPU", 1) // gpus)) if on_gpu else 1)
+        worker_ctx = dataclasses.replace(ctx, device=device_type)  # a worker sees its one GPU as cuda
+        cells = [dataclasses.replace(cell, device_type=device_type) for cell in cells]
+        task = ray.remote(num_cpus=threads, num_gpus=1 if on_gpu else 0, max_retries=0)(_ray_cell)
+        pending = {task.remote(cell, worker_ctx, threads): cell for cell in cells}
+        _say(ctx, f"submitted {len(pending)} cells to Ray ({device_type}: {1 if on_gpu else 0} GPU and {threads} CPUs per task; cluster {int(gpus)} GPUs)")
         results: dict[str, CellResult] = {}
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
@@ -607,29 +648,42 @@ def run_suite(
     executor: str = "local",
     only: Iterable[str] = (),
     device: str = "auto",
+    deterministic: bool = False,
     cache_dir: str | None = None,
     quiet: bool = False,
     ray_address: str | None = None,
     ray_num_cpus: int | None = None,
+    ray_cpus_per_task: int | None = None,
 ) -> SuiteRun:
-    """Validate (everything, before any work), plan, and execute a suite."""
-    from .runtime import resolve_device
+    """Validate (everything, before any work), plan, and execute a suite.
+
+    The device is checked here for the local executor and in each worker for Ray (whose
+    driver may have no GPU). ``deterministic`` asks for deterministic GPU kernels.
+    """
+    from .runtime import parse_device, resolve_device, set_deterministic
     from .suite import validate
 
     if executor not in ("local", "ray"):
         raise ConfigError(f"executor={executor!r} is not allowed: use local or ray")
     if registry is None:
         registry = _default_registry()
-    resolve_device(device)  # a bad device fails before any work
+    if executor == "local":  # a bad device fails before any work
+        device_type = resolve_device(device, say=None if quiet else lambda text: print(text, file=sys.stderr)).type
+    if deterministic:
+        set_deterministic(True)
+    else:
+        parse_device(device)
+        device_type = "cpu"  # run_ray sets the cluster's
     filters = parse_only(only)
     data_cache: dict[str, Any] = {}
     suite = validate(suite, registry, data_cache=data_cache)
-    cells = select(plan(suite, registry), filters)
+    cells = select(plan(suite, registry, device_type), filters)
     uri = tracking.normalise_uri(tracking_uri)
     ctx = RunContext(
         tracking_uri=uri,
         experiment=suite.name,
         device=device,
+        deterministic=deterministic,
         data_root=suite.data_root,
         download=suite.download,
         cache_dir=cache_dir,
@@ -642,7 +696,7 @@ def run_suite(
     _say(ctx, f"suite {suite.name} v{suite.version}: {len(cells)} cells, executor {executor}, tracking {uri}")
     started = time.perf_counter()
     if executor == "ray":
-        results = run_ray(cells, ctx, ray_address, num_cpus=ray_num_cpus)
+        results = run_ray(cells, ctx, ray_address, num_cpus=ray_num_cpus, cpus_per_task=ray_cpus_per_task)
     else:
         results = run_local(cells, ctx, registry)
     seconds = time.perf_counter() - started

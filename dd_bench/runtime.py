@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import os
 import platform
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,17 +64,88 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "dd-bench")
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA when there is a GPU, else the CPU."""
+@contextlib.contextmanager
+def cache_lock(path: Path, wait: bool = True) -> Iterator[bool]:
+    """An exclusive lock on ``path`` + ``.lock`` while a cache entry is built, so concurrent
+    cells (Ray tasks, parallel runs) never build the same entry twice. Yields whether the
+    lock is held: with ``wait=False`` it is False when another process holds it.
+    The OS releases the lock when its holder dies, even by SIGKILL. (POSIX ``flock``;
+    without ``fcntl`` nothing is locked.)
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield True
+        return
+    lock = Path(f"{path}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+DEVICE_FORMS = "auto, cpu, cuda or cuda:N"
+
+
+def parse_device(name: str) -> torch.device | None:
+    """Check a device name's form without touching any GPU (None for ``auto``).
+
+    Only the CPU and CUDA are supported; the host that runs the work checks the GPU is there
+    (``resolve_device``), so a CPU-only head node can drive GPU workers.
+    """
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return None
     try:
         device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"device={name!r} is not allowed: use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device={name!r} asked for, but no CUDA GPU is available (use --device cpu)")
+    except (RuntimeError, TypeError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda") or (device.type == "cpu" and device.index not in (None, 0)):
+        raise ConfigError(f"device={name!r} is not allowed: use {DEVICE_FORMS}")
     return device
+
+
+def resolve_device(name: str = "auto", say: Callable[[str], None] | None = None) -> torch.device:
+    """The device to run on, checked against this machine before any work.
+
+    ``auto`` picks the first CUDA GPU when there is one, else the CPU; ``say`` (if given)
+    is told which, and why when it falls back to the CPU.
+    """
+    device = parse_device(name)
+    if device is None:
+        reason = cuda_unavailable_reason()
+        device = torch.device("cpu") if reason else torch.device("cuda", 0)
+        if say is not None:
+            picked = "cpu" if reason else f"cuda:0 ({torch.cuda.get_device_name(0)})"
+            say(f"device auto: using {picked}" + (f" ({reason})" if reason else ""))
+        return device
+    if device.type == "cuda":
+        reason = cuda_unavailable_reason()
+        if reason:
+            raise ConfigError(f"device={name!r} asked for, but {reason}: use --device cpu")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise ConfigError(
+                f"device={name!r} is not allowed: this machine has {count} CUDA GPU{'s' if count > 1 else ''}"
+                f" (use cuda:0{f' to cuda:{count - 1}' if count > 1 else ''})"
+            )
+    return device
+
+
+def cuda_unavailable_reason() -> str | None:
+    """Why CUDA cannot be used here, or None when it can."""
+    if not torch.backends.cuda.is_built():
+        return "this torch build has no CUDA support"
+    if not torch.cuda.is_available():
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        return "no CUDA GPU is visible" + (f" (CUDA_VISIBLE_DEVICES={visible!r})" if visible is not None else "")
+    return None
 
 
 def seeded_build(build: Callable[[], nn.Module], seed: int, device: torch.device) -> nn.Module:
@@ -90,6 +162,45 @@ def device_name(device: torch.device) -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
+CUBLAS_ENV = "CUBLAS_WORKSPACE_CONFIG"
+
+
+def set_deterministic(enabled: bool = True) -> None:
+    """Ask torch, cuDNN and cuBLAS for deterministic kernels (``--deterministic``), or stop asking.
+
+    On the CPU dd-bench's runs are a function of their seeds already; on a GPU they are only
+    with this set (slower kernels; an op without a deterministic kernel raises). cuBLAS reads
+    its setting when CUDA starts, so call this before the first GPU work.
+    """
+    if enabled:
+        os.environ.setdefault(CUBLAS_ENV, ":4096:8")
+        torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(enabled)
+    torch.backends.cudnn.deterministic = enabled
+
+
+def numeric_settings(device: torch.device) -> dict[str, Any]:
+    """The settings that decide whether a GPU result is bit-reproducible (recorded with every run)."""
+    settings: dict[str, Any] = {
+        "deterministic": torch.are_deterministic_algorithms_enabled(),
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+    }
+    if device.type == "cuda":
+        settings.update(
+            {
+                "cuda": torch.version.cuda,
+                "cudnn": torch.backends.cudnn.version(),
+                "gpu": torch.cuda.get_device_name(device),
+                "cuda_matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
+                "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
+                "cudnn_deterministic": torch.backends.cudnn.deterministic,
+                "cudnn_benchmark": torch.backends.cudnn.benchmark,
+                "cublas_workspace_config": os.environ.get(CUBLAS_ENV),
+            }
+        )
+    return settings
+
+
 @functools.lru_cache(maxsize=None)
 def git_sha(cwd: Path | None = None) -> str | None:
     """HEAD of the checkout, read once per process: the code a long run imported, not a later commit."""
@@ -103,7 +214,7 @@ def git_sha(cwd: Path | None = None) -> str | None:
 
 
 def environment(device: torch.device) -> dict[str, Any]:
-    """What every run records: versions, device and code revision."""
+    """What every run records: versions, device, the numeric settings and code revision."""
     import torchvision
 
     return {
@@ -112,5 +223,7 @@ def environment(device: torch.device) -> dict[str, Any]:
         "torchvision": torchvision.__version__,
         "python": platform.python_version(),
         "device": device_name(device),
+        "device_type": device.type,
+        **numeric_settings(device),
         "git_sha": git_sha(),
     }

@@ -36,9 +36,11 @@ def _run(args: argparse.Namespace, suite_name: str) -> tuple[SuiteRun, Registry]
         executor=args.executor,
         only=args.only or [],
         device=args.device,
+        deterministic=args.deterministic,
         cache_dir=str(args.cache_dir) if args.cache_dir else None,
         quiet=args.quiet,
         ray_address=args.ray_address,
+        ray_cpus_per_task=args.ray_cpus_per_task,
     )
     return result, registry
 
@@ -59,7 +61,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
     suite = load_suite(args.suite)
     out = args.out or Path("leaderboards") / suite.name
-    _, files = make(suite, Registry(), args.tracking_uri, out, _command())
+    _, files = make(suite, Registry(), args.tracking_uri, out, _command(), args.device_type)
     print(f"wrote {out}/ ({', '.join(p.name for p in files)})", file=sys.stderr)
     return 0
 
@@ -79,12 +81,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _run_options(p: argparse.ArgumentParser) -> None:
+    from .cli import device_options
+
     p.add_argument("--executor", choices=("local", "ray"), default="local", help="local: one cell after another (default); ray: cells as Ray tasks")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlflow.db in the working directory)")
     p.add_argument("--only", action="append", metavar="KEY=V1,V2", help="run only matching cells; KEY is method, dataset, ipc or seed (repeatable)")
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
+    device_options(p)
     p.add_argument("--cache-dir", type=Path, help="cache for expert buffers (default $DD_BENCH_CACHE or ~/.cache/dd-bench)")
     p.add_argument("--ray-address", help="Ray cluster address (default: RAY_ADDRESS or a local Ray instance)")
+    p.add_argument("--ray-cpus-per-task", type=int, metavar="N",
+                   help="CPUs (and threads) per Ray task (default: the cluster's CPUs per GPU for GPU cells, 1 for CPU cells)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
@@ -99,6 +105,7 @@ def add_suite_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("suite", help="a suite YAML file, or a name in ./suites")
     p.add_argument("--out", type=Path, help="output folder (default leaderboards/<suite name>)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlflow.db in the working directory)")
+    p.add_argument("--device-type", choices=("cpu", "cuda"), help="the runs to rank when the store holds both (default: the only one there)")
     p.set_defaults(func=cmd_leaderboard)
 
     p = subparsers.add_parser("demo", help="run the demo suite (all built-in methods on digits) and write its leaderboard")
