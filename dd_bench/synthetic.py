@@ -58,6 +58,9 @@ class SyntheticSet:
                 raise DataError(f"hard labels must lie in [0, {self.num_classes - 1}]")
         elif self.labels.shape != (n, self.num_classes) or not self.labels.is_floating_point():
             raise DataError(f"labels must be [N]={n} class indices or [N,K]=[{n},{self.num_classes}] floats, got {list(self.labels.shape)}")
+        devices = {t.device for t in (self.images, self.labels, self.weights) if t is not None}
+        if len(devices) > 1:
+            raise DataError(f"images, labels and weights must be on one device, got {', '.join(sorted(map(str, devices)))}")
         if self.weights is not None and (self.weights.shape != (n,) or (self.weights < 0).any()):
             raise DataError(f"weights must be a non-negative tensor of shape [{n}]")
         if self.lr is not None and not self.lr > 0:
@@ -167,11 +170,20 @@ class SyntheticSet:
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """``torch.save`` to a temporary file in the same folder, then rename over ``path``."""
+    _atomic_write(path, lambda fh: torch.save(obj, fh))
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) so that a reader never sees half of it."""
+    _atomic_write(path, lambda fh: fh.write(text.encode()))
+
+
+def _atomic_write(path: Path, write: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -24,7 +24,8 @@ from tqdm import tqdm
 from ..augment import DEFAULT_STRATEGY, DSA
 from ..errors import ConfigError, DataError
 from ..specs import RealData
-from ..synthetic import atomic_torch_save
+from ..runtime import cache_lock
+from ..synthetic import atomic_torch_save, atomic_write_text
 from ..training import TrainRecipe, train_classifier
 from .student import FlatModel
 
@@ -87,6 +88,10 @@ class ExpertBuffers:
     directory: Path
     trained_seconds: float = 0.0
     """Time this call spent training missing experts (0 when all came from the cache)."""
+    trained: list[int] = field(default_factory=list)
+    """The experts this call trained (the others came from the cache or another process)."""
+    device_types: list[str] = field(default_factory=list)
+    """The device type each expert was trained on (``unknown`` for buffers older than the record)."""
 
     @property
     def epochs(self) -> int:
@@ -153,17 +158,26 @@ def ensure_buffers(
     directory.mkdir(parents=True, exist_ok=True)
     manifest = directory / "recipe.json"
     if not manifest.exists():
-        manifest.write_text(json.dumps({"model": model_name, "recipe": asdict(recipe), "data": data_fingerprint(data, zca)}, indent=2))
+        atomic_write_text(manifest, json.dumps({"model": model_name, "recipe": asdict(recipe), "data": data_fingerprint(data, zca)}, indent=2))
     missing = [k for k in range(num_experts) if not expert_path(directory, k).exists()]
     if missing:
         print(f"training {len(missing)} expert(s) into {directory}", file=sys.stderr)
-    started = time.perf_counter()
-    for k in missing:
-        with tqdm(total=recipe.epochs, desc=f"expert {k}", unit="epoch", disable=None if progress else True, file=sys.stderr) as bar:
-            trajectory = train_expert(build_model, data, train_x, recipe, k, device, optimizer_factory, bar.update)
-        atomic_torch_save({"format_version": BUFFER_FORMAT_VERSION, "trajectory": trajectory}, expert_path(directory, k))
-    trained_seconds = time.perf_counter() - started if missing else 0.0
-    trajectories = []
+    trained, trained_seconds = [], 0.0
+    # Concurrent callers (Ray cells) share the work: first the experts nobody is training, then wait for the rest.
+    for wait in (False, True):
+        for k in missing:
+            path = expert_path(directory, k)
+            with cache_lock(path, wait) as held:
+                if not held or path.exists():
+                    continue
+                started = time.perf_counter()
+                with tqdm(total=recipe.epochs, desc=f"expert {k}", unit="epoch", disable=None if progress else True, file=sys.stderr) as bar:
+                    trajectory = train_expert(build_model, data, train_x, recipe, k, device, optimizer_factory, bar.update)
+                blob = {"format_version": BUFFER_FORMAT_VERSION, "trajectory": trajectory, "device_type": torch.device(device).type}
+                atomic_torch_save(blob, path)
+                trained.append(k)
+                trained_seconds += time.perf_counter() - started
+    trajectories, device_types = [], []
     for k in range(num_experts):
         path = expert_path(directory, k)
         try:
@@ -171,4 +185,5 @@ def ensure_buffers(
             trajectories.append(blob["trajectory"])
         except Exception as exc:
             raise DataError(f"expert buffer {path} is unreadable ({exc}); delete it to retrain that expert") from None
-    return ExpertBuffers(trajectories, directory, trained_seconds)
+        device_types.append(blob.get("device_type", "unknown"))
+    return ExpertBuffers(trajectories, directory, trained_seconds, trained, device_types)

@@ -8,6 +8,7 @@ methods (``sample_expert``, ``start_epoch_bounds``, ``init_images``, ``init_labe
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -22,11 +23,12 @@ import torch
 from tqdm import tqdm
 
 from ..augment import DEFAULT_STRATEGY, DSA
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError
 from ..specs import DistillRequest
 from ..synthetic import CACHE_BUILD_SECONDS, SyntheticSet, atomic_torch_save
 from .buffers import ExpertBuffers, ExpertRecipe, ensure_buffers
 from .student import FlatModel
+from .memory import MEMORY_HEADROOM, estimate_memory, free_memory
 from .unroll import match
 
 CHECKPOINT_VERSION = 1
@@ -60,7 +62,7 @@ class MatchingConfig:
     expert_optimizer: str = "sgd"
     """A registered expert optimizer: sgd is built in, plugins add others (the ftd plugin: gsam)."""
     max_loss: float = 1e4
-    """A matching loss above this (or NaN) stops the run; the last good set is kept."""
+    """A matching loss above this (or NaN) stops the run, which returns the last good set."""
     checkpoint_every: int = 50
 
     def __post_init__(self) -> None:
@@ -97,12 +99,25 @@ class MatchingConfig:
         )
 
 
+def _to_cpu_copy(value: Any) -> Any:
+    """A deep copy with every tensor detached, on the CPU and owning its memory."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {k: _to_cpu_copy(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_cpu_copy(v) for v in value)
+    return copy.deepcopy(value)
+
+
 class TrajectoryMatcher:
     """One distillation run: ``run()`` returns the SyntheticSet.
 
     State that survives a restart (images, lr, labels, optimiser states, the generator, and
     whatever ``policy_state`` adds) is checkpointed atomically every ``checkpoint_every``
-    iterations and on failure; a rerun of the same cell resumes from it.
+    iterations; a rerun of the same cell resumes from it. When the matching loss is not
+    finite or above ``max_loss`` the run stops and returns the set of the last iteration
+    whose loss was good, saying so in its metadata (``stopped_early``).
     """
 
     method = "matching"
@@ -209,12 +224,15 @@ class TrajectoryMatcher:
         return Path(self.request.cache_dir) / "checkpoints" / f"{self.method}-{self.data.name}-{digest}.pt"
 
     def _state(self, iteration: int) -> dict[str, Any]:
-        return {
+        """A copy of the run's state, on the CPU: nothing in it aliases the live tensors
+        (``.cpu()`` of a CPU tensor and ``state_dict()`` return the live ones)."""
+        state = {
             "version": CHECKPOINT_VERSION,
             "iteration": iteration,
-            "images": self.images.detach().cpu(),
-            "labels": self.labels.detach().cpu(),
-            "lr": self.syn_lr.detach().cpu(),
+            "device_type": self.device.type,
+            "images": self.images,
+            "labels": self.labels,
+            "lr": self.syn_lr,
             "opt_img": self.opt_img.state_dict(),
             "opt_lr": self.opt_lr.state_dict(),
             "opt_labels": self.opt_labels.state_dict() if self.opt_labels else None,
@@ -222,6 +240,7 @@ class TrajectoryMatcher:
             "losses": list(self.losses),
             "policy": self.policy_state(),
         }
+        return _to_cpu_copy(state)
 
     def _restore(self, state: dict[str, Any]) -> int:
         with torch.no_grad():
@@ -242,6 +261,8 @@ class TrajectoryMatcher:
         self.buffers = self.load_buffers()
         if self.buffers.epochs < cfg.max_start_epoch - 1 + cfg.expert_epochs:
             raise ConfigError(f"expert buffers in {self.buffers.directory} are too short for this config")
+        if device.type == "cuda":  # the trajectories stay on the host; each iteration moves two vectors
+            self.buffers.trajectories = [t.pin_memory() for t in self.buffers.trajectories]
         self.images = self.init_images().to(device).requires_grad_(True)
         self.labels = self.init_labels(self.images.detach()).to(device)
         self.opt_labels = self.label_optimizer(self.labels)
@@ -249,6 +270,29 @@ class TrajectoryMatcher:
         self.opt_img = torch.optim.SGD([self.images], lr=cfg.lr_img, momentum=0.5)
         self.opt_lr = torch.optim.SGD([self.syn_lr], lr=cfg.lr_lr, momentum=0.5)
         self.losses: list[float] = []
+        self.last_good: dict[str, Any] | None = None
+        self.stopped_early: dict[str, Any] | None = None
+        self.constant_memory = self._choose_memory_mode()
+
+    def _choose_memory_mode(self) -> bool:
+        """Unrolled when its estimated memory fits the device, else constant-memory (said), else an error."""
+        cfg = self.config
+        if cfg.constant_memory:
+            return True
+        batch = min(cfg.batch_syn or self.images.shape[0], self.images.shape[0])
+        need = estimate_memory(self.student, self.images.detach(), self.labels, batch, cfg.syn_steps, self.augment)
+        free = free_memory(self.device)
+        if free is None or need.unrolled <= MEMORY_HEADROOM * free:
+            return False
+        gib = 2**30
+        sizes = f"about {need.unrolled / gib:.1f} GiB unrolled, {need.constant / gib:.1f} GiB with constant_memory"
+        if need.constant > MEMORY_HEADROOM * free:
+            raise ConfigError(
+                f"{self.method} needs {sizes}, but {self.device} has {free / gib:.1f} GiB free: lower batch_syn, syn_steps or ipc"
+            )
+        print(f"{self.method}: the unrolled student needs {sizes} and {self.device} has {free / gib:.1f} GiB free:"
+              " switching to constant_memory (same gradients, one step's graph at a time)", file=sys.stderr)
+        return True
 
     def run(self) -> SyntheticSet:
         cfg = self.config
@@ -258,32 +302,29 @@ class TrajectoryMatcher:
         if ckpt.exists():
             start_iteration = self._restore(torch.load(ckpt, map_location="cpu", weights_only=True))
             print(f"resuming {self.method} from iteration {start_iteration} ({ckpt})", file=sys.stderr)
-        trajectories = [t.to(self.device) for t in self.buffers.trajectories]
         n = self.images.shape[0]
         batch = cfg.batch_syn or n
-        last_good = self._state(start_iteration)
         started = time.perf_counter()
         bar = tqdm(total=cfg.iterations, initial=start_iteration, desc=self.method, unit="it",
                    disable=None if self.request.progress else True, file=sys.stderr)
         for it in range(start_iteration, cfg.iterations):
-            trajectory = trajectories[self.sample_expert(it)]
+            trajectory = self.buffers.trajectories[self.sample_expert(it)]
             low, high = self.start_epoch_bounds(it)
             start_epoch = int(torch.randint(low, high, (1,), generator=self.rng))
-            start, target = trajectory[start_epoch], trajectory[start_epoch + cfg.expert_epochs]
+            start = trajectory[start_epoch].to(self.device, non_blocking=True)
+            target = trajectory[start_epoch + cfg.expert_epochs].to(self.device, non_blocking=True)
             batches = self._batches(n, batch)
             seeds = torch.randint(0, 2**62, (cfg.syn_steps,), generator=self.rng).tolist()
+            before = self._state(it)  # the state this iteration's loss is measured at
             for opt in (self.opt_img, self.opt_lr, self.opt_labels):
                 if opt is not None:
                     opt.zero_grad(set_to_none=True)
             loss = match(self.student, start, target, self.images, self.labels, self.syn_lr, batches, seeds,
-                         self.augment, cfg.constant_memory).item()
+                         self.augment, self.constant_memory).item()
             if not math.isfinite(loss) or loss > cfg.max_loss:
-                atomic_torch_save(last_good, ckpt)
-                bar.close()
-                raise DataError(
-                    f"{self.method} stopped at iteration {it}: matching loss {loss:.4g} is not finite or above"
-                    f" max_loss={cfg.max_loss}; lower lr_img/lr_lr. The last good state is in {ckpt}"
-                )
+                self._stop_early(it, loss)
+                break
+            self.last_good = before
             self.losses.append(loss)
             self.request.log_metric("matching_loss", loss, it)
             if not self.skip_update(loss, it):
@@ -297,12 +338,25 @@ class TrajectoryMatcher:
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.4f}", lr=f"{self.syn_lr.item():.4g}")
             if (it + 1) % cfg.checkpoint_every == 0 and it + 1 < cfg.iterations:
-                last_good = self._state(it + 1)
-                atomic_torch_save(last_good, ckpt)
+                atomic_torch_save(self._state(it + 1), ckpt)
         bar.close()
         syn = self._result(time.perf_counter() - started)
         ckpt.unlink(missing_ok=True)
         return syn
+
+    def _stop_early(self, iteration: int, loss: float) -> None:
+        """Go back to the state of the last iteration whose loss was good (the start if none was)."""
+        good = self.last_good
+        if good is not None:
+            self._restore(good)
+        self.stopped_early = {
+            "iteration": iteration,
+            "loss": loss if math.isfinite(loss) else str(loss),
+            "kept_iteration": good["iteration"] if good is not None else None,
+        }
+        kept = f"the set of iteration {good['iteration']}" if good is not None else "the initial set"
+        print(f"warning: {self.method} stopped at iteration {iteration}: matching loss {loss:.4g} is not finite or above"
+              f" max_loss={self.config.max_loss}; keeping {kept}. Lower lr_img/lr_lr.", file=sys.stderr)
 
     def _batches(self, n: int, batch: int) -> list[torch.Tensor]:
         """``syn_steps`` minibatches, walking seeded permutations of the set (as MTT does)."""
@@ -329,6 +383,9 @@ class TrajectoryMatcher:
                 "matching_loss_last": self.losses[-1] if self.losses else None,
                 "matching_seconds": round(seconds, 3),
                 "buffers": str(self.buffers.directory),
+                "buffers_device_types": sorted(set(self.buffers.device_types)),
+                "constant_memory": self.constant_memory,
+                "stopped_early": self.stopped_early,
                 "expert_optimizer": self.config.expert_optimizer,
                 "expert_optimizer_options": self._resolved_expert_options(),
                 CACHE_BUILD_SECONDS: round(self.buffers.trained_seconds, 3),

@@ -231,6 +231,8 @@ def distill(request: DistillRequest) -> SyntheticSet:
 _E50 = {"num_experts": 100, "expert_train_epochs": 50, "expert_optimizer": "gsam", "iterations": 10000}
 _E100 = {**_E50, "expert_train_epochs": 100}
 
+# constant_memory=True marks the presets whose unrolled student would not fit an 80 GB GPU
+# (`python benchmarks/memory_estimate.py --presets`); it gives the same gradients, one step's graph at a time.
 PRESETS: dict[str, dict[str, Any]] = {
     # End to end on digits in seconds. The experts label the images, so they get more steps than
     # MTT's smoke experts (batch 32, 6 epochs): 2-epoch experts give near-uniform soft labels
@@ -246,7 +248,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "cifar10-ipc10": {**_E50, "syn_steps": 80, "expert_epochs": 2, "lr_img": 100.0, "lr_teacher": 0.01, "lr_lr": 1e-5,
                       "lr_y": 2.0, "threshold": 1.0, "batch_syn": 500, "min_start_epoch": 0,
                       "current_max_start_epoch": 10, "max_start_epoch": 20, "expansion_end_epoch": 1000, "zca": True},
-    "cifar10-ipc50": {**_E50, "syn_steps": 80, "expert_epochs": 2, "lr_img": 1000.0, "lr_teacher": 0.01, "lr_lr": 1e-5,
+    "cifar10-ipc50": {**_E50, "constant_memory": True, "syn_steps": 80, "expert_epochs": 2, "lr_img": 1000.0, "lr_teacher": 0.01, "lr_lr": 1e-5,
                       "lr_y": 2.0, "threshold": 1.0, "batch_syn": 500, "min_start_epoch": 0,
                       "current_max_start_epoch": 20, "max_start_epoch": 40, "expansion_end_epoch": 2000, "zca": True},
     # IPC 500/1000: the constant-memory student (same gradients) keeps 40-100 steps on
@@ -260,21 +262,21 @@ PRESETS: dict[str, dict[str, Any]] = {
     "cifar100-ipc1": {**_E50, "syn_steps": 40, "expert_epochs": 3, "lr_img": 1000.0, "lr_teacher": 0.01, "lr_lr": 1e-5,
                       "lr_y": 10.0, "threshold": 1.0, "batch_syn": 1000, "min_start_epoch": 0,
                       "current_max_start_epoch": 20, "max_start_epoch": 30, "expansion_end_epoch": 1000, "zca": True},
-    "cifar100-ipc10": {**_E100, "syn_steps": 80, "expert_epochs": 2, "lr_img": 1000.0, "lr_teacher": 0.01, "lr_lr": 1e-5,
+    "cifar100-ipc10": {**_E100, "constant_memory": True, "syn_steps": 80, "expert_epochs": 2, "lr_img": 1000.0, "lr_teacher": 0.01, "lr_lr": 1e-5,
                        "lr_y": 10.0, "threshold": 1.0, "batch_syn": 1000, "min_start_epoch": 0,
                        "current_max_start_epoch": 30, "max_start_epoch": 50, "expansion_end_epoch": 2000, "zca": True},
     # pix_init real in the reference's file for this row.
-    "cifar100-ipc50": {**_E100, "syn_steps": 80, "expert_epochs": 2, "lr_img": 1000.0, "lr_teacher": 0.01, "lr_lr": 1e-5,
+    "cifar100-ipc50": {**_E100, "constant_memory": True, "syn_steps": 80, "expert_epochs": 2, "lr_img": 1000.0, "lr_teacher": 0.01, "lr_lr": 1e-5,
                        "lr_y": 10.0, "threshold": 1.0, "batch_syn": 1000, "pix_init": "real",
                        "sequential_generation": False, "min_start_epoch": 20, "max_start_epoch": 70, "zca": True},
     "cifar100-ipc100": {**_E100, "syn_steps": 80, "expert_epochs": 2, "lr_img": 50.0, "lr_teacher": 0.01, "lr_lr": 1e-5,
                         "lr_y": 10.0, "threshold": 1.0, "batch_syn": 1000, "sequential_generation": False,
                         "min_start_epoch": 30, "max_start_epoch": 70, "zca": True, "constant_memory": True},
     # Tiny-ImageNet: distil with --model convnet_d4 (the reference's ConvNetD4).
-    "tiny-ipc1": {**_E50, "syn_steps": 40, "expert_epochs": 2, "lr_img": 10000.0, "lr_teacher": 0.01, "lr_lr": 1e-4,
+    "tiny-ipc1": {**_E50, "constant_memory": True, "syn_steps": 40, "expert_epochs": 2, "lr_img": 10000.0, "lr_teacher": 0.01, "lr_lr": 1e-4,
                   "lr_y": 10.0, "threshold": 1.0, "batch_syn": 1000, "min_start_epoch": 0,
                   "current_max_start_epoch": 15, "max_start_epoch": 20, "expansion_end_epoch": 2000, "zca": True},
-    "tiny-ipc10": {**_E100, "syn_steps": 40, "expert_epochs": 2, "lr_img": 100.0, "lr_teacher": 0.01, "lr_lr": 1e-4,
+    "tiny-ipc10": {**_E100, "constant_memory": True, "syn_steps": 40, "expert_epochs": 2, "lr_img": 100.0, "lr_teacher": 0.01, "lr_lr": 1e-4,
                    "lr_y": 10.0, "threshold": 1.0, "batch_syn": 500, "sequential_generation": False,
                    "min_start_epoch": 10, "max_start_epoch": 50, "zca": True},
     # The latest file: non-sequential [40, 70). An earlier version (min_start_epoch 40,
@@ -291,7 +293,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "fmnist-ipc10": {**_E50, "syn_steps": 80, "expert_epochs": 2, "lr_img": 100.0, "lr_teacher": 0.01, "lr_lr": 1e-5,
                      "lr_y": 2.0, "threshold": 1.0, "min_start_epoch": 0, "current_max_start_epoch": 10,
                      "max_start_epoch": 20, "expansion_end_epoch": 1000},
-    "fmnist-ipc50": {**_E50, "syn_steps": 80, "expert_epochs": 2, "lr_img": 100.0, "lr_teacher": 0.01, "lr_lr": 1e-5,
+    "fmnist-ipc50": {**_E50, "constant_memory": True, "syn_steps": 80, "expert_epochs": 2, "lr_img": 100.0, "lr_teacher": 0.01, "lr_lr": 1e-5,
                      "lr_y": 2.0, "threshold": 1.0, "batch_syn": 500, "min_start_epoch": 0,
                      "current_max_start_epoch": 20, "max_start_epoch": 40, "expansion_end_epoch": 2000},
     # Minutes on 2 CPU cores (Fashion-MNIST, --model convnet_w32): MTT's `cpu` budget and experts

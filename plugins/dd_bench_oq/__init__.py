@@ -276,7 +276,7 @@ def distill_oq(request: DistillRequest) -> SyntheticSet:
         err_latent.append(error)
         pixel = quantization_error(data.train_x[idx].to(device), decoded, chunk=config.chunk)
         err_pixel.append(float(pixel["error"]))
-        weights.append(masses * (idx.numel() / n_total))
+        weights.append(masses.cpu() * (idx.numel() / n_total))
         images.append(decoded.float().cpu())
         labels.append(torch.full((ipc,), c, dtype=torch.long))
         iters.append(q.iterations)

@@ -25,7 +25,7 @@ from torch import nn
 
 from dd_bench.errors import ConfigError, DataError
 from dd_bench.matching.buffers import data_fingerprint
-from dd_bench.runtime import seeded_build
+from dd_bench.runtime import cache_lock, seeded_build
 from dd_bench.specs import RealData
 from dd_bench.synthetic import atomic_torch_save
 
@@ -224,22 +224,25 @@ class AELatent(Latent):
         c, h, w = data.train_x.shape[1:]
         model = ConvAutoencoder(c, h, w, recipe.channels, recipe.hidden)
         trained = False
-        if path.exists():
-            try:
-                blob = torch.load(path, map_location="cpu", weights_only=True)
-                model.load_state_dict(blob["state_dict"])
-                losses = list(blob["losses"])
-            except Exception as exc:
-                raise DataError(f"cached autoencoder {path} is unreadable ({type(exc).__name__}: {exc}); delete it to retrain") from None
-        else:
-            if progress:
-                print(f"training the oq autoencoder into {path}", file=sys.stderr)
-            model, losses = _train_autoencoder(data, recipe, device, progress)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-            atomic_torch_save({"format_version": AE_FORMAT_VERSION, "key": json.dumps(key, sort_keys=True), "state_dict": state, "losses": losses}, path)
-            trained = True
-        info = {"ae_cache": str(path), "ae_trained_now": trained, "ae_train_mse": losses[-1] if losses else None}
+        with cache_lock(path):  # concurrent cells train it once; the others wait and load it
+            if path.exists():
+                try:
+                    blob = torch.load(path, map_location="cpu", weights_only=True)
+                    model.load_state_dict(blob["state_dict"])
+                    losses = list(blob["losses"])
+                except Exception as exc:
+                    raise DataError(f"cached autoencoder {path} is unreadable ({type(exc).__name__}: {exc}); delete it to retrain") from None
+            else:
+                if progress:
+                    print(f"training the oq autoencoder into {path}", file=sys.stderr)
+                model, losses = _train_autoencoder(data, recipe, device, progress)
+                state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+                blob = {"format_version": AE_FORMAT_VERSION, "key": json.dumps(key, sort_keys=True), "state_dict": state,
+                        "losses": losses, "device_type": torch.device(device).type}
+                atomic_torch_save(blob, path)
+                trained = True
+        info = {"ae_cache": str(path), "ae_trained_now": trained, "ae_train_mse": losses[-1] if losses else None,
+                "ae_device_type": blob.get("device_type", "unknown")}
         return cls(model, (c, h, w), device, info)
 
 
