@@ -55,7 +55,7 @@ scale factor of the width axis, then of the height axis; rotate angle.
 
 Gradients: every op is differentiable w.r.t. ``x`` (the random parameters are constants).
 On CUDA, ``grid_sample``'s backward (scale/rotate) uses atomic adds, so it is not
-bit-reproducible and raises under ``torch.use_deterministic_algorithms(True)``. The other
+bit-reproducible and warns under ``--deterministic`` (which sets ``warn_only``). The other
 ops are deterministic (the per-sample crop's gathers read each image pixel at most once,
 so their backward has no competing additions).
 """

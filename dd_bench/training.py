@@ -73,7 +73,8 @@ def train_classifier(
     """Train ``model`` in place on ``(x, y)`` (already on the model's device).
 
     Minibatch order and augmentation draw from ``generator`` (CPU) only, so a run is a
-    function of its seed. ``optimizer`` replaces the recipe's SGD (e.g. GSAM experts);
+    function of its seed: on the CPU always, on a GPU with deterministic kernels
+    (``dd_bench.runtime.set_deterministic``, ``--deterministic``). ``optimizer`` replaces the recipe's SGD (e.g. GSAM experts);
     ``on_epoch_end(epoch, model)`` lets callers snapshot trajectories.
     """
     n = x.shape[0]
