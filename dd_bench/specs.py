@@ -122,7 +122,7 @@ class DatasetSpec:
     """A dataset: ``load(request) -> RealData``.
 
     ``balanced=False`` declares that the classes have very different sizes (SVHN), so
-    ``dd-bench check-plugin`` does not require them to be within 10% of each other.
+    ``dd-bench check-plugin`` does not require the largest to be at most 1.5 times the smallest.
     """
 
     name: str
