@@ -12,7 +12,7 @@ import torch
 from .errors import ConfigError, DataError
 from .plugins import Registry
 from .runtime import default_cache_dir, seeded_build
-from .specs import DataRequest, DistillRequest, RealData
+from .specs import DataRequest, DistillerSpec, DistillRequest, RealData
 from .synthetic import SyntheticSet
 
 def load_data(
@@ -32,7 +32,7 @@ def check_ipc(data: RealData, ipc: int) -> None:
 
 def distill(
     registry: Registry,
-    method: str,
+    method: str | DistillerSpec,
     data: RealData,
     ipc: int,
     seed: int = 0,
@@ -44,8 +44,9 @@ def distill(
     log_metric: Any = None,
     progress: bool = True,
 ) -> SyntheticSet:
-    """Run one distiller on one dataset; the result is validated against the data."""
-    spec = registry.distiller(method)
+    """Run one distiller (a registered name, or a spec itself) on one dataset; the result is
+    validated against the data. ``registry`` supplies the model and expert optimizers."""
+    spec = method if isinstance(method, DistillerSpec) else registry.distiller(method)
     check_ipc(data, ipc)
     config = spec.resolve_config(preset, overrides or {})
     model_spec = registry.model(model)
@@ -65,7 +66,7 @@ def distill(
     started = time.perf_counter()
     syn = spec.distill(request)
     if not isinstance(syn, SyntheticSet):
-        raise DataError(f"distiller {method!r} returned {type(syn).__name__}, not a SyntheticSet")
+        raise DataError(f"distiller {spec.name!r} returned {type(syn).__name__}, not a SyntheticSet")
     syn.check_compatible(data)
     syn.metadata.setdefault("seed", seed)
     syn.metadata.setdefault("preset", preset)

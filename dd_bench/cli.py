@@ -279,6 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .suite_cli import add_suite_commands
 
     add_suite_commands(sub)
+    from .conformance_cli import add_check_plugin_command
+
+    add_check_plugin_command(sub)
     return parser
 
 

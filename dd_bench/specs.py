@@ -119,11 +119,16 @@ class DataRequest:
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """A dataset: ``load(request) -> RealData``."""
+    """A dataset: ``load(request) -> RealData``.
+
+    ``balanced=False`` declares that the classes have very different sizes (SVHN), so
+    ``dd-bench check-plugin`` does not require the largest to be at most 1.5 times the smallest.
+    """
 
     name: str
     load: Callable[[DataRequest], RealData]
     description: str = ""
+    balanced: bool = True
 
     def __post_init__(self) -> None:
         _check_name("DatasetSpec", self.name)
@@ -133,11 +138,17 @@ class DatasetSpec:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A classifier family: ``build(shape, **options) -> nn.Module`` returning logits."""
+    """A classifier family: ``build(shape, **options) -> nn.Module`` returning logits.
+
+    ``functional=False`` declares that the network does not work under
+    ``torch.func.functional_call`` (which the trajectory-matching engine needs), so
+    ``dd-bench check-plugin`` does not try it.
+    """
 
     name: str
     build: Callable[..., nn.Module]
     description: str = ""
+    functional: bool = True
 
     def __post_init__(self) -> None:
         _check_name("ModelSpec", self.name)
@@ -201,7 +212,10 @@ class DistillerSpec:
     """A distillation method: a config dataclass, named presets and ``distill(request)``.
 
     ``presets`` maps a preset name to overrides of ``config_cls`` fields; every distiller
-    has a ``smoke`` preset that runs end to end on ``digits`` in seconds.
+    has a ``smoke`` preset that runs end to end on ``digits`` in seconds. Two declarations
+    tell ``dd-bench check-plugin`` what to expect: ``deterministic=True``, the result does
+    not depend on the seed (so different seeds must give the same set); ``ignores_ipc=True``,
+    the result does not depend on the IPC either (the whole training set).
     """
 
     name: str
@@ -209,6 +223,8 @@ class DistillerSpec:
     distill: Callable[[DistillRequest], Any]
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     description: str = ""
+    deterministic: bool = False
+    ignores_ipc: bool = False
 
     def __post_init__(self) -> None:
         _check_name("DistillerSpec", self.name)

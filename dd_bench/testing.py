@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
+from . import conformance
 from .plugins import Registry, get_plugin_manager
+from .specs import DatasetSpec, DistillerSpec, ModelSpec
 
 
 TOY_SUITE: dict[str, Any] = {
@@ -39,3 +41,32 @@ def make_registry(*plugins: Any, autoload: bool = False) -> Registry:
 def ddb_registry_factory() -> Callable[..., Registry]:
     """Build a fresh ``Registry`` per call with inline plugins registered."""
     return make_registry
+
+
+def _assert_conform(results: list[conformance.CheckResult]) -> list[conformance.CheckResult]:
+    """Fail the test with every failing check's reason; skip it if nothing could be checked."""
+    failed = [f"{r.kind} {r.name}: {r.check}: {r.reason}" for r in results if not r.passed]
+    if failed:
+        pytest.fail("\n".join(failed), pytrace=False)
+    if all(r.status == conformance.SKIP for r in results):
+        pytest.skip(results[0].reason)
+    return results
+
+
+def check_distiller(spec: DistillerSpec, registry: Registry | None = None, **options: Any) -> list[conformance.CheckResult]:
+    """Run ``dd-bench check-plugin``'s distiller checks on ``spec``; fail the test on any failure.
+
+    ``registry`` supplies digits, toy, the distillation model and expert optimizers (default:
+    the built-ins); ``options`` are ``time_limit`` and ``model``.
+    """
+    return _assert_conform(conformance.distiller_checks(spec, registry or make_registry(), **options))
+
+
+def check_model(spec: ModelSpec, registry: Registry | None = None) -> list[conformance.CheckResult]:
+    """Run the model checks on ``spec`` (``registry`` supplies toy); fail the test on any failure."""
+    return _assert_conform(conformance.model_checks(spec, registry or make_registry()))
+
+
+def check_dataset(spec: DatasetSpec) -> list[conformance.CheckResult]:
+    """Run the dataset checks on ``spec``; fail the test on any failure, skip it if the data is missing."""
+    return _assert_conform(conformance.dataset_checks(spec))

@@ -50,7 +50,12 @@ def ddb_register_datasets() -> list[DatasetSpec]:
         DatasetSpec("mnist", load_mnist, "MNIST 1x28x28, 10 classes (--data-root or --download)"),
         DatasetSpec("cifar10", load_cifar10, "CIFAR-10 3x32x32, 10 classes (--data-root or --download)"),
         DatasetSpec("cifar100", load_cifar100, "CIFAR-100 3x32x32, 100 classes (--data-root or --download)"),
-        DatasetSpec("svhn", load_svhn, "SVHN cropped digits 3x32x32, 10 classes (--data-root or --download)"),
+        DatasetSpec(
+            "svhn",
+            load_svhn,
+            "SVHN cropped digits 3x32x32, 10 classes (--data-root or --download)",
+            balanced=False,  # digit 1 is about three times as common as 9
+        ),
         DatasetSpec(
             "tiny_imagenet",
             load_tiny_imagenet,
