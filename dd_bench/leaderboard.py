@@ -648,6 +648,7 @@ def make(suite: Suite, registry: Any, uri: str | None, out: Path, command: str |
     from .suite import validate
 
     uri = tracking.normalise_uri(uri)
+    tracking.check_reachable(uri)
     suite = validate(suite, registry, check_data=False)
     cells = plan(suite, registry)
     board = build(suite, records_from_mlflow(suite, cells, uri))

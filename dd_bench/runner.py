@@ -626,6 +626,7 @@ def run_suite(
     suite = validate(suite, registry, data_cache=data_cache)
     cells = select(plan(suite, registry), filters)
     uri = tracking.normalise_uri(tracking_uri)
+    tracking.check_reachable(uri)
     ctx = RunContext(
         tracking_uri=uri,
         experiment=suite.name,
