@@ -245,6 +245,9 @@ def tags_of(run: Any) -> dict[str, str]:
 
 def runs_table(uri: str, experiment: str) -> tuple[list[Any], list[Any]]:
     """(cell runs, eval runs) of a suite's experiment; empty if it was never run."""
+    db = sqlite_path(uri)
+    if db is not None and not db.exists():  # reading must not create an empty store
+        return [], []
     c = client(uri)
     exp = experiment_id(c, experiment, uri, create=False)
     if exp is None:
