@@ -32,6 +32,10 @@ CHECK_TIMEOUT = 3.0
 
 # Status values of the ``ddb.status`` tag of a cell run.
 RUNNING, DISTILLED, DONE, FAILED, INTERRUPTED = "running", "distilled", "done", "failed", "interrupted"
+SAVED = "saved"
+"""Value of a cell run's ``ddb.synthetic`` tag once its set is stored whole. A copy into the
+artifact store that a kill cut short never carries it, so a resumed cell distils again
+rather than reading half a file."""
 
 
 def default_uri(cwd: str | Path | None = None) -> str:
