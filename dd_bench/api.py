@@ -18,8 +18,15 @@ from .synthetic import SyntheticSet
 def load_data(
     registry: Registry, dataset: str, root: str | Path | None = None, download: bool = False
 ) -> RealData:
+    """Load a registered dataset; an explicit ``root`` must be a folder (``download`` may create it)."""
     spec = registry.dataset(dataset)
-    return spec.load(DataRequest(root=Path(root) if root else None, download=download))
+    folder = Path(root).expanduser() if root else None
+    if folder is not None and (folder.is_file() or not (folder.exists() or download)):
+        raise DataError(
+            f"data root {folder} is {'a file' if folder.exists() else 'missing'}: give the folder that holds the"
+            f" {dataset} files, or leave it out to use the default places"
+        )
+    return spec.load(DataRequest(root=folder, download=download))
 
 
 def check_ipc(data: RealData, ipc: int) -> None:
