@@ -29,6 +29,15 @@ def load_data(
     return spec.load(DataRequest(root=folder, download=download))
 
 
+def resolve_config(registry: Registry, method: str, preset: str | None = None, overrides: Mapping[str, Any] | None = None) -> Any:
+    """A method's config (defaults, preset, overrides) with the names in it checked against the registry."""
+    config = registry.distiller(method).resolve_config(preset, overrides or {})
+    optimizer = getattr(config, "expert_optimizer", None)  # a trajectory matcher's: a registered expert optimizer
+    if isinstance(optimizer, str):
+        registry.optimizer(optimizer)
+    return config
+
+
 def check_ipc(data: RealData, ipc: int) -> None:
     smallest = int(data.class_counts().min())
     if not 1 <= ipc <= smallest:
@@ -54,7 +63,7 @@ def distill(
     """Run one distiller on one dataset; the result is validated against the data."""
     spec = registry.distiller(method)
     check_ipc(data, ipc)
-    config = spec.resolve_config(preset, overrides or {})
+    config = resolve_config(registry, method, preset, overrides)
     model_spec = registry.model(model)
     request = DistillRequest(
         data=data,
