@@ -310,6 +310,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. Bad input: one line on stderr, exit 2. A reader that closes stdout
+    early (``dd-bench plugins | head``): the output stops quietly, exit 141 as for SIGPIPE."""
+    try:
+        try:
+            return _main(argv)
+        finally:
+            sys.stdout.flush()  # a closed pipe shows here rather than in the interpreter's exit
+    except BrokenPipeError:
+        try:  # what is still buffered goes nowhere, so the exit-time flush cannot fail again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):  # stdout is not a file (captured in tests)
+            pass
+        return 141
+
+
+def _main(argv: Sequence[str] | None) -> int:
     from .runtime import tune_cpu_allocator
 
     parser = build_parser()
@@ -320,7 +336,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DDBenchError as exc:
         if args.traceback or os.environ.get(TRACEBACK_ENV):
             raise
-        print(f"dd-bench: error: {exc}", file=sys.stderr)
+        message = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        print(f"dd-bench: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("dd-bench: interrupted", file=sys.stderr)
