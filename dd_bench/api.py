@@ -18,8 +18,24 @@ from .synthetic import SyntheticSet
 def load_data(
     registry: Registry, dataset: str, root: str | Path | None = None, download: bool = False
 ) -> RealData:
+    """Load a registered dataset; an explicit ``root`` must be a folder (``download`` may create it)."""
     spec = registry.dataset(dataset)
-    return spec.load(DataRequest(root=Path(root) if root else None, download=download))
+    folder = Path(root).expanduser() if root else None
+    if folder is not None and (folder.is_file() or not (folder.exists() or download)):
+        raise DataError(
+            f"data root {folder} is {'a file' if folder.exists() else 'missing'}: give the folder that holds the"
+            f" {dataset} files, or leave it out to use the default places"
+        )
+    return spec.load(DataRequest(root=folder, download=download))
+
+
+def resolve_config(registry: Registry, method: str, preset: str | None = None, overrides: Mapping[str, Any] | None = None) -> Any:
+    """A method's config (defaults, preset, overrides) with the names in it checked against the registry."""
+    config = registry.distiller(method).resolve_config(preset, overrides or {})
+    optimizer = getattr(config, "expert_optimizer", None)  # a trajectory matcher's: a registered expert optimizer
+    if isinstance(optimizer, str):
+        registry.optimizer(optimizer)
+    return config
 
 
 def check_ipc(data: RealData, ipc: int) -> None:
@@ -48,7 +64,7 @@ def distill(
     validated against the data. ``registry`` supplies the model and expert optimizers."""
     spec = method if isinstance(method, DistillerSpec) else registry.distiller(method)
     check_ipc(data, ipc)
-    config = spec.resolve_config(preset, overrides or {})
+    config = resolve_config(registry, method, preset, overrides)
     model_spec = registry.model(model)
     request = DistillRequest(
         data=data,

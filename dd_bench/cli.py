@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from tqdm import tqdm
 
 from . import __version__
 from .errors import DDBenchError
+from .limits import INT64_MAX, MAX_SEED, MAX_SEED_COUNT
 
 TRACEBACK_ENV = "DD_BENCH_TRACEBACK"
 
@@ -24,24 +26,60 @@ def _registry():
     return Registry()
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line on stderr (exit 2) like every other bad input."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _seeds(text: str) -> list[int]:
     """``3`` means seeds 0,1,2; ``0,4,7`` names them."""
+    allowed = f"use a count from 1 to {MAX_SEED_COUNT} (3 = seeds 0,1,2) or a list of distinct seeds from 0 to {MAX_SEED} (0,4,7)"
     try:
         if "," in text:
             seeds = [int(s) for s in text.split(",") if s.strip()]
         else:
-            seeds = list(range(int(text)))
+            count = int(text)
+            seeds = list(range(count)) if 1 <= count <= MAX_SEED_COUNT else []
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: use a count (3) or a list of seeds (0,4,7)") from None
-    if not seeds or any(s < 0 for s in seeds):
-        raise argparse.ArgumentTypeError(f"{text!r}: give at least one seed, none negative")
+        seeds = []
+    if not seeds or any(not 0 <= s <= MAX_SEED for s in seeds) or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: {allowed}")
     return seeds
+
+
+def _int_from(low: int, high: int = INT64_MAX) -> Callable[[str], int]:
+    """An argparse type: an integer in ``[low, high]``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            upper = f" and <= {high}" if high < INT64_MAX else ""
+            raise argparse.ArgumentTypeError(f"{text!r} is not allowed: use an integer >= {low}{upper}")
+        return value
+
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0 (a learning rate)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: use a finite number > 0")
+    return value
 
 
 def _names(text: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError("give at least one name")
+    if not names or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: use distinct comma-separated names")
     return names
 
 
@@ -115,7 +153,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     from . import api
 
     registry = _registry()
-    registry.distiller(args.method)  # fail on a typo before loading any data
+    api.resolve_config(registry, args.method, args.preset, dict(args.set or []))  # typos and bad values fail before any data loads
     device = _device(args)
     data = api.load_data(registry, args.dataset, args.data_root, args.download)
     print(f"distilling {args.method} on {args.dataset} at ipc {args.ipc} (seed {args.seed}, {device})", file=sys.stderr)
@@ -221,7 +259,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dd-bench", description="Distil, evaluate and rank dataset-distillation methods.")
+    parser = _Parser(prog="dd-bench", description="Distil, evaluate and rank dataset-distillation methods.")
     parser.add_argument("--version", action="version", version=f"dd-bench {__version__}")
     parser.add_argument("--traceback", action="store_true", help="show the full traceback on errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -238,8 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("distill", help="distil a synthetic set and write it to a file")
     p.add_argument("--method", required=True, help="distiller name (see `dd-bench plugins`)")
     p.add_argument("--dataset", required=True)
-    p.add_argument("--ipc", type=int, required=True, help="images per class")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ipc", type=_int_from(1), required=True, help="images per class")
+    p.add_argument("--seed", type=_int_from(0, MAX_SEED), default=0)
     p.add_argument("--out", type=Path, required=True, help="where to write the synthetic set (.pt)")
     p.add_argument("--preset", help="a named preset of the method")
     p.add_argument("--set", type=_key_value, action="append", metavar="KEY=VALUE", help="override one config value (repeatable)")
@@ -252,11 +290,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("buffer", help="train expert trajectories for trajectory matching (cached, resumable)")
     p.add_argument("--dataset", required=True)
     p.add_argument("--model", default="convnet", help="expert architecture (default convnet)")
-    p.add_argument("--experts", type=int, default=10, help="number of experts (default 10)")
-    p.add_argument("--epochs", type=int, default=50, help="epochs per expert (default 50)")
+    p.add_argument("--experts", type=_int_from(1), default=10, help="number of experts (default 10)")
+    p.add_argument("--epochs", type=_int_from(1), default=50, help="epochs per expert (default 50)")
     p.add_argument("--optimizer", default="sgd", help="expert optimizer: sgd (default) or a plugin's, e.g. gsam")
-    p.add_argument("--lr", type=float, default=0.01, help="expert learning rate (default 0.01)")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--lr", type=_positive_float, default=0.01, help="expert learning rate (default 0.01)")
+    p.add_argument("--batch-size", type=_int_from(1), default=256)
     p.add_argument("--no-dsa", action="store_true", help="train experts without DSA")
     p.add_argument("--zca", action="store_true", help="train experts on ZCA-whitened images")
     p.add_argument("--cache-dir", type=Path, help="cache folder (default $DD_BENCH_CACHE or ~/.cache/dd-bench)")
@@ -267,9 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("synthetic", type=Path, help="a synthetic set written by `dd-bench distill`")
     p.add_argument("--models", type=_names, default=["convnet"], help="comma-separated model names (default convnet)")
     p.add_argument("--seeds", type=_seeds, default=[0, 1, 2], help="a count (3 = seeds 0,1,2) or a list 0,4,7")
-    p.add_argument("--epochs", type=int, help="training epochs (default 1000)")
-    p.add_argument("--lr", type=float, help="learning rate (default: the set's learned lr, else 0.01)")
-    p.add_argument("--batch-size", type=int, help="minibatch size (default 256)")
+    p.add_argument("--epochs", type=_int_from(1), help="training epochs (default 1000)")
+    p.add_argument("--lr", type=_positive_float, help="learning rate (default: the set's learned lr, else 0.01)")
+    p.add_argument("--batch-size", type=_int_from(1), help="minibatch size (default 256)")
     p.add_argument("--no-dsa", action="store_true", help="train without DSA augmentation")
     p.add_argument("--no-weights", action="store_true", help="ignore the set's per-sample weights")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -286,6 +324,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. Bad input: one line on stderr, exit 2. A reader that closes stdout
+    early (``dd-bench plugins | head``): the output stops quietly, exit 141 as for SIGPIPE."""
+    try:
+        try:
+            return _main(argv)
+        finally:
+            sys.stdout.flush()  # a closed pipe shows here rather than in the interpreter's exit
+    except BrokenPipeError:
+        try:  # what is still buffered goes nowhere, so the exit-time flush cannot fail again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):  # stdout is not a file (captured in tests)
+            pass
+        return 141
+
+
+def _main(argv: Sequence[str] | None) -> int:
     from .runtime import set_deterministic, tune_cpu_allocator
 
     parser = build_parser()
@@ -298,7 +352,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DDBenchError as exc:
         if args.traceback or os.environ.get(TRACEBACK_ENV):
             raise
-        print(f"dd-bench: error: {exc}", file=sys.stderr)
+        message = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        print(f"dd-bench: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("dd-bench: interrupted", file=sys.stderr)

@@ -33,3 +33,7 @@ class ConfigError(DDBenchError, ValueError):
 
 class DataError(DDBenchError):
     """Missing, corrupt or incompatible data (datasets, synthetic sets, buffers)."""
+
+
+class ServiceError(DDBenchError):
+    """A service dd-bench needs (an MLflow tracking server) does not answer."""

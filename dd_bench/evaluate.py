@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from .augment import DSA, DEFAULT_STRATEGY
+from .augment import DSA, DEFAULT_STRATEGY, parse_strategy
 from .errors import ConfigError
 from .runtime import seeded_build
 from .specs import ModelSpec, RealData
@@ -38,6 +38,11 @@ class EvalConfig:
     dsa_strategy: str = DEFAULT_STRATEGY
     use_weights: bool = True
     """Train with the set's per-sample weights when it has them (weighted loss)."""
+
+    def __post_init__(self) -> None:
+        """A config that would not train (zero epochs, a bad lr or DSA strategy) fails here, before any work."""
+        TrainRecipe(self.epochs, self.lr if self.lr is not None else 0.01, self.momentum, self.weight_decay, self.batch_size, self.decay_at)
+        parse_strategy(self.dsa_strategy)
 
     def recipe(self, syn: SyntheticSet) -> TrainRecipe:
         lr = self.lr if self.lr is not None else (syn.lr if syn.lr is not None else 0.01)

@@ -80,7 +80,11 @@ def lrs(hlr: float, ior: float, lam: float = LRS_LAMBDA) -> float:
 
 
 def records_from_mlflow(suite: Suite, cells: Sequence[Any], uri: str) -> list[CellRecord]:
-    """The newest run of each planned cell (by config hash), with its finished evaluations."""
+    """The newest run of each planned cell (by config hash), with its finished evaluations.
+
+    Raises DataError when no planned cell has a finished evaluation: a page of nothing but
+    missing entries would only hide a wrong store or a suite that never ran.
+    """
     cell_runs, eval_runs = tracking.runs_table(uri, suite.name)
     wanted = {c.config_hash: c for c in cells}
     newest: dict[str, Any] = {}
@@ -119,6 +123,13 @@ def records_from_mlflow(suite: Suite, cells: Sequence[Any], uri: str) -> list[Ce
                 if "val_acc_mean" in e.data.metrics:
                     rec.val_accs[model] = e.data.metrics["val_acc_mean"]
         out.append(rec)
+    if not any(r.accs for r in out):
+        from .errors import DataError
+
+        raise DataError(
+            f"no finished runs of suite {suite.name!r} in {uri}: run it first (dd-bench run {suite.path or suite.name}),"
+            " or pass the --tracking-uri it ran with"
+        )
     return out
 
 
@@ -580,7 +591,8 @@ def plot_accuracy_vs_ipc(board: Board, caption: str) -> bytes:
         ax.set_ylabel(f"test accuracy % ({primary})")
         ax.set_title(f"{ds}: accuracy vs IPC")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:  # no finished entry on this dataset: no legend (and no warning)
+            ax.legend(fontsize=8)
     fig.text(0.01, 0.005, caption, fontsize=6, color="#555")
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     return _png(fig, caption)
@@ -684,6 +696,7 @@ def make(
     from .suite import validate
 
     uri = tracking.normalise_uri(uri)
+    tracking.check_reachable(uri)
     suite = validate(suite, registry, check_data=False)
     cells = plan(suite, registry, device_type_of_runs(uri, suite, device_type))
     board = build(suite, records_from_mlflow(suite, cells, uri))

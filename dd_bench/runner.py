@@ -313,13 +313,21 @@ def _identity_tags(cell: Cell, registry: Any, device: Any) -> dict[str, Any]:
 
 
 def _eval_runs_done(c: Any, exp: str, parent: str) -> dict[str, Any]:
-    """Finished nested evaluation runs of a cell run, newest per architecture."""
+    """Finished nested evaluation runs of a cell run, newest per architecture.
+
+    Evaluation runs still RUNNING belong to a process that was killed (the cell run is only
+    looked up again by a later run of the suite): they are marked interrupted and KILLED, so
+    no run stays RUNNING in the store for ever.
+    """
     runs = tracking.search(c, exp, f"tags.`mlflow.parentRunId` = '{parent}'")
     done: dict[str, Any] = {}
     for r in runs:
         t = tracking.tags_of(r)
         if t.get("kind") == "eval" and t.get("status") == tracking.DONE and t.get("eval_model") not in done:
             done[t["eval_model"]] = r
+        elif r.info.status == "RUNNING":
+            tracking.set_tags(c, r.info.run_id, {f"{tracking.TAG}status": tracking.INTERRUPTED, f"{tracking.TAG}error": "the process was killed"})
+            c.set_terminated(r.info.run_id, "KILLED")
     return done
 
 
@@ -405,10 +413,9 @@ def _run_cell_body(
 
     data = _data(registry, ctx, cell.dataset)
     metrics = tracking.MetricBuffer(c, run_id)
-    stored = tracking.list_artifacts(c, run_id, "synthetic")
     with tempfile.TemporaryDirectory(prefix="ddb-cell-") as tmp:
         tmp_path = Path(tmp)
-        if "synthetic/synthetic.pt" in stored:
+        if tracking.tags_of(c.get_run(run_id)).get("synthetic") == tracking.SAVED:
             _say(ctx, f"  {cell.key}: reusing the synthetic set of run {run_id[:8]}")
             syn = SyntheticSet.load(Path(c.download_artifacts(run_id, "synthetic/synthetic.pt", str(tmp_path))))
         else:
@@ -449,7 +456,7 @@ def _run_cell_body(
             syn.save_grid(tmp_path / "grid.png")
             c.log_artifact(run_id, str(tmp_path / "synthetic.pt"), "synthetic")
             c.log_artifact(run_id, str(tmp_path / "grid.png"), "synthetic")
-            tracking.set_tags(c, run_id, {f"{tracking.TAG}status": tracking.DISTILLED})
+            tracking.set_tags(c, run_id, {f"{tracking.TAG}status": tracking.DISTILLED, f"{tracking.TAG}synthetic": tracking.SAVED})
 
     config = EvalConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cell.eval.items()})
     accs: dict[str, float] = {m: r.data.metrics.get("test_acc_mean", float("nan")) for m, r in done_evals.items()}
@@ -679,6 +686,7 @@ def run_suite(
     suite = validate(suite, registry, data_cache=data_cache)
     cells = select(plan(suite, registry, device_type), filters)
     uri = tracking.normalise_uri(tracking_uri)
+    tracking.check_reachable(uri)
     ctx = RunContext(
         tracking_uri=uri,
         experiment=suite.name,

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from .errors import ConfigError, DataError, UnknownNameError
+from .limits import FLOAT_MAX, INT64_MAX
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_.\-]*(:[A-Za-z0-9_.\-]+)?$")
 
@@ -248,7 +249,7 @@ class DistillerSpec:
         check_overrides(self.config_cls, overrides, self.name)
         hints = typing.get_type_hints(self.config_cls)
         for key, value in overrides.items():
-            values[key] = parse_value(hints[key], value, key) if isinstance(value, str) else value
+            values[key] = check_value(hints[key], parse_value(hints[key], value, key) if isinstance(value, str) else value, key)
         try:
             return self.config_cls(**values)
         except (TypeError, ValueError) as exc:
@@ -259,9 +260,63 @@ class DistillerSpec:
 
 def check_overrides(config_cls: type, overrides: Mapping[str, Any], where: str) -> None:
     known = {f.name for f in dataclasses.fields(config_cls)}
-    unknown = sorted(set(overrides) - known)
+    unknown = sorted(map(str, set(overrides) - known))  # YAML keys need not be strings
     if unknown:
         raise ConfigError(f"{where}: unknown setting {', '.join(unknown)} (allowed: {', '.join(sorted(known))})")
+
+
+def describe(hint: Any) -> str:
+    """A type hint in a user's words: 'an integer', 'a number or none', 'one of a, b'."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(map(str, args))
+    if origin in (typing.Union, types.UnionType):
+        words = [describe(a) for a in args if a is not type(None)]
+        return " or ".join(words + (["none"] if type(None) in args else []))
+    if origin in (tuple, list) or hint in (tuple, list):
+        return f"a list of {describe(args[0]) if args else 'values'}"
+    return {bool: "true or false", int: "an integer", float: "a finite number", str: "text"}.get(hint, str(hint))
+
+
+def check_value(hint: Any, value: Any, key: str) -> Any:
+    """``value`` unchanged if it is of the type a config field declares, else ConfigError.
+
+    Integers pass for float fields (as YAML writes ``1000``), but ``true`` is no integer, a
+    float must be finite, and an integer must fit in 64 bits (torch's limit; larger values
+    are typos, not budgets). Types this function does not know pass unchecked.
+    """
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Literal:
+        ok = any(type(value) is type(a) and value == a for a in args)
+    elif origin in (typing.Union, types.UnionType):
+        if value is None:
+            ok = type(None) in args
+        else:
+            for option in args:
+                if option is not type(None):
+                    try:
+                        return check_value(option, value, key)
+                    except ConfigError:
+                        pass
+            ok = False
+    elif hint is bool:
+        ok = isinstance(value, bool)
+    elif hint is int:
+        ok = isinstance(value, int) and not isinstance(value, bool) and -INT64_MAX <= value <= INT64_MAX
+    elif hint is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) <= FLOAT_MAX
+    elif hint is str:
+        ok = isinstance(value, str)
+    elif origin in (tuple, list) or hint in (tuple, list):
+        ok = isinstance(value, (tuple, list))
+        if ok and args:
+            for item in value:
+                check_value(args[0], item, key)
+    else:
+        ok = True
+    if not ok:
+        raise ConfigError(f"{key}={value!r} is not allowed: use {describe(hint)}")
+    return value
 
 
 def parse_value(hint: Any, text: str, key: str) -> Any:

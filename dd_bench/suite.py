@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, DDBenchError
+from .limits import FLOAT_MAX, INT64_MAX, MAX_SEED, MAX_SEED_COUNT
 
 SUITE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
 TOP_LEVEL = {
@@ -129,14 +130,15 @@ class Suite:
 # ---------------------------------------------------------------------------- parsing
 
 
-def _int_list(value: Any, key: str, errors: list[str], minimum: int) -> tuple[int, ...]:
+def _int_list(value: Any, key: str, errors: list[str], minimum: int, maximum: int = INT64_MAX) -> tuple[int, ...]:
+    allowed = f"integers from {minimum} to {maximum}" if maximum < INT64_MAX else f"integers >= {minimum}"
     if isinstance(value, bool) or not isinstance(value, (list, tuple, int)):
-        errors.append(f"{key}={value!r} is not allowed: use a list of integers >= {minimum}")
+        errors.append(f"{key}={value!r} is not allowed: use a list of {allowed}")
         return ()
     items = [value] if isinstance(value, int) else list(value)
-    bad = [v for v in items if isinstance(v, bool) or not isinstance(v, int) or v < minimum]
+    bad = [v for v in items if isinstance(v, bool) or not isinstance(v, int) or not minimum <= v <= maximum]
     if bad or not items:
-        errors.append(f"{key}={value!r} is not allowed: use a non-empty list of integers >= {minimum}")
+        errors.append(f"{key}={value!r} is not allowed: use a non-empty list of {allowed}")
         return ()
     if len(set(items)) != len(items):
         errors.append(f"{key}={value!r} has repeats")
@@ -169,7 +171,7 @@ def parse(doc: Any, path: Path | None = None) -> tuple[Suite | None, list[str]]:
     errors: list[str] = []
     if not isinstance(doc, Mapping):
         return None, [f"a suite must be a mapping of keys, got {type(doc).__name__}"]
-    unknown = sorted(set(doc) - TOP_LEVEL)
+    unknown = sorted(set(doc) - TOP_LEVEL, key=repr)  # YAML keys need not be strings
     if unknown:
         errors.append(f"unknown key {', '.join(map(repr, unknown))} (allowed: {', '.join(sorted(TOP_LEVEL))})")
     for key in ("name", "datasets", "ipcs", "methods", "eval_models", "seeds"):
@@ -183,20 +185,20 @@ def parse(doc: Any, path: Path | None = None) -> tuple[Suite | None, list[str]]:
         errors.append(f"version={version!r} is not allowed: use an integer >= 1")
     datasets = _name_list(doc["datasets"], "datasets", errors) if "datasets" in doc else ()
     ipcs = _int_list(doc["ipcs"], "ipcs", errors, 1) if "ipcs" in doc else ()
-    seeds = _int_list(doc["seeds"], "seeds", errors, 0) if "seeds" in doc else ()
+    seeds = _int_list(doc["seeds"], "seeds", errors, 0, MAX_SEED) if "seeds" in doc else ()
     eval_models = _name_list(doc["eval_models"], "eval_models", errors) if "eval_models" in doc else ()
     distill_model = doc.get("distill_model", "convnet")
     if not isinstance(distill_model, str) or not distill_model:
         errors.append(f"distill_model={distill_model!r} is not allowed: use a model name")
     raw_eval_seeds = doc.get("eval_seeds", 1)
     if isinstance(raw_eval_seeds, int) and not isinstance(raw_eval_seeds, bool):
-        if raw_eval_seeds < 1:
-            errors.append(f"eval_seeds={raw_eval_seeds!r} is not allowed: use a count >= 1 or a list of seeds")
+        if not 1 <= raw_eval_seeds <= MAX_SEED_COUNT:
+            errors.append(f"eval_seeds={raw_eval_seeds!r} is not allowed: use a count from 1 to {MAX_SEED_COUNT} or a list of seeds")
             eval_seeds: tuple[int, ...] = ()
         else:
             eval_seeds = tuple(range(raw_eval_seeds))
     else:
-        eval_seeds = _int_list(raw_eval_seeds, "eval_seeds", errors, 0)
+        eval_seeds = _int_list(raw_eval_seeds, "eval_seeds", errors, 0, MAX_SEED)
     default_preset = doc.get("default_preset")
     if default_preset is not None and not isinstance(default_preset, str):
         errors.append(f"default_preset={default_preset!r} is not allowed: use a preset name")
@@ -221,7 +223,7 @@ def parse(doc: Any, path: Path | None = None) -> tuple[Suite | None, list[str]]:
                 continue
             where = f"methods.{mname}"
             body = _mapping(body, where, errors)
-            bad = sorted(set(body) - METHOD_KEYS)
+            bad = sorted(set(body) - METHOD_KEYS, key=repr)
             if bad:
                 errors.append(f"{where}: unknown key {', '.join(map(repr, bad))} (allowed: {', '.join(sorted(METHOD_KEYS))})")
             preset = body.get("preset", default_preset)
@@ -231,7 +233,7 @@ def parse(doc: Any, path: Path | None = None) -> tuple[Suite | None, list[str]]:
                 preset = dict(preset)
             elif preset is not None and not isinstance(preset, str):
                 errors.append(f"{where}.preset={preset!r} is not allowed: use a preset name or {{ipc: preset name}}")
-            m_seeds = _int_list(body["seeds"], f"{where}.seeds", errors, 0) if body.get("seeds") is not None else None
+            m_seeds = _int_list(body["seeds"], f"{where}.seeds", errors, 0, MAX_SEED) if body.get("seeds") is not None else None
             m_ipcs = _int_list(body["ipcs"], f"{where}.ipcs", errors, 1) if body.get("ipcs") is not None else None
             entries.append(
                 MethodEntry(
@@ -249,7 +251,7 @@ def parse(doc: Any, path: Path | None = None) -> tuple[Suite | None, list[str]]:
 
     references = {"random": "random", "full": "full"}
     raw_refs = _mapping(doc.get("references"), "references", errors)
-    bad = sorted(set(raw_refs) - set(references))
+    bad = sorted(set(raw_refs) - set(references), key=repr)
     if bad:
         errors.append(f"references: unknown key {', '.join(map(repr, bad))} (allowed: random, full)")
     for k in references:
@@ -258,12 +260,14 @@ def parse(doc: Any, path: Path | None = None) -> tuple[Suite | None, list[str]]:
                 errors.append(f"references.{k}={raw_refs[k]!r} is not allowed: use a method name or null")
             references[k] = raw_refs[k]
     budget = doc.get("budget_hours")
-    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget <= 0):
-        errors.append(f"budget_hours={budget!r} is not allowed: use a positive number")
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 < budget <= FLOAT_MAX):
+        errors.append(f"budget_hours={budget!r} is not allowed: use a finite number > 0")
     data = _mapping(doc.get("data"), "data", errors)
-    bad = sorted(set(data) - {"root", "download"})
+    bad = sorted(set(data) - {"root", "download"}, key=repr)
     if bad:
         errors.append(f"data: unknown key {', '.join(map(repr, bad))} (allowed: root, download)")
+    if data.get("root") is not None and not isinstance(data["root"], str):
+        errors.append(f"data.root={data['root']!r} is not allowed: use a folder path or null")
     if not isinstance(data.get("download", False), bool):
         errors.append(f"data.download={data.get('download')!r} is not allowed: use true or false")
     description = doc.get("description", "")
@@ -281,7 +285,7 @@ def parse(doc: Any, path: Path | None = None) -> tuple[Suite | None, list[str]]:
         default_preset=default_preset if isinstance(default_preset, str) else None,
         references=references,
         budget_hours=float(budget) if isinstance(budget, (int, float)) and not isinstance(budget, bool) else None,
-        data_root=str(data["root"]) if data.get("root") else None,
+        data_root=data["root"] if isinstance(data.get("root"), str) and data["root"] else None,
         download=bool(data.get("download", False)),
         description=str(description or "").strip(),
         path=path,
@@ -348,28 +352,23 @@ def expand(suite: Suite, registry: Any) -> Suite:
 
 def check_eval_overrides(values: Mapping[str, Any], where: str, errors: list[str]) -> None:
     from .evaluate import EvalConfig
+    from .specs import check_value
 
     before = len(errors)
     hints = typing.get_type_hints(EvalConfig)
     known = {f.name for f in dataclasses.fields(EvalConfig)}
-    unknown = sorted(set(values) - known)
+    unknown = sorted(map(str, set(values) - known))
     if unknown:
         errors.append(f"{where}: unknown setting {', '.join(unknown)} (allowed: {', '.join(sorted(known))})")
         return
     for key, value in values.items():
-        hint = hints[key]
-        allowed = typing.get_args(hint) or (hint,)
-        ok = any(
-            (value is None and a is type(None))
-            or (a is float and isinstance(value, (int, float)) and not isinstance(value, bool))
-            or (a is not float and a is not type(None) and isinstance(value, a) and not (a is int and isinstance(value, bool)))
-            for a in allowed
-        )
-        if not ok:
-            errors.append(f"{where}.{key}={value!r} is not allowed: use a {hint}".replace("typing.", ""))
+        try:
+            check_value(hints[key], value, f"{where}.{key}")
+        except DDBenchError as exc:
+            errors.append(str(exc))
     if len(errors) == before:
         try:
-            check_recipe(eval_config(values))
+            eval_config(values)
         except DDBenchError as exc:
             errors.append(f"{where}: {exc}")
 
@@ -384,16 +383,6 @@ def eval_config(*layers: Mapping[str, Any]) -> Any:
     if isinstance(values.get("lr"), int):
         values["lr"] = float(values["lr"])
     return EvalConfig(**values)
-
-
-def check_recipe(c: Any) -> None:
-    """Raise ConfigError if an ``EvalConfig`` would not make a valid training recipe."""
-    from .augment import DSA
-    from .training import TrainRecipe
-
-    TrainRecipe(c.epochs, c.lr if c.lr is not None else 0.01, c.momentum, c.weight_decay, c.batch_size, c.decay_at)
-    if c.dsa:
-        DSA(c.dsa_strategy)
 
 
 def validate(suite: Suite, registry: Any, *, check_data: bool = True, data_cache: dict | None = None) -> Suite:
@@ -421,10 +410,9 @@ def validate(suite: Suite, registry: Any, *, check_data: bool = True, data_cache
         if entry.name not in registry.distillers:
             errors.append(f"methods: {UnknownNameError('method', entry.name, registry.distillers)}")
             continue
-        spec = registry.distiller(entry.name)
         for preset in entry.presets():
             try:
-                spec.resolve_config(preset, entry.overrides)
+                api.resolve_config(registry, entry.name, preset, entry.overrides)
             except DDBenchError as exc:
                 errors.append(f"methods.{entry.name}: {exc}")
         if isinstance(entry.preset, Mapping):

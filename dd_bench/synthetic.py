@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import os
+import pickle
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,6 +70,22 @@ class SyntheticSet:
             raise DataError(f"learned lr must be positive, got {self.lr}")
         if self.ipc < 1:
             raise DataError(f"ipc must be >= 1, got {self.ipc}")
+        self.check_finite()
+
+    def check_finite(self) -> None:
+        """Raise DataError if images, soft labels, weights or the learned lr hold NaN or Inf.
+
+        Such a set trains a network to chance and reports it as a result; it is refused when
+        made, loaded and saved (its tensors may have been changed in place since it was made).
+        """
+        if self.lr is not None and not math.isfinite(self.lr):
+            raise DataError(f"learned lr={self.lr} is not allowed: a set's lr must be finite")
+        parts = {"images": self.images, "soft labels": self.labels if self.soft_labels else None, "weights": self.weights}
+        for name, t in parts.items():
+            if t is not None and t.is_floating_point():
+                bad = int((~torch.isfinite(t)).sum())
+                if bad:
+                    raise DataError(f"synthetic {name} hold {bad} NaN/Inf value{'s' if bad > 1 else ''} (of {t.numel()}): a set must be finite")
 
     @property
     def soft_labels(self) -> bool:
@@ -116,7 +135,11 @@ class SyntheticSet:
     def save(self, path: str | os.PathLike) -> Path:
         """Write atomically: a killed process never leaves a half-written file behind."""
         path = Path(path)
-        atomic_torch_save(self.to_dict(), path)
+        self.check_finite()
+        try:
+            atomic_torch_save(self.to_dict(), path)
+        except OSError as exc:
+            raise DataError(f"cannot write the synthetic set to {path} ({exc.strerror or exc})") from None
         return path
 
     @classmethod
@@ -125,18 +148,25 @@ class SyntheticSet:
         if not path.is_file():
             raise DataError(f"synthetic set {path} does not exist")
         try:
-            blob = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # pickle, zip and torch errors all mean the same to a user
-            raise DataError(f"{path} is not a readable synthetic set ({type(exc).__name__}: {exc})") from None
+            with warnings.catch_warnings():  # torch warns about pickle protocols of files it then refuses
+                warnings.simplefilter("ignore")
+                blob = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:  # torch's weights-only unpickler met an object it will not build
+            raise DataError(f"{path} is not a dd-bench synthetic set; refusing to unpickle arbitrary objects") from None
+        except Exception as exc:  # zip, truncation and torch errors all mean the same to a user
+            reason = (str(exc).strip().splitlines() or [""])[0]
+            raise DataError(f"{path} is not a readable synthetic set ({type(exc).__name__}: {reason})") from None
         if not isinstance(blob, dict) or blob.get("format") != FORMAT:
             raise DataError(f"{path} is not a dd-bench synthetic set")
         if blob.get("format_version") != FORMAT_VERSION:
-            raise DataError(f"{path} has format version {blob.get('format_version')}; this dd-bench reads {FORMAT_VERSION}")
+            raise DataError(f"{path} has format version {blob.get('format_version')!r}; this dd-bench reads {FORMAT_VERSION}")
         blob = {k: v for k, v in blob.items() if k not in ("format", "format_version")}
         try:
             return cls(**blob)
-        except TypeError as exc:
-            raise DataError(f"{path} is a corrupt synthetic set ({exc})") from None
+        except DataError as exc:
+            raise DataError(f"{path}: {exc}") from None
+        except (TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:  # fields of the wrong kind
+            raise DataError(f"{path} is a corrupt synthetic set ({type(exc).__name__}: {exc})") from None
 
     def denormalized(self) -> torch.Tensor:
         """Images in [0, 1] pixel space (ZCA sets are shown min-max scaled per image)."""

@@ -12,18 +12,30 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, ServiceError
 
 DEFAULT_DB = "mlflow.db"
 ARTIFACT_DIR = "mlartifacts"
 TAG = "ddb."
+SCHEMES = ("sqlite", "http", "https")
+ALLOWED = "use sqlite:///path/to/mlflow.db or http(s)://host:port of an MLflow tracking server (schemes: sqlite, http, https)"
+CHECK_TIMEOUT = 3.0
+"""Seconds a tracking server has to answer before a command gives up on it."""
 
 # Status values of the ``ddb.status`` tag of a cell run.
 RUNNING, DISTILLED, DONE, FAILED, INTERRUPTED = "running", "distilled", "done", "failed", "interrupted"
+SAVED = "saved"
+"""Value of a cell run's ``ddb.synthetic`` tag once its set is stored whole. A copy into the
+artifact store that a kill cut short never carries it, so a resumed cell distils again
+rather than reading half a file."""
 
 
 def default_uri(cwd: str | Path | None = None) -> str:
@@ -32,17 +44,52 @@ def default_uri(cwd: str | Path | None = None) -> str:
 
 
 def normalise_uri(uri: str | None) -> str:
-    """The default store for ``None``; relative SQLite and plain paths made absolute."""
+    """The default store for ``None``; a relative SQLite path made absolute; any other scheme refused.
+
+    dd-bench writes to a SQLite file (it places the artifacts beside it) or to an MLflow
+    tracking server, which may itself keep its runs in PostgreSQL, MySQL or anywhere else.
+    """
     if not uri:
         return default_uri()
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        path = Path(uri[len("sqlite:///") :])
-        return f"sqlite:///{path.resolve()}"
-    if "://" not in uri:
-        raise ConfigError(
-            f"tracking URI {uri!r} is not allowed: use sqlite:///path/to/mlflow.db or http(s)://host:port"
-        )
+    scheme, sep, rest = uri.partition("://")
+    if not sep or scheme not in SCHEMES:
+        raise ConfigError(f"tracking URI {uri!r} is not supported: {ALLOWED}")
+    if scheme == "sqlite":
+        path = rest[1:] if rest.startswith("/") else ""
+        if not path.strip("/"):
+            raise ConfigError(f"tracking URI {uri!r} names no database file: {ALLOWED}")
+        return uri if path.startswith("/") else f"sqlite:///{Path(path).resolve()}"
+    if not urllib.parse.urlsplit(uri).hostname:
+        raise ConfigError(f"tracking URI {uri!r} names no host: {ALLOWED}")
     return uri
+
+
+def check_reachable(uri: str, timeout: float = CHECK_TIMEOUT) -> None:
+    """Fail in one line, before any work, when the tracking server of ``uri`` does not answer.
+
+    Any HTTP answer within ``timeout`` seconds counts (a proxy or a login in front of the
+    server is still a live server). Without this check MLflow retries for minutes and ends in
+    a traceback. A SQLite store needs no check here (see :func:`client`).
+    """
+    if sqlite_path(uri) is not None:
+        return
+    context = None
+    if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
+        context = ssl._create_unverified_context()
+    elif os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH"):
+        context = ssl.create_default_context(cafile=os.environ["MLFLOW_TRACKING_SERVER_CERT_PATH"])
+    try:
+        urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout, context=context).close()
+    except urllib.error.HTTPError:
+        return
+    except OSError as exc:  # URLError, refused connections and timeouts are all OSErrors
+        reason = getattr(exc, "reason", exc)
+        if isinstance(reason, TimeoutError):
+            reason = f"no answer within {timeout:g} s"
+        raise ServiceError(
+            f"tracking server {uri} is not reachable ({reason}); start it, e.g. `mlflow server --host 127.0.0.1"
+            " --port 5000`, or pass another --tracking-uri"
+        ) from None
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -80,7 +127,14 @@ def client(uri: str) -> Any:
 
     db = sqlite_path(uri)
     if db is not None:
-        db.parent.mkdir(parents=True, exist_ok=True)
+        if db.is_dir():
+            raise ConfigError(f"tracking URI {uri!r}: {db} is a folder; name a database file, e.g. {db / DEFAULT_DB}")
+        try:
+            db.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"tracking URI {uri!r}: cannot create the folder {db.parent} ({exc.strerror})") from None
+        if not db.exists() and not os.access(db.parent, os.W_OK):
+            raise ConfigError(f"tracking URI {uri!r}: cannot create {db} ({db.parent} is not writable)")
     return MlflowClient(tracking_uri=uri)
 
 
@@ -195,6 +249,9 @@ def tags_of(run: Any) -> dict[str, str]:
 
 def runs_table(uri: str, experiment: str) -> tuple[list[Any], list[Any]]:
     """(cell runs, eval runs) of a suite's experiment; empty if it was never run."""
+    db = sqlite_path(uri)
+    if db is not None and not db.exists():  # reading must not create an empty store
+        return [], []
     c = client(uri)
     exp = experiment_id(c, experiment, uri, create=False)
     if exp is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -27,10 +28,10 @@ class TrainRecipe:
     """Fraction of ``epochs`` after which the lr is multiplied by 0.1 (None: constant lr)."""
 
     def __post_init__(self) -> None:
-        if self.epochs < 0:
-            raise ConfigError(f"epochs={self.epochs} is not allowed: use an integer >= 0")
-        if not self.lr > 0:
-            raise ConfigError(f"lr={self.lr} is not allowed: use a positive number")
+        if self.epochs < 1:
+            raise ConfigError(f"epochs={self.epochs} is not allowed: use an integer >= 1")
+        if not 0 < self.lr < math.inf:
+            raise ConfigError(f"lr={self.lr} is not allowed: use a finite number > 0")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size={self.batch_size} is not allowed: use an integer >= 1")
         if not 0 <= self.momentum < 1:

@@ -82,7 +82,7 @@ def misfit(tmp_path: Path) -> str:
         (["distill", "--method", "random", "--dataset", "toy", "--ipc", "1", "--set", "steps=3", "--out", "{tmp}/x.pt"], ["unknown setting steps"]),
         (["distill", "--method", "random", "--dataset", "cifar10", "--ipc", "1", "--data-root", "{tmp}/nodata", "--out", "{tmp}/x.pt"], ["cifar", "nodata", "--download"]),
         (["evaluate", "{tmp}/missing.pt"], ["missing.pt does not exist"]),
-        (["evaluate", "{corrupt}"], ["not a readable synthetic set"]),
+        (["evaluate", "{corrupt}"], ["not a dd-bench synthetic set"]),
         (["evaluate", "{misfit}", "--epochs", "1"], ["does not fit dataset digits"]),
         (["evaluate", "{misfit}", "--models", "convnett"], ["unknown model 'convnett'", "did you mean 'convnet'"]),
         (["distill", "--method", "random", "--dataset", "toy", "--ipc", "1", "--device", "cuda:7", "--out", "{tmp}/x.pt"], ["cuda:7"]),

@@ -214,11 +214,22 @@ def test_fashion_mnist_from_data_root_flat_gz_or_torchvision_layout(registry, tm
 def test_fashion_mnist_missing_files_say_where_and_how(registry, tmp_path, monkeypatch):
     monkeypatch.setattr(vision, "DEBIAN_FASHION_MNIST", tmp_path / "no-debian")
     with pytest.raises(DataError) as err:
-        load(registry, "fashion_mnist", root=tmp_path / "mine")
+        load(registry, "fashion_mnist")
     msg = str(err.value)
-    for needle in (str(tmp_path / "mine"), str(tmp_path / "no-debian"), "apt-get install dataset-fashion-mnist",
+    for needle in (str(tmp_path / "no-debian"), "apt-get install dataset-fashion-mnist",
                    "--data-root", "--download", "train-images-idx3-ubyte"):  # fmt: skip
         assert needle in msg
+
+
+def test_an_explicit_root_without_the_files_is_an_error_even_when_the_system_has_them(registry, tmp_path, monkeypatch):
+    """The fallback search is for users who name no root; a root that was named is the only place looked at."""
+    write_idx_set(tmp_path / "debian", gz=True)
+    monkeypatch.setattr(vision, "DEBIAN_FASHION_MNIST", tmp_path / "debian")
+    assert len(load(registry, "fashion_mnist").test_y) == 10
+    with pytest.raises(DataError) as err:
+        load(registry, "fashion_mnist", root=tmp_path / "mine")
+    msg = str(err.value)
+    assert str(tmp_path / "mine") in msg and "train-images-idx3-ubyte" in msg and str(tmp_path / "debian") not in msg
 
 
 def test_fashion_mnist_download_goes_through_torchvision(registry, tmp_path, monkeypatch):

@@ -39,8 +39,12 @@ def test_load_rejects_missing_corrupt_and_foreign_files(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         SyntheticSet.load(tmp_path / "nope.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a torch file")
-    with pytest.raises(DataError, match="not a readable synthetic set"):
+    with pytest.raises(DataError, match="not a dd-bench synthetic set"):
         SyntheticSet.load(tmp_path / "junk.pt")
+    whole = make().save(tmp_path / "whole.pt").read_bytes()
+    (tmp_path / "half.pt").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(DataError, match="not a readable synthetic set"):
+        SyntheticSet.load(tmp_path / "half.pt")
     torch.save({"a": torch.zeros(1)}, tmp_path / "other.pt")
     with pytest.raises(DataError, match="not a dd-bench synthetic set"):
         SyntheticSet.load(tmp_path / "other.pt")

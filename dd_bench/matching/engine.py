@@ -66,15 +66,17 @@ class MatchingConfig:
     checkpoint_every: int = 50
 
     def __post_init__(self) -> None:
-        positive = ("iterations", "syn_steps", "expert_epochs", "num_experts", "expert_train_epochs", "checkpoint_every")
+        positive = ("iterations", "syn_steps", "expert_epochs", "num_experts", "expert_train_epochs", "expert_batch", "checkpoint_every")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)} is not allowed: use an integer >= 1")
         if self.batch_syn is not None and self.batch_syn < 1:
             raise ConfigError(f"batch_syn={self.batch_syn} is not allowed: use an integer >= 1 or none")
-        for name in ("lr_img", "lr_lr", "lr_teacher", "expert_lr"):
+        for name in ("lr_img", "lr_lr", "lr_teacher"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"{name}={getattr(self, name)} is not allowed: use a number >= 0")
+        if not self.expert_lr > 0:
+            raise ConfigError(f"expert_lr={self.expert_lr} is not allowed: use a number > 0")
         if not 0 <= self.min_start_epoch < self.max_start_epoch:
             raise ConfigError(
                 f"start-epoch window [min_start_epoch={self.min_start_epoch}, max_start_epoch={self.max_start_epoch})"
@@ -86,6 +88,9 @@ class MatchingConfig:
                 f"max_start_epoch={self.max_start_epoch} with expert_epochs={self.expert_epochs} needs experts trained for"
                 f" {needed} epochs, but expert_train_epochs={self.expert_train_epochs}"
             )
+        if not self.max_loss > 0:
+            raise ConfigError(f"max_loss={self.max_loss} is not allowed: use a number > 0")
+        DSA(self.dsa_strategy)  # an unknown op fails now, not after the experts have trained
 
     def expert_recipe(self, optimizer_options: Mapping[str, Any] | None = None) -> ExpertRecipe:
         return ExpertRecipe(

@@ -57,14 +57,13 @@ TINY_IMAGENET_SIZE = 64
 
 
 def _idx_dirs(request: DataRequest, folder: str, system_dirs: Sequence[Path]) -> list[Path]:
-    """Search order: ``--data-root`` (flat, or torchvision's ``<folder>/raw``), system dirs, the cache."""
-    dirs: list[Path] = []
+    """Where the IDX files may be: an explicit ``--data-root`` (flat, or torchvision's
+    ``<folder>/raw``) and nowhere else, so a wrong root is never papered over by another
+    copy; without one, the system dirs, then the cache."""
     if request.root is not None:
         root = Path(request.root).expanduser()
-        dirs += [root, root / folder / "raw"]
-    dirs += system_dirs
-    dirs.append(default_root() / folder / "raw")
-    return unique_paths(dirs)
+        return [root, root / folder / "raw"]
+    return unique_paths([*system_dirs, default_root() / folder / "raw"])
 
 
 def _load_idx_dataset(
@@ -90,7 +89,9 @@ def _load_idx_dataset(
         files = find_idx_files([raw], IDX_STEMS)
     if files is None:
         what = "the IDX files " + ", ".join(f"{s}[.gz]" for s in IDX_STEMS)
-        raise missing(name, what, dirs, *hints, ROOT_HINT, DOWNLOAD_HINT)
+        if request.root is None:
+            raise missing(name, what, dirs, *hints, ROOT_HINT, DOWNLOAD_HINT)
+        raise missing(name, what, dirs, "put them there", DOWNLOAD_HINT, "leave out --data-root to use the default places")
     train_x = read_idx_images(files["train-images-idx3-ubyte"])
     train_y = read_idx_labels(files["train-labels-idx1-ubyte"], len(train_x))
     test_x = read_idx_images(files["t10k-images-idx3-ubyte"])
