@@ -565,6 +565,11 @@ def _image_keys(x: torch.Tensor) -> list[bytes]:
     return [row.tobytes() for row in x.reshape(len(x), -1).contiguous().numpy()]
 
 
+def _class_counts(y: torch.Tensor, k: int) -> torch.Tensor:
+    """Images per class; labels out of range are the labels check's business."""
+    return torch.bincount(y[(y >= 0) & (y < k)], minlength=k)
+
+
 def _same_split(a: RealData, b: RealData, split: str) -> bool:
     return torch.equal(getattr(a, f"{split}_x"), getattr(b, f"{split}_x")) and torch.equal(
         getattr(a, f"{split}_y"), getattr(b, f"{split}_y")
@@ -683,8 +688,7 @@ class _DatasetChecks:
 
     def balanced(self) -> tuple[bool, str]:
         data = self._need()
-        train = torch.bincount(torch.cat([data.train_y, data.val_y]), minlength=data.num_classes)
-        test = torch.bincount(data.test_y, minlength=data.num_classes)
+        train, test = (_class_counts(y, data.num_classes) for y in (torch.cat([data.train_y, data.val_y]), data.test_y))
         figures = f"train {int(train.min())}..{int(train.max())}, test {int(test.min())}..{int(test.max())} per class"
         if not self.spec.balanced:
             return True, f"declared balanced=False: {figures}"

@@ -54,11 +54,12 @@ def cmd_check_plugin(args: argparse.Namespace) -> int:
             print(f"{kind} {reg.spec.name} (plugin {reg.plugin}, {origin})")
             for r in results:
                 print(f"  {r.status:<4}  {r.check:<16} {r.seconds:6.1f} s  {r.reason}", flush=True)
-    counts = {status: sum(row["status"] == status for row in rows) for status in ("pass", "fail", "skip")}
+    statuses = [row["status"] for row in rows]
+    counts = {"passed": statuses.count("pass"), "failed": statuses.count("fail"), "skipped": statuses.count("skip")}
     seconds = round(time.perf_counter() - started, 1)
     if args.json:
         print(json.dumps({"results": rows, **counts, "seconds": seconds}, indent=2))
     else:
-        print(f"{counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped in {seconds} s")
+        print(f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped in {seconds} s")
     sys.stdout.flush()
-    return 1 if counts["fail"] else 0
+    return 1 if counts["failed"] else 0

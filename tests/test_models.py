@@ -160,6 +160,16 @@ def test_convnet_too_deep_for_the_image(reg):
 def test_too_small_images_are_config_errors(reg):
     with pytest.raises(ConfigError, match="lenet: a 1x8x8 image is too small"):
         build(reg, "lenet", (1, 8, 8))
+    with pytest.raises(ConfigError, match="norm='instance' needs images larger than 8x8"):
+        build(reg, "resnet18_in", (1, 8, 8))
+
+
+@pytest.mark.parametrize("chw", [(1, 8, 8), (1, 16, 16), (3, 16, 16)])
+def test_instance_norm_vgg11_on_small_images_sees_its_input(reg, chw):
+    """Instance norm over a 1x1 map outputs zeros: the network would give every image the same logits."""
+    torch.manual_seed(0)
+    out = build(reg, "vgg11", chw).train()(torch.randn(4, *chw))
+    assert (out - out[0]).abs().max() > 1e-3
 
 
 @pytest.mark.parametrize("norm", ["instance", "batch"])

@@ -247,15 +247,19 @@ def vgg11(shape: DataShape, *, norm: str = "instance") -> nn.Module:
     """The DC literature's VGG11: conv3x3-norm-ReLU stacks, five 2x2 max pools, one linear layer.
 
     Five halvings take 28x28 (padded to 32) and 32x32 images to 1x1 exactly, as in the
-    literature. On smaller images a pool that would act on a 1x1 map is left out (16x16
-    reaches 1x1 after four); on larger ones the final map is flattened (64x64: 512x2x2).
+    literature. On smaller images a pool that would act on a 1x1 map is left out, and so,
+    under instance norm, is one whose 1x1 output more convolutions would follow (instance
+    norm over a single pixel outputs zeros, and the network its input ignores): 16x16
+    reaches 2x2 after three pools and 1x1 after the last. On larger images the final map
+    is flattened (64x64: 512x2x2).
     """
     norm = choice("vgg11", "norm", norm, ("instance", "batch"))
     layers: list[nn.Module] = []
     in_ch, h, w = shape.channels, shape.height, shape.width
     for i, item in enumerate(VGG11_LAYOUT):
         if item == "M":
-            if h >= 2 and w >= 2:
+            smallest = 2 if norm == "instance" and i < len(VGG11_LAYOUT) - 1 else 1
+            if h // 2 >= smallest and w // 2 >= smallest:
                 layers.append(nn.MaxPool2d(2, 2))
                 h, w = h // 2, w // 2
             continue
@@ -319,7 +323,16 @@ class ResNet18(nn.Module):
 
 
 def resnet18(shape: DataShape, *, norm: str = "batch", width: int = 64) -> nn.Module:
-    """ResNet18 with batch norm by default (the literature's ResNet18BN); ``norm='instance'`` for ResNet18."""
+    """ResNet18 with batch norm by default (the literature's ResNet18BN); ``norm='instance'`` for ResNet18.
+
+    Three stride-2 stages take 8x8 images to 1x1, where instance norm outputs zeros, so
+    ``norm='instance'`` needs images larger than 8x8.
+    """
     norm = choice("resnet18", "norm", norm, ("batch", "instance"))
     width = positive_int("resnet18", "width", width)
+    if norm == "instance" and min(shape.height, shape.width) <= 8:
+        raise ConfigError(
+            f"resnet18: norm='instance' needs images larger than 8x8, got {shape.channels}x{shape.height}x{shape.width}"
+            " (instance norm over the 1x1 map of the last stage outputs zeros); use norm='batch'"
+        )
     return ResNet18(shape, norm, width)

@@ -11,14 +11,19 @@ from dd_bench.synthetic import SyntheticSet
 
 
 def load_stripes(request):
-    """Two classes of 8x8 images: horizontal or vertical stripes, with seeded noise."""
+    """Two classes of 8x8 images: horizontal or vertical stripes, with seeded noise.
+
+    The first 300 images are the training split; its mean and std normalise every split.
+    """
     g = torch.Generator().manual_seed(1234)
     y = torch.arange(400) % 2
     stripes = (torch.arange(8) % 2).float().view(1, 8) * torch.ones(8, 1)
     x = torch.stack([stripes if c == 0 else stripes.T for c in y.tolist()]).unsqueeze(1)
     x = x + 0.3 * torch.randn(x.shape, generator=g)
+    mean, std = x[:300].mean().item(), x[:300].std().item()
+    x = (x - mean) / std
     train_x, train_y, val_x, val_y = split_train_val(x[:300], y[:300], request.val_fraction, request.seed)
-    return RealData("stripes", train_x, train_y, val_x, val_y, x[300:], y[300:], (0.0,), (1.0,), ("horizontal", "vertical"))
+    return RealData("stripes", train_x, train_y, val_x, val_y, x[300:], y[300:], (mean,), (std,), ("horizontal", "vertical"))
 
 
 def build_tiny_mlp(shape, hidden=32):
