@@ -29,9 +29,12 @@ def load_data(
     return spec.load(DataRequest(root=folder, download=download))
 
 
-def resolve_config(registry: Registry, method: str, preset: str | None = None, overrides: Mapping[str, Any] | None = None) -> Any:
+def resolve_config(
+    registry: Registry, method: str | DistillerSpec, preset: str | None = None, overrides: Mapping[str, Any] | None = None
+) -> Any:
     """A method's config (defaults, preset, overrides) with the names in it checked against the registry."""
-    config = registry.distiller(method).resolve_config(preset, overrides or {})
+    spec = method if isinstance(method, DistillerSpec) else registry.distiller(method)
+    config = spec.resolve_config(preset, overrides or {})
     optimizer = getattr(config, "expert_optimizer", None)  # a trajectory matcher's: a registered expert optimizer
     if isinstance(optimizer, str):
         registry.optimizer(optimizer)
@@ -64,7 +67,7 @@ def distill(
     validated against the data. ``registry`` supplies the model and expert optimizers."""
     spec = method if isinstance(method, DistillerSpec) else registry.distiller(method)
     check_ipc(data, ipc)
-    config = resolve_config(registry, method, preset, overrides)
+    config = resolve_config(registry, spec, preset, overrides)
     model_spec = registry.model(model)
     request = DistillRequest(
         data=data,

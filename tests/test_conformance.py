@@ -131,7 +131,7 @@ def distiller(fn, presets=None, **changes) -> DistillerSpec:
          "digits IPC 1: RuntimeError: boom"),
         (distiller(one_class), {"valid-set"}, "ipc is 1 with [10, 0, 0, 0, 0, 0, 0, 0, 0, 0] images per class"),
         (distiller(pixel_space), {"normalised"}, "the images look like pixel values"),
-        (distiller(unloadable_metadata), {"round-trip"}, "is not a readable synthetic set"),
+        (distiller(unloadable_metadata), {"round-trip"}, "refusing to unpickle arbitrary objects"),
         (distiller(unseeded), {"same-seed", "global-rng"}, "images differ"),
         (distiller(global_rng), {"global-rng"}, "when only the global torch/random/numpy seeds change"),
         (distiller(ignores_seed), {"seeds-differ"}, "seeds 0 and 1 give the same set"),
