@@ -24,7 +24,7 @@ def load_data(
     if folder is not None and (folder.is_file() or not (folder.exists() or download)):
         raise DataError(
             f"data root {folder} is {'a file' if folder.exists() else 'missing'}: give the folder that holds the"
-            f" {dataset} files, or leave it out to use the default places"
+            f" {dataset} files, pass --download to fetch them into a new one, or leave it out to use the default places"
         )
     return spec.load(DataRequest(root=folder, download=download))
 

@@ -35,7 +35,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _seeds(text: str) -> list[int]:
     """``3`` means seeds 0,1,2; ``0,4,7`` names them."""
-    allowed = f"use a count from 1 to {MAX_SEED_COUNT} (3 = seeds 0,1,2) or a list of distinct seeds from 0 to {MAX_SEED} (0,4,7)"
+    allowed = f"use a count (3) or a list of seeds (0,4,7): a count from 1 to {MAX_SEED_COUNT}, distinct seeds from 0 to {MAX_SEED}"
     try:
         if "," in text:
             seeds = [int(s) for s in text.split(",") if s.strip()]

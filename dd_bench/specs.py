@@ -275,7 +275,7 @@ def describe(hint: Any) -> str:
         return " or ".join(words + (["none"] if type(None) in args else []))
     if origin in (tuple, list) or hint in (tuple, list):
         return f"a list of {describe(args[0]) if args else 'values'}"
-    return {bool: "true or false", int: "an integer", float: "a finite number", str: "text"}.get(hint, str(hint))
+    return {bool: "true or false", int: "a 64-bit integer", float: "a finite number", str: "text"}.get(hint, str(hint))
 
 
 def check_value(hint: Any, value: Any, key: str) -> Any:

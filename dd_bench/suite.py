@@ -202,6 +202,7 @@ def parse(doc: Any, path: Path | None = None) -> tuple[Suite | None, list[str]]:
     default_preset = doc.get("default_preset")
     if default_preset is not None and not isinstance(default_preset, str):
         errors.append(f"default_preset={default_preset!r} is not allowed: use a preset name")
+        default_preset = None  # reported; the methods go on without it
 
     methods: tuple[MethodEntry, ...] | None = ()
     include_all = False
@@ -227,12 +228,14 @@ def parse(doc: Any, path: Path | None = None) -> tuple[Suite | None, list[str]]:
             if bad:
                 errors.append(f"{where}: unknown key {', '.join(map(repr, bad))} (allowed: {', '.join(sorted(METHOD_KEYS))})")
             preset = body.get("preset", default_preset)
-            if isinstance(preset, Mapping):
-                if not preset or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 and isinstance(v, str) for k, v in preset.items()):
-                    errors.append(f"{where}.preset={dict(preset)!r} is not allowed: use a preset name or {{ipc: preset name}}")
+            per_ipc = isinstance(preset, Mapping) and preset and all(
+                isinstance(k, int) and not isinstance(k, bool) and k >= 1 and isinstance(v, str) for k, v in preset.items()
+            )
+            if per_ipc:
                 preset = dict(preset)
             elif preset is not None and not isinstance(preset, str):
                 errors.append(f"{where}.preset={preset!r} is not allowed: use a preset name or {{ipc: preset name}}")
+                preset = None  # reported; validation goes on without it
             m_seeds = _int_list(body["seeds"], f"{where}.seeds", errors, 0, MAX_SEED) if body.get("seeds") is not None else None
             m_ipcs = _int_list(body["ipcs"], f"{where}.ipcs", errors, 1) if body.get("ipcs") is not None else None
             entries.append(
@@ -320,8 +323,10 @@ def load_suite(name_or_path: str | Path, strict: bool = False) -> Suite:
     path = find_suite(name_or_path)
     try:
         doc = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ConfigError(f"suite {path}: not readable YAML ({exc})".replace("\n", " ")) from None
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise ConfigError(f"suite {path}: not readable YAML (nested too deeply)") from None
     suite, errors = parse(doc, path)
     if suite is None or (strict and errors):
         raise SuiteError(path, errors)

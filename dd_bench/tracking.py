@@ -73,11 +73,9 @@ def check_reachable(uri: str, timeout: float = CHECK_TIMEOUT) -> None:
     """
     if sqlite_path(uri) is not None:
         return
-    context = None
-    if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
-        context = ssl._create_unverified_context()
-    elif os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH"):
-        context = ssl.create_default_context(cafile=os.environ["MLFLOW_TRACKING_SERVER_CERT_PATH"])
+    context = ssl.create_default_context(cafile=os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or None)
+    if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":  # as MLflow itself will
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
     try:
         urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout, context=context).close()
     except urllib.error.HTTPError:

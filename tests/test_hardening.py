@@ -90,6 +90,14 @@ def test_a_set_holding_nan_is_refused_when_made_and_when_saved(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+def test_a_set_that_cannot_be_written_is_one_line(capsys, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    argv = ["distill", "--method", "random", "--dataset", "toy", "--ipc", "1", "--out", tmp_path / "afile" / "syn.pt", "--device", "cpu"]
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert f"cannot write the synthetic set to {tmp_path / 'afile' / 'syn.pt'}" in err.strip().splitlines()[-1]
+
+
 # ---------------------------------------------------------------------------- 2. counts that must be positive
 
 
