@@ -34,7 +34,8 @@ from .synthetic import SyntheticSet
 PASS, FAIL, SKIP = "pass", "fail", "skip"
 TIME_LIMIT = 60.0
 """Seconds one smoke run (one dataset, one IPC) may take on the CPU."""
-DISTILL_MODEL = "convnet"
+DISTILL_MODEL = "convnet_w32"
+"""The distillation architecture of the smoke runs: the CPU-sized ConvNet the demo suite uses."""
 SMOKE_RUNS = (("digits", 1), ("digits", 2), ("toy", 1), ("toy", 2))
 GLOBAL_SEEDS = (11, 22)
 """Global torch/random/numpy seeds set before runs that must not depend on them."""

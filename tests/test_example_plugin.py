@@ -31,11 +31,11 @@ def installed(tmp_path_factory) -> Path:
     return target
 
 
-def ddb(installed: Path, *args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
+def ddb(installed: Path, *args: str, cwd: Path, timeout: int = 300, **env: str) -> subprocess.CompletedProcess:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("DD_BENCH_")}
     environ.update(PYTHONPATH=str(installed), **env)
     return subprocess.run(
-        [sys.executable, "-m", "dd_bench.cli", *args], cwd=cwd, env=environ, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "dd_bench.cli", *args], cwd=cwd, env=environ, capture_output=True, text=True, timeout=timeout
     )
 
 
@@ -78,3 +78,15 @@ def test_registry_fixture_takes_the_plugin_module(installed, ddb_registry_factor
 
     registry = ddb_registry_factory(dd_bench_example)
     assert registry.distiller("class_means").presets["smoke"] == {"pool": 5}
+
+
+@pytest.mark.slow
+def test_every_builtin_and_the_example_pass_check_plugin(installed, tmp_path):
+    """What CI holds every plugin to: ``dd-bench check-plugin`` over everything loaded (minutes)."""
+    out = ddb(installed, "check-plugin", "--json", cwd=tmp_path, timeout=1200, DD_BENCH_CACHE=str(tmp_path / "cache"))
+    report = json.loads(out.stdout)
+    failed = [f"{r['kind']} {r['name']}: {r['check']}: {r['reason']}" for r in report["results"] if r["status"] == "fail"]
+    assert out.returncode == 0 and not failed, "\n".join(failed) or out.stderr
+    checked = {(r["distribution"], r["kind"], r["name"]) for r in report["results"]}
+    assert {("dd-bench-example", "distiller", "class_means"), ("dd-bench", "distiller", "mtt"),
+            ("dd-bench", "model", "convnet"), ("dd-bench", "dataset", "digits")} <= checked  # fmt: skip
