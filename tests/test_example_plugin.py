@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from dd_bench.testing import check_dataset, check_distiller, check_model
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "dd-bench-example"
 
@@ -78,6 +80,16 @@ def test_registry_fixture_takes_the_plugin_module(installed, ddb_registry_factor
 
     registry = ddb_registry_factory(dd_bench_example)
     assert registry.distiller("class_means").presets["smoke"] == {"pool": 5}
+
+
+def test_the_guide_s_conformance_helpers_pass_on_the_example(installed, ddb_registry_factory, monkeypatch):
+    monkeypatch.syspath_prepend(str(installed))
+    import dd_bench_example
+
+    registry = ddb_registry_factory(dd_bench_example)
+    check_distiller(registry.distiller("class_means"), registry)
+    check_model(registry.model("tiny_mlp"), registry)
+    check_dataset(registry.dataset("stripes"))
 
 
 @pytest.mark.slow
