@@ -35,7 +35,8 @@ def installed(tmp_path_factory) -> Path:
 
 def ddb(installed: Path, *args: str, cwd: Path, timeout: int = 300, **env: str) -> subprocess.CompletedProcess:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("DD_BENCH_")}
-    environ.update(PYTHONPATH=str(installed), **env)
+    # the installed example first, then whatever put the code under test on the path
+    environ.update(PYTHONPATH=os.pathsep.join(filter(None, [str(installed), os.environ.get("PYTHONPATH")])), **env)
     return subprocess.run(
         [sys.executable, "-m", "dd_bench.cli", *args], cwd=cwd, env=environ, capture_output=True, text=True, timeout=timeout
     )
