@@ -34,7 +34,8 @@ from .synthetic import SyntheticSet
 PASS, FAIL, SKIP = "pass", "fail", "skip"
 TIME_LIMIT = 60.0
 """Seconds one smoke run (one dataset, one IPC) may take on the CPU."""
-DISTILL_MODEL = "convnet"
+DISTILL_MODEL = "convnet_w32"
+"""The distillation architecture of the smoke runs: the CPU-sized ConvNet the demo suite uses."""
 SMOKE_RUNS = (("digits", 1), ("digits", 2), ("toy", 1), ("toy", 2))
 GLOBAL_SEEDS = (11, 22)
 """Global torch/random/numpy seeds set before runs that must not depend on them."""
@@ -49,17 +50,23 @@ at most ``TRAIN_FALL`` of its first value."""
 SHARED_IMAGES = 0.01
 """Images that appear in two splits, as a share of the smaller split, before they count as a leak
 (real datasets hold a few exact duplicates; a leaked split shares nearly all)."""
-MEAN_TOLERANCE = 0.05
-STD_FACTOR = 1.5
-"""The normalised training split must have a per-channel std within this factor of 1: the
-literature's CIFAR-10 and Tiny-ImageNet stds are means of per-image stds, which leave up to 1.3."""
+MEAN_TOLERANCE, STD_FACTOR = 0.05, 1.5
+"""The normalised training split must have a per-channel mean within ``MEAN_TOLERANCE`` of 0 and
+a std within a factor ``STD_FACTOR`` of 1: the literature's CIFAR-10 and Tiny-ImageNet stds are
+means of per-image stds, which leave up to 1.3."""
 BALANCE = 1.5
 """A balanced dataset's largest class is at most this many times its smallest (MNIST: 1.24)."""
+SPLIT_TENSORS = ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")
 CPU = torch.device("cpu")
+
+Checks = list[tuple[str, Callable[[], tuple[bool, str]]]]
+"""Named checks, run in order; each returns (passed, one-line reason)."""
 
 
 @dataclass(frozen=True)
 class CheckResult:
+    """One check of one registered object, as ``dd-bench check-plugin`` prints it."""
+
     kind: str
     """``distiller``, ``model`` or ``dataset``."""
     name: str
@@ -87,7 +94,7 @@ def _one_line(exc: BaseException) -> str:
     return text if isinstance(exc, DDBenchError) else f"{type(exc).__name__}: {text}"
 
 
-def _run(kind: str, name: str, checks: list[tuple[str, Callable[[], tuple[bool, str]]]]) -> list[CheckResult]:
+def _run(kind: str, name: str, checks: Checks) -> list[CheckResult]:
     """Run ``checks`` in order; an unexpected exception fails that check with its message."""
     results = []
     for check, fn in checks:
@@ -269,7 +276,7 @@ class _DistillerChecks:
         self.global_rng_difference: str | None = None
         self.same_seed_ok: bool | None = None
 
-    def checks(self) -> list[tuple[str, Callable[[], tuple[bool, str]]]]:
+    def checks(self) -> Checks:
         return [
             ("presets", self.presets),
             ("smoke", self.smoke),
@@ -308,7 +315,7 @@ class _DistillerChecks:
     def smoke(self) -> tuple[bool, str]:
         for name in dict(SMOKE_RUNS):
             self.data[name] = self.registry.dataset(name).load(DataRequest())
-            self.pristine[name] = {k: getattr(self.data[name], k).clone() for k in _SPLIT_TENSORS}
+            self.pristine[name] = {k: getattr(self.data[name], k).clone() for k in SPLIT_TENSORS}
         for dataset, ipc in SMOKE_RUNS:
             started = time.perf_counter()
             try:
@@ -411,9 +418,6 @@ class _DistillerChecks:
         return True, "nothing left in the working directory, $HOME, $DD_BENCH_CACHE or the temp dir"
 
 
-_SPLIT_TENSORS = ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")
-
-
 def distiller_checks(
     spec: DistillerSpec, registry: Registry, *, time_limit: float = TIME_LIMIT, model: str = DISTILL_MODEL
 ) -> list[CheckResult]:
@@ -437,7 +441,7 @@ class _ModelChecks:
         self.built: dict[DataShape, nn.Module] = {}
         self.logits: dict[DataShape, object] = {}
 
-    def checks(self) -> list[tuple[str, Callable[[], tuple[bool, str]]]]:
+    def checks(self) -> Checks:
         return [
             ("shapes", self.shapes),
             ("logits", self.logits_shape),
@@ -446,8 +450,8 @@ class _ModelChecks:
             ("functional-call", self.functional_call),
         ]
 
-    def _build(self, shape: DataShape, seed: int = 0) -> nn.Module:
-        return seeded_build(lambda: self.spec.build(shape), seed, CPU)
+    def _build(self, shape: DataShape) -> nn.Module:
+        return seeded_build(lambda: self.spec.build(shape), 0, CPU)
 
     def _first(self) -> DataShape:
         if not self.built:
@@ -583,7 +587,7 @@ class _DatasetChecks:
         self.missing = False
         self.test_same: tuple[bool, bool] | None = None
 
-    def checks(self) -> list[tuple[str, Callable[[], tuple[bool, str]]]]:
+    def checks(self) -> Checks:
         return [
             ("loads", self.loads),
             ("labels", self.labels),

@@ -17,9 +17,19 @@ def add_check_plugin_command(sub: Any) -> None:
     p.add_argument("names", nargs="*", metavar="DISTRIBUTION_OR_PLUGIN",
                    help="distributions or plugins to check (default: every loaded plugin)")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--time-limit", type=float, metavar="SECONDS",
-                   help="the most one smoke run of a distiller may take (default 60, conformance.TIME_LIMIT)")
+    p.add_argument("--time-limit", type=_seconds, metavar="SECONDS",
+                   help="the most one smoke run of a distiller may take (default 60)")
     p.set_defaults(func=cmd_check_plugin)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: use a positive number of seconds")
+    return value
 
 
 def _selected(registry: Any, names: list[str]) -> list[tuple[str, Any]]:
@@ -43,7 +53,8 @@ def cmd_check_plugin(args: argparse.Namespace) -> int:
     rows: list[dict[str, Any]] = []
     for kind, reg in entries:
         if kind == "distiller":
-            results = conformance.distiller_checks(reg.spec, registry, time_limit=args.time_limit or conformance.TIME_LIMIT)
+            limit = conformance.TIME_LIMIT if args.time_limit is None else args.time_limit
+            results = conformance.distiller_checks(reg.spec, registry, time_limit=limit)
         elif kind == "model":
             results = conformance.model_checks(reg.spec, registry)
         else:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from dd_bench.testing import check_dataset, check_distiller, check_model
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "dd-bench-example"
 
@@ -31,11 +33,12 @@ def installed(tmp_path_factory) -> Path:
     return target
 
 
-def ddb(installed: Path, *args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
+def ddb(installed: Path, *args: str, cwd: Path, timeout: int = 300, **env: str) -> subprocess.CompletedProcess:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("DD_BENCH_")}
-    environ.update(PYTHONPATH=str(installed), **env)
+    # the installed example first, then whatever put the code under test on the path
+    environ.update(PYTHONPATH=os.pathsep.join(filter(None, [str(installed), os.environ.get("PYTHONPATH")])), **env)
     return subprocess.run(
-        [sys.executable, "-m", "dd_bench.cli", *args], cwd=cwd, env=environ, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "dd_bench.cli", *args], cwd=cwd, env=environ, capture_output=True, text=True, timeout=timeout
     )
 
 
@@ -78,3 +81,25 @@ def test_registry_fixture_takes_the_plugin_module(installed, ddb_registry_factor
 
     registry = ddb_registry_factory(dd_bench_example)
     assert registry.distiller("class_means").presets["smoke"] == {"pool": 5}
+
+
+def test_the_guide_s_conformance_helpers_pass_on_the_example(installed, ddb_registry_factory, monkeypatch):
+    monkeypatch.syspath_prepend(str(installed))
+    import dd_bench_example
+
+    registry = ddb_registry_factory(dd_bench_example)
+    check_distiller(registry.distiller("class_means"), registry)
+    check_model(registry.model("tiny_mlp"), registry)
+    check_dataset(registry.dataset("stripes"))
+
+
+@pytest.mark.slow
+def test_every_builtin_and_the_example_pass_check_plugin(installed, tmp_path):
+    """What CI holds every plugin to: ``dd-bench check-plugin`` over everything loaded (minutes)."""
+    out = ddb(installed, "check-plugin", "--json", cwd=tmp_path, timeout=1200, DD_BENCH_CACHE=str(tmp_path / "cache"))
+    report = json.loads(out.stdout)
+    failed = [f"{r['kind']} {r['name']}: {r['check']}: {r['reason']}" for r in report["results"] if r["status"] == "fail"]
+    assert out.returncode == 0 and not failed, "\n".join(failed) or out.stderr
+    checked = {(r["distribution"], r["kind"], r["name"]) for r in report["results"]}
+    assert {("dd-bench-example", "distiller", "class_means"), ("dd-bench", "distiller", "mtt"),
+            ("dd-bench", "model", "convnet"), ("dd-bench", "dataset", "digits")} <= checked  # fmt: skip
