@@ -79,13 +79,14 @@ def lrs(hlr: float, ior: float, lam: float = LRS_LAMBDA) -> float:
     return 100.0 * (math.exp(a) - math.exp(-1)) / (math.exp(1) - math.exp(-1))
 
 
-def records_from_mlflow(suite: Suite, cells: Sequence[Any], uri: str) -> list[CellRecord]:
-    """The newest run of each planned cell (by config hash), with its finished evaluations.
+def records_from_mlflow(suite: Suite, cells: Sequence[Any], uri: str, runs: tuple[list[Any], list[Any]]) -> list[CellRecord]:
+    """The newest run of each planned cell (by config hash), with its finished evaluations;
+    ``runs`` are the suite's (cell runs, eval runs) read from ``uri`` by ``tracking.runs_table``.
 
     Raises DataError when no planned cell has a finished evaluation: a page of nothing but
     missing entries would only hide a wrong store or a suite that never ran.
     """
-    cell_runs, eval_runs = tracking.runs_table(uri, suite.name)
+    cell_runs, eval_runs = runs
     wanted = {c.config_hash: c for c in cells}
     newest: dict[str, Any] = {}
     for r in cell_runs:  # newest first
@@ -674,15 +675,15 @@ def write(board: Board, out: Path, prov: Mapping[str, str]) -> list[Path]:
     return written
 
 
-def device_type_of_runs(uri: str, suite: Suite, device_type: str | None) -> str:
-    """The device type whose runs make the page: the one asked for, else the only one in the store."""
+def device_type_of_runs(cell_runs: Sequence[Any], suite: Suite, uri: str, device_type: str | None) -> str:
+    """The device type whose runs make the page: the one asked for, else the only one among ``cell_runs``."""
     from .runner import DEVICE_TYPES
 
     if device_type is not None:
         if device_type not in DEVICE_TYPES:
             raise ConfigError(f"device type {device_type!r} is not allowed: use {' or '.join(DEVICE_TYPES)}")
         return device_type
-    found = sorted({r.data.tags.get(f"{tracking.TAG}device_type") for r in tracking.runs_table(uri, suite.name)[0]} - {None})
+    found = sorted({r.data.tags.get(f"{tracking.TAG}device_type") for r in cell_runs} - {None})
     if len(found) > 1:
         raise ConfigError(f"suite {suite.name} has runs on {' and '.join(found)} in {uri}: choose one with --device-type")
     return found[0] if found else "cpu"
@@ -698,8 +699,9 @@ def make(
     uri = tracking.normalise_uri(uri)
     tracking.check_reachable(uri)
     suite = validate(suite, registry, check_data=False)
-    cells = plan(suite, registry, device_type_of_runs(uri, suite, device_type))
-    board = build(suite, records_from_mlflow(suite, cells, uri))
+    runs = tracking.runs_table(uri, suite.name)  # read once: device type and records both come from it
+    cells = plan(suite, registry, device_type_of_runs(runs[0], suite, uri, device_type))
+    board = build(suite, records_from_mlflow(suite, cells, uri, runs))
     command = command or "dd-bench " + " ".join(sys.argv[1:])
     return board, write(board, Path(out), provenance(board, command, uri))
 

@@ -261,5 +261,5 @@ def test_runs_and_the_leaderboard_record_the_numerics_and_keep_devices_apart(reg
     c = tracking.client(uri)
     c.create_run(run.info.experiment_id, tags={"ddb.kind": "cell", "ddb.device_type": "cuda"})  # as a GPU machine would add
     with pytest.raises(ConfigError, match="has runs on cpu and cuda .* choose one with --device-type"):
-        device_type_of_runs(uri, suite, None)
-    assert device_type_of_runs(uri, suite, "cuda") == "cuda"
+        device_type_of_runs(tracking.runs_table(uri, "unit-numerics")[0], suite, uri, None)
+    assert device_type_of_runs([], suite, uri, "cuda") == "cuda"
