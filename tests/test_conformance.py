@@ -28,13 +28,7 @@ MODEL_CHECKS = ["shapes", "logits", "seeded-init", "trains", "functional-call"]
 DATASET_CHECKS = ["loads", "labels", "disjoint-splits", "val-seeded", "test-fixed", "normalisation", "balanced"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors: intra-op threads only add overhead, and on a busy 2-core box 10x more."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def failures(results: list[conformance.CheckResult]) -> dict[str, str]:

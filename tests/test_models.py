@@ -34,13 +34,7 @@ BUILTIN = [
 SHAPES = [(1, 16, 16), (1, 28, 28), (3, 32, 32)]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors: intra-op threads only add overhead, and on a busy 2-core box 10x more."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
