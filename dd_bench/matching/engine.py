@@ -27,6 +27,7 @@ from ..errors import ConfigError
 from ..specs import DistillRequest
 from ..synthetic import CACHE_BUILD_SECONDS, SyntheticSet, atomic_torch_save
 from .buffers import ExpertBuffers, ExpertRecipe, ensure_buffers
+from .instance_norm import with_cheap_instance_norm
 from .student import FlatModel
 from .memory import MEMORY_HEADROOM, estimate_memory, free_memory
 from .unroll import match
@@ -139,7 +140,7 @@ class TrajectoryMatcher:
             from ..zca import ZCA
 
             self.train_x = ZCA.fit(self.data.train_x).transform(self.data.train_x)
-        self.student = FlatModel(request.build_model(0))
+        self.student = FlatModel(with_cheap_instance_norm(request.build_model(0)))
         # resolved now, so an unknown name fails before any work
         self.expert_optimizer = request.expert_optimizer(self.config.expert_optimizer)
         self.buffers: ExpertBuffers | None = None
