@@ -193,9 +193,9 @@ def cmd_buffer(args: argparse.Namespace) -> int:
     data = api.load_data(registry, args.dataset, args.data_root, args.download)
     train_x = data.train_x
     if args.zca:
-        from .zca import ZCA
+        from .zca import fitted_zca
 
-        train_x = ZCA.fit(data.train_x).transform(data.train_x)
+        train_x = fitted_zca(data, device, args.cache_dir or default_cache_dir()).transform(data.train_x)
     buffers = ensure_buffers(
         args.model,
         lambda seed: seeded_build(lambda: model_spec.build(data.shape), seed, device),

@@ -142,9 +142,9 @@ def eval_splits(syn: SyntheticSet, data: RealData) -> dict[str, tuple[torch.Tens
     syn.check_compatible(data)
     val_x, test_x = data.val_x, data.test_x
     if syn.zca:
-        from .zca import ZCA
+        from .zca import fitted_zca
 
-        zca = ZCA.fit(data.train_x)
+        zca = fitted_zca(data)
         val_x, test_x = zca.transform(val_x), zca.transform(test_x)
     return {"val": (val_x, data.val_y), "test": (test_x, data.test_y)}
 

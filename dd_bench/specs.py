@@ -7,6 +7,7 @@ specs when they are made, so a broken plugin fails at registration, naming the f
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 import types
 import typing
@@ -106,6 +107,23 @@ def split_train_val(
     keep = torch.ones(len(y), dtype=torch.bool)
     keep[val] = False
     return x[keep], y[keep], x[val], y[val]
+
+
+def data_fingerprint(data: RealData, zca: bool) -> dict[str, Any]:
+    """Identity of a training split for cache keys (content hash, not just its name); ``zca``:
+    whether the cached thing saw it whitened."""
+    digest = hashlib.sha256()
+    digest.update(data.train_x[:: max(1, len(data.train_x) // 512)].contiguous().numpy().tobytes())
+    digest.update(data.train_y.numpy().tobytes())
+    return {
+        "dataset": data.name,
+        "shape": list(data.train_x.shape),
+        "mean": list(data.mean),
+        "std": list(data.std),
+        "zca": zca,
+        "content": digest.hexdigest()[:16],
+    }
+
 
 
 @dataclass(frozen=True)

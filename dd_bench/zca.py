@@ -36,12 +36,18 @@ tensors, numbers and strings, so ``torch.load(weights_only=True)`` reads it.
 from __future__ import annotations
 
 import math
+import hashlib
+import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from .errors import ConfigError, DataError
+from .runtime import cache_lock
+from .specs import RealData, data_fingerprint
+from .synthetic import atomic_torch_save
 
 FORMAT = "dd-bench.zca"
 FORMAT_VERSION = 1
@@ -83,8 +89,10 @@ class ZCA:
     # --- fitting -------------------------------------------------------------------
 
     @classmethod
-    def fit(cls, x: torch.Tensor, eps: float = 0.1, *, unbiased: bool = True, chunk_size: int = 4096) -> ZCA:
-        """Fit on images ``x`` ``[N,C,H,W]`` (already mean/std-normalised), on ``x``'s device.
+    def fit(cls, x: torch.Tensor, eps: float = 0.1, *, unbiased: bool = True, chunk_size: int = 4096,
+            device: torch.device | str | None = None) -> ZCA:
+        """Fit on images ``x`` ``[N,C,H,W]`` (already mean/std-normalised), on ``device``
+        (default: ``x``'s; each chunk is moved there).
 
         ``eps`` is added to the covariance eigenvalues (kornia's ``eps``; MTT/FTD/DATM use
         0.1). ``unbiased`` divides the scatter matrix by ``N - 1`` (kornia's default)
@@ -99,15 +107,16 @@ class ZCA:
             raise DataError(f"ZCA.fit needs at least 2 images, got {n}")
         if not isinstance(chunk_size, int) or chunk_size < 1:
             raise ConfigError(f"chunk_size={chunk_size!r} is not allowed: use an integer >= 1")
+        device = torch.device(device) if device is not None else x.device
         flat = x.detach().reshape(n, -1)
         d = flat.shape[1]
-        mean = torch.zeros(d, dtype=torch.float64, device=x.device)
+        mean = torch.zeros(d, dtype=torch.float64, device=device)
         for chunk in flat.split(chunk_size):
-            mean += chunk.sum(0, dtype=torch.float64)
+            mean += chunk.to(device).sum(0, dtype=torch.float64)
         mean /= n
-        cov = torch.zeros(d, d, dtype=torch.float64, device=x.device)
+        cov = torch.zeros(d, d, dtype=torch.float64, device=device)
         for chunk in flat.split(chunk_size):
-            centred = chunk.to(torch.float64) - mean
+            centred = chunk.to(device, torch.float64) - mean
             cov.addmm_(centred.T, centred)
         cov /= n - 1 if unbiased else n
         eigenvalues, eigenvectors = torch.linalg.eigh(cov)
@@ -214,9 +223,41 @@ class ZCA:
         return self._cache[key]
 
 
+_FITTED: dict[tuple[str, str], ZCA] = {}
+"""This process's fitted ZCAs, by data fingerprint and device (the last few)."""
+_KEEP = 2
+
+
+def fitted_zca(data: RealData, device: torch.device | str = "cpu", cache_dir: Path | None = None) -> ZCA:
+    """The ZCA of ``data``'s training split (eps 0.1, as MTT/FTD/DATM), fitted once per
+    dataset: kept for this process and, with ``cache_dir``, on disk for other processes
+    (Ray workers, later cells). Fitted on ``device``, where the covariance and ``eigh`` are
+    fast; results on another device agree to float32 precision, not bit for bit."""
+    key = json.dumps(data_fingerprint(data, zca=True), sort_keys=True)
+    device = torch.device(device)
+    memo_key = (key, str(device))
+    if memo_key in _FITTED:
+        return _FITTED[memo_key]
+    zca = None
+    if cache_dir is not None:
+        path = Path(cache_dir) / "zca" / f"{data.name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with cache_lock(path):
+            if path.exists():
+                zca = ZCA.from_state_dict(torch.load(path, map_location="cpu", weights_only=True), device)
+            else:
+                zca = ZCA.fit(data.train_x, device=device)
+                atomic_torch_save(zca.state_dict(), path)
+    zca = zca or ZCA.fit(data.train_x, device=device)
+    while len(_FITTED) >= _KEEP:
+        _FITTED.pop(next(iter(_FITTED)))
+    _FITTED[memo_key] = zca
+    return zca
+
+
 def _check_eps(eps: object) -> None:
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps < 0:
         raise ConfigError(f"ZCA eps={eps!r} is not allowed: use a number >= 0 (kornia/MTT use 0.1)")
 
 
-__all__ = ["ZCA"]
+__all__ = ["ZCA", "fitted_zca"]

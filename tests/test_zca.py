@@ -136,3 +136,25 @@ def test_cuda_fit_and_transform_agree_with_cpu(fitted):
     torch.testing.assert_close(on_gpu.transform(x.cuda()).cpu(), zca.transform(x), rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(zca.transform(x.cuda()).cpu(), zca.transform(x), rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(zca.to("cuda").inverse(x.cuda()).cpu(), zca.inverse(x), rtol=1e-5, atol=1e-5)
+
+
+def test_fitted_once_per_dataset_in_a_process_and_across_processes(registry, digits, tmp_path, monkeypatch):
+    """The engine, the evaluation and the buffer command share one fit per dataset."""
+    from dd_bench import api, zca as zca_module
+    from dd_bench.evaluate import eval_splits
+
+    fits = []
+    real_fit = ZCA.fit.__func__
+    monkeypatch.setattr(ZCA, "fit", classmethod(lambda cls, *a, **k: fits.append(1) or real_fit(cls, *a, **k)))
+    monkeypatch.setattr(zca_module, "_FITTED", {})
+    first = zca_module.fitted_zca(digits, "cpu", tmp_path)
+    assert zca_module.fitted_zca(digits, "cpu", tmp_path) is first and len(fits) == 1
+    zca_module._FITTED.clear()  # another process: reads the disk cache, fits nothing
+    again = zca_module.fitted_zca(digits, "cpu", tmp_path)
+    assert len(fits) == 1 and torch.equal(again.transform_matrix, first.transform_matrix)
+
+    zca_module._FITTED.clear()
+    syn = api.distill(registry, "mtt", digits, ipc=1, preset="smoke", overrides={"zca": True},
+                      model="convnet_w32", cache_dir=tmp_path / "other", progress=False)
+    eval_splits(syn, digits)
+    assert len(fits) == 2  # one more: the distillation's; the evaluation reused it

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from ..augment import DEFAULT_STRATEGY, DSA
 from ..errors import ConfigError, DataError
-from ..specs import RealData
+from ..specs import RealData, data_fingerprint
 from ..runtime import cache_lock
 from ..synthetic import atomic_torch_save, atomic_write_text
 from ..training import TrainRecipe, train_classifier
@@ -56,21 +56,6 @@ class ExpertRecipe:
 
     def train_recipe(self) -> TrainRecipe:
         return TrainRecipe(self.epochs, self.lr, self.momentum, self.weight_decay, self.batch_size, decay_at=None)
-
-
-def data_fingerprint(data: RealData, zca: bool) -> dict[str, Any]:
-    """Identity of the training split a buffer was trained on (content hash, not just its name)."""
-    digest = hashlib.sha256()
-    digest.update(data.train_x[:: max(1, len(data.train_x) // 512)].contiguous().numpy().tobytes())
-    digest.update(data.train_y.numpy().tobytes())
-    return {
-        "dataset": data.name,
-        "shape": list(data.train_x.shape),
-        "mean": list(data.mean),
-        "std": list(data.std),
-        "zca": zca,
-        "content": digest.hexdigest()[:16],
-    }
 
 
 def buffer_dir(cache_dir: Path, data: RealData, model: str, recipe: ExpertRecipe, zca: bool) -> Path:

@@ -137,9 +137,9 @@ class TrajectoryMatcher:
         self.augment = DSA(self.config.dsa_strategy) if self.config.dsa else None
         self.train_x = self.data.train_x
         if self.config.zca:
-            from ..zca import ZCA
+            from ..zca import fitted_zca
 
-            self.train_x = ZCA.fit(self.data.train_x).transform(self.data.train_x)
+            self.train_x = fitted_zca(self.data, self.device, request.cache_dir).transform(self.data.train_x)
         self.student = FlatModel(with_cheap_instance_norm(request.build_model(0)))
         # resolved now, so an unknown name fails before any work
         self.expert_optimizer = request.expert_optimizer(self.config.expert_optimizer)
