@@ -53,6 +53,33 @@ def test_a_gsam_step_differs_from_sgd_and_reduces_to_it_without_perturbation(ada
     assert not torch.allclose(sam, gsam, atol=1e-7)
 
 
+@pytest.mark.parametrize("adaptive", [False, True])
+def test_a_gsam_step_is_the_papers_formula(adaptive):
+    """The fused (torch._foreach_*) step equals GSAM written out parameter by parameter."""
+    rho, alpha, lr = 0.05, 0.4, 0.1
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3))
+    x, y = torch.randn(16, 6, generator=torch.Generator().manual_seed(1)), torch.arange(16) % 3
+    w = [p.detach().clone() for p in model.parameters()]
+
+    def grads_at(weights):
+        for p, v in zip(model.parameters(), weights):
+            p.data.copy_(v)
+        model.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        return [p.grad.clone() for p in model.parameters()]
+
+    g = grads_at(w)
+    scale = [wi.abs() * gi for wi, gi in zip(w, g)] if adaptive else g
+    norm = torch.sqrt(sum((s ** 2).sum() for s in scale))
+    e = [rho * gi * (wi ** 2 if adaptive else 1) / norm for wi, gi in zip(w, g)]
+    gp = grads_at([wi + ei for wi, ei in zip(w, e)])
+    coef = sum((a * b).sum() for a, b in zip(g, gp)) / sum((b ** 2).sum() for b in gp)
+    want = torch.cat([(wi - lr * (b - alpha * (a - coef * b))).flatten() for wi, a, b in zip(w, g, gp)])
+    got, _ = one_step("gsam", rho=rho, alpha=alpha, adaptive=adaptive)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
 def test_the_perturbed_pass_leaves_batchnorm_statistics_alone():
     _, sgd_stats = one_step("sgd", bn=True)
     _, gsam_stats = one_step("gsam", bn=True)

@@ -104,30 +104,33 @@ class GSAM(torch.optim.Optimizer):
             raise ValueError("GSAM.step needs a closure that recomputes the loss and its gradients")
         with torch.enable_grad():
             loss = closure()
-        if self.rho > 0:
+        if self.rho > 0:  # one fused call per operation over all parameters (torch._foreach_*)
             params = self._params_with_grad()
-            grads = [p.grad.detach().clone() for p in params]
+            grads = torch._foreach_mul([p.grad for p in params], 1.0)  # copies
             if self.adaptive:
-                norm = torch.linalg.vector_norm(torch.stack([(p.abs() * g).norm() for p, g in zip(params, grads)]))
-                perturbations = [self.rho * g * p.pow(2) / (norm + self.eps) for p, g in zip(params, grads)]
+                scaled = torch._foreach_mul(torch._foreach_abs(params), grads)
+                norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(scaled)))
+                perturbations = torch._foreach_mul(grads, torch._foreach_mul(params, params))
             else:
-                norm = torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))
-                perturbations = [self.rho * g / (norm + self.eps) for g in grads]
-            for p, e in zip(params, perturbations):
-                p.add_(e)
+                norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+                perturbations = torch._foreach_mul(grads, 1.0)
+            torch._foreach_mul_(perturbations, self.rho / (norm + self.eps))
+            torch._foreach_add_(params, perturbations)
             saved = self._norm_buffers()
             with torch.enable_grad():
                 closure()
             for buf, value in saved:  # the perturbed pass must not move the running statistics
                 buf.copy_(value)
-            for p, e in zip(params, perturbations):
-                p.sub_(e)
+            torch._foreach_sub_(params, perturbations)
             perturbed = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-            inner = sum((g * gp).sum() for g, gp in zip(grads, perturbed))
-            gp_sq = sum(gp.pow(2).sum() for gp in perturbed)
+            inner = torch.stack([torch.vdot(g.flatten(), gp.flatten()) for g, gp in zip(grads, perturbed)]).sum()
+            gp_sq = torch.stack(torch._foreach_norm(perturbed)).pow(2).sum()
             coef = inner / (gp_sq + self.eps)
-            for p, g, gp in zip(params, grads, perturbed):
-                p.grad = gp - self.alpha * (g - coef * gp)
+            # g_p - alpha * (g - coef * g_p) = (1 + alpha * coef) * g_p - alpha * g
+            directions = torch._foreach_mul(perturbed, 1 + self.alpha * coef)
+            torch._foreach_add_(directions, grads, alpha=-self.alpha)
+            for p, d in zip(params, directions):
+                p.grad = d
         self.base_optimizer.step()
         return loss
 
