@@ -21,7 +21,7 @@ from .errors import ConfigError
 from .runtime import seeded_build
 from .specs import ModelSpec, RealData
 from .synthetic import SyntheticSet
-from .training import TrainRecipe, accuracy, train_classifier
+from .training import TrainRecipe, accuracy, train_classifiers
 
 
 @dataclass(frozen=True)
@@ -110,31 +110,33 @@ def evaluate_model(
     syn: SyntheticSet,
     data: RealData,
     model_spec: ModelSpec,
-    seed: int,
+    seeds: Sequence[int],
     config: EvalConfig,
     device: torch.device,
     splits: dict[str, tuple[torch.Tensor, torch.Tensor]],
     progress: Callable[[int], None] | None = None,
-) -> dict[str, float]:
-    """Train one fresh ``model_spec`` network on ``syn`` with ``seed``; accuracy per split.
+) -> list[dict[str, float]]:
+    """Train a fresh ``model_spec`` network on ``syn`` per seed; accuracy per split, per seed.
 
+    The networks train together (``train_classifiers``) unless the model declares
+    ``batched_training=False``; each keeps its own seeded weights, batch order and DSA draws.
     ``splits`` are ``(x, y)`` pairs already in the set's space (see ``eval_splits``).
     """
-    model = seeded_build(lambda: model_spec.build(data.shape), seed, device)
-    generator = torch.Generator().manual_seed(seed)
+    models = [seeded_build(lambda: model_spec.build(data.shape), seed, device) for seed in seeds]
     augment = DSA(config.dsa_strategy) if config.dsa else None
     weights = syn.weights.to(device) if (config.use_weights and syn.weights is not None) else None
-    train_classifier(
-        model,
+    train_classifiers(
+        models,
         syn.images.to(device),
         syn.labels.to(device),
         config.recipe(syn),
-        generator,
+        [torch.Generator().manual_seed(seed) for seed in seeds],
         weights=weights,
         augment=augment,
+        batched=model_spec.batched_training,
         progress=progress,
     )
-    return {name: accuracy(model, x, y) for name, (x, y) in splits.items()}
+    return [{name: accuracy(model, x, y) for name, (x, y) in splits.items()} for model in models]
 
 
 def eval_splits(syn: SyntheticSet, data: RealData) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
@@ -164,7 +166,7 @@ def evaluate(
     splits = eval_splits(syn, data)
     report = EvalReport(data.name, syn.ipc, syn.method, config)
     for name, spec in models:
-        runs = [evaluate_model(syn, data, spec, seed, config, device, splits, progress) for seed in seeds]
+        runs = evaluate_model(syn, data, spec, seeds, config, device, splits, progress)
         report.results[name] = Summary(tuple(r["test"] for r in runs), tuple(r["val"] for r in runs))
     return report
 

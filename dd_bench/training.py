@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
 
 from .errors import ConfigError
 
@@ -108,6 +110,71 @@ def train_classifier(
         if progress is not None:
             progress(1)
     return model
+
+
+def can_train_batched(model: nn.Module) -> bool:
+    """Whether networks like ``model`` can train as one vmapped network: no buffers (BatchNorm
+    statistics would be updated in place under vmap) and no dropout (it would draw from the
+    global RNG, not the network's generator)."""
+    has_dropout = any(isinstance(m, nn.modules.dropout._DropoutNd) for m in model.modules())
+    return next(model.buffers(), None) is None and not has_dropout
+
+
+def train_classifiers(
+    models: Sequence[nn.Module],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    recipe: TrainRecipe,
+    generators: Sequence[torch.Generator],
+    *,
+    weights: torch.Tensor | None = None,
+    augment: Augment | None = None,
+    batched: bool = True,
+    progress: Callable[[int], None] | None = None,
+) -> list[nn.Module]:
+    """Train several networks of one architecture, each with its own generator, as
+    ``train_classifier`` would one after another, in place.
+
+    Batched (when ``batched`` and :func:`can_train_batched`), each step is one call of the
+    networks stacked with ``torch.func`` (``stack_module_state`` + ``vmap`` over
+    ``functional_call``), so small sets pay the per-step overhead once, not once per network.
+    Each network still draws its own batch order and DSA parameters from its own generator,
+    in the same order, and SGD acts element-wise, so the results equal sequential training to
+    float tolerance (convolutions run grouped, summing in another order).
+    """
+    if len(models) != len(generators):
+        raise ValueError(f"{len(models)} models but {len(generators)} generators")
+    if not (batched and len(models) > 1 and can_train_batched(models[0])):
+        return [train_classifier(m, x, y, recipe, g, weights=weights, augment=augment, progress=progress)
+                for m, g in zip(models, generators)]
+    params, _ = stack_module_state(list(models))
+    skeleton = copy.deepcopy(models[0]).to("meta")
+    skeleton.train()
+    forward = vmap(lambda p, xb: functional_call(skeleton, p, (xb,)))
+    opt = torch.optim.SGD(params.values(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+    n = x.shape[0]
+    decay_epoch = None if recipe.decay_at is None else int(recipe.epochs * recipe.decay_at)
+    for epoch in range(recipe.epochs):
+        if epoch == decay_epoch:
+            for group in opt.param_groups:
+                group["lr"] *= 0.1
+        orders = [torch.randperm(n, generator=g).to(x.device) for g in generators]
+        for start in range(0, n, recipe.batch_size):
+            idxs = [order[start : start + recipe.batch_size] for order in orders]
+            xb = torch.stack([x[i] if augment is None else augment(x[i], g) for i, g in zip(idxs, generators)])
+            logits = forward(params, xb)
+            loss = sum(classification_loss(out, y[i], None if weights is None else weights[i])
+                       for out, i in zip(logits, idxs))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        if progress is not None:
+            progress(len(models))
+    with torch.no_grad():
+        for k, model in enumerate(models):
+            for name, p in model.named_parameters():
+                p.copy_(params[name][k])
+    return list(models)
 
 
 @torch.inference_mode()
