@@ -251,7 +251,10 @@ def _draw(
 
 def _apply(x: torch.Tensor, steps: list[tuple[str, torch.Tensor]], p: DSAParams, shared: bool) -> torch.Tensor:
     wire = torch.float64 if x.dtype == torch.float64 else torch.float32
-    flat = torch.cat([t.reshape(-1) for _, t in steps]).to(device=x.device, dtype=wire)  # one transfer
+    flat = torch.cat([t.reshape(-1) for _, t in steps]).to(wire)
+    if x.device.type == "cuda":  # one pinned, asynchronous transfer: no host-device sync per call
+        flat = flat.pin_memory()
+    flat = flat.to(x.device, non_blocking=True)
     on_device = flat.split([t.numel() for _, t in steps])
     for (kind, cpu), dev in zip(steps, on_device):
         dev = dev.view(cpu.shape)

@@ -365,10 +365,15 @@ class TrajectoryMatcher:
               f" max_loss={self.config.max_loss}; keeping {kept}. Lower lr_img/lr_lr.", file=sys.stderr)
 
     def _batches(self, n: int, batch: int) -> list[torch.Tensor]:
-        """``syn_steps`` minibatches, walking seeded permutations of the set (as MTT does)."""
-        out: list[torch.Tensor] = []
-        while len(out) < self.config.syn_steps:
-            out.extend(torch.randperm(n, generator=self.rng).to(self.device).split(batch))
+        """``syn_steps`` minibatches, walking seeded permutations of the set (as MTT does);
+        drawn on the CPU and moved in one transfer per iteration (pinned, asynchronous on CUDA)."""
+        per_perm = -(-n // batch)  # minibatches per permutation (the last may be short)
+        perms = [torch.randperm(n, generator=self.rng) for _ in range(-(-self.config.syn_steps // per_perm))]
+        order = torch.cat(perms)
+        if self.device.type == "cuda":
+            order = order.pin_memory()
+        order = order.to(self.device, non_blocking=True)
+        out = [chunk for start in range(0, len(order), n) for chunk in order[start : start + n].split(batch)]
         return out[: self.config.syn_steps]
 
     def _result(self, seconds: float) -> SyntheticSet:
