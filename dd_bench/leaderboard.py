@@ -318,6 +318,20 @@ def numerics(records: Sequence[CellRecord]) -> str:
     return "; ".join(parts) or "unknown"
 
 
+def _from_cwd(path: str) -> str:
+    """``path`` relative to the working directory when it lies under it, so that a reader can
+    rerun the commands from the repository (this machine's absolute paths mean nothing there)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return path
+
+
+def _portable_uri(uri: str) -> str:
+    prefix = "sqlite:///"
+    return prefix + _from_cwd(uri[len(prefix):]) if uri.startswith(prefix) else uri
+
+
 def provenance(board: Board, command: str, uri: str) -> dict[str, str]:
     import mlflow
     import torch
@@ -330,9 +344,9 @@ def provenance(board: Board, command: str, uri: str) -> dict[str, str]:
 
     s = board.suite
     return {
-        "suite": f"{s.name} v{s.version} ({s.path or 'inline'})",
+        "suite": f"{s.name} v{s.version} ({_from_cwd(str(s.path)) if s.path else 'inline'})",
         "command": command,
-        "tracking": uri,
+        "tracking": _portable_uri(uri),
         "device": unique("device"),
         "numerics": numerics(board.records),
         "memory": unique("memory_kind"),

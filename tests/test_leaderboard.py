@@ -162,3 +162,13 @@ def test_no_caches_column_for_runs_that_never_reported_it(board, tmp_path):
     write(board, tmp_path, PROV)
     readme = (tmp_path / "README.md").read_text()
     assert "of which caches s" not in readme[readme.index("## toy: cost"):readme.index("## Plots")]
+
+
+def test_provenance_paths_are_relative_to_the_working_directory(tmp_path, monkeypatch):
+    from dd_bench.leaderboard import _from_cwd, _portable_uri
+
+    monkeypatch.chdir(tmp_path)
+    assert _from_cwd(str(tmp_path / "suites" / "demo.yaml")) == "suites/demo.yaml"
+    assert _portable_uri(f"sqlite:///{tmp_path}/mlflow.db") == "sqlite:///mlflow.db"
+    assert _from_cwd("/elsewhere/demo.yaml") == "/elsewhere/demo.yaml"  # outside: kept whole
+    assert _portable_uri("http://host:5000") == "http://host:5000"
