@@ -119,7 +119,7 @@ def evaluate_model(
     """Train a fresh ``model_spec`` network on ``syn`` per seed; accuracy per split, per seed.
 
     The networks train together (``train_classifiers``) unless the model declares
-    ``batched_training=False``; each keeps its own seeded weights, batch order and DSA draws.
+    ``batched_training=False`` or ``functional=False``; each keeps its own seeded weights, batch order and DSA draws.
     ``splits`` are ``(x, y)`` pairs already in the set's space (see ``eval_splits``).
     """
     models = [seeded_build(lambda: model_spec.build(data.shape), seed, device) for seed in seeds]
@@ -133,7 +133,7 @@ def evaluate_model(
         [torch.Generator().manual_seed(seed) for seed in seeds],
         weights=weights,
         augment=augment,
-        batched=model_spec.batched_training,
+        batched=model_spec.batched_training and model_spec.functional,
         progress=progress,
     )
     return [{name: accuracy(model, x, y) for name, (x, y) in splits.items()} for model in models]

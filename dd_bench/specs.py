@@ -125,7 +125,6 @@ def data_fingerprint(data: RealData, zca: bool) -> dict[str, Any]:
     }
 
 
-
 @dataclass(frozen=True)
 class DataRequest:
     """Where a dataset loader may look for files, and whether it may download them."""
