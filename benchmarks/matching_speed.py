@@ -30,6 +30,7 @@ import torch
 def one(args: argparse.Namespace) -> dict:
     from dd_bench.augment import DSA
     from dd_bench.matching import FlatModel, match
+    from dd_bench.matching.instance_norm import with_cheap_instance_norm
     from dd_bench.plugins import Registry
     from dd_bench.specs import DataShape
 
@@ -40,11 +41,7 @@ def one(args: argparse.Namespace) -> dict:
     torch.manual_seed(0)
     shape = DataShape(1, 28, 28, 10)
     net = Registry().model(args.model).build(shape).to(device)
-    try:  # the engine's student (absent before the cheap instance norm landed: the same benchmark runs on older trees)
-        from dd_bench.matching.instance_norm import with_cheap_instance_norm
-    except ImportError:
-        with_cheap_instance_norm = None
-    student = FlatModel(with_cheap_instance_norm(net) if with_cheap_instance_norm and not args.group_norm else net)
+    student = FlatModel(net if args.group_norm else with_cheap_instance_norm(net))  # the engine's student
     start = student.flatten()
     target = start + 0.01 * torch.randn_like(start)  # an expert's step: the math, not the values, sets the cost
     n = 10 * args.ipc

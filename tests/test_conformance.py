@@ -35,6 +35,14 @@ def failures(results: list[conformance.CheckResult]) -> dict[str, str]:
     return {r.check: r.reason for r in results if not r.passed}
 
 
+def assert_caught(results: list[conformance.CheckResult], checks: list[str], expected: set[str], reason: str) -> None:
+    """Every check ran, in order; exactly ``expected`` failed, one of them saying ``reason``."""
+    assert [r.check for r in results] == checks
+    found = failures(results)
+    assert set(found) == expected, found
+    assert any(reason in text for text in found.values()), found
+
+
 # ---------------------------------------------------------------------------- distillers
 
 
@@ -138,11 +146,7 @@ def distiller(fn, presets=None, **changes) -> DistillerSpec:
          "false-deterministic", "false-ignores-ipc", "mutates-data", "ignores-cache-dir"],  # fmt: skip
 )
 def test_each_broken_distiller_is_caught_by_its_check(registry, spec, expected, reason):
-    results = distiller_checks(spec, registry)
-    assert [r.check for r in results] == DISTILLER_CHECKS
-    found = failures(results)
-    assert set(found) == expected, found
-    assert any(reason in text for text in found.values()), found
+    assert_caught(distiller_checks(spec, registry), DISTILLER_CHECKS, expected, reason)
 
 
 def test_a_slow_smoke_run_fails_the_time_limit(registry):
@@ -232,11 +236,7 @@ class StaleWeight(Linear):
     ids=["crashes", "wrong-logits", "ignores-input", "unseeded-init", "does-not-train", "not-functional"],
 )
 def test_each_broken_model_is_caught_by_its_check(registry, spec, expected, reason):
-    results = model_checks(spec, registry)
-    assert [r.check for r in results] == MODEL_CHECKS
-    found = failures(results)
-    assert set(found) == expected, found
-    assert any(reason in text for text in found.values()), found
+    assert_caught(model_checks(spec, registry), MODEL_CHECKS, expected, reason)
 
 
 def test_refusals_and_declarations_pass_with_their_reason(registry):
@@ -289,11 +289,7 @@ def dataset(balanced: bool = True, **knobs) -> DatasetSpec:
     ids=["wrong-name", "label-range", "test-in-train", "val-unseeded", "test-moves", "test-statistics", "unbalanced"],
 )
 def test_each_broken_dataset_is_caught_by_its_check(spec, expected, reason):
-    results = dataset_checks(spec)
-    assert [r.check for r in results] == DATASET_CHECKS
-    found = failures(results)
-    assert set(found) == expected, found
-    assert any(reason in text for text in found.values()), found
+    assert_caught(dataset_checks(spec), DATASET_CHECKS, expected, reason)
 
 
 def test_declared_unbalanced_and_missing_data():
