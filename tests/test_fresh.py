@@ -1,5 +1,6 @@
 """The fresh-network matching loop (``dd_bench.fresh``): penultimate features of any model,
-shared DSA draws, resumable checkpoints and the loss guard."""
+shared DSA draws, resumable checkpoints and the loss guard, for a minimal method and for
+the built-in ones."""
 
 from __future__ import annotations
 
@@ -133,7 +134,7 @@ def test_a_nan_loss_stops_the_run_with_the_set_the_last_good_iteration_started_f
 
 # ---------------------------------------------------------------------------- checkpoints
 
-METHODS = ["meanmatch"]
+METHODS = ["meanmatch", "dc", "dsa"]
 
 
 def run(registry, method, data, cache, **kwargs):
