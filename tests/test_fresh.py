@@ -1,6 +1,6 @@
 """The fresh-network matching loop (``dd_bench.fresh``): penultimate features of any model,
 shared DSA draws, resumable checkpoints and the loss guard, for a minimal method and for
-the built-in ones."""
+every built-in one (dc, dsa, dm, idm, m3d)."""
 
 from __future__ import annotations
 
@@ -132,14 +132,16 @@ def test_a_nan_loss_stops_the_run_with_the_set_the_last_good_iteration_started_f
     assert capped.metadata["stopped_early"]["kept_iteration"] == 0  # the first loss was too high: the initial set
 
 
-# ---------------------------------------------------------------------------- checkpoints
+# ---------------------------------------------------------------------------- every built-in method
 
-METHODS = ["meanmatch", "dc", "dsa"]
+METHODS = ["meanmatch", "dc", "dsa", "dm", "idm", "m3d"]
 
 
 def run(registry, method, data, cache, **kwargs):
     spec = SPEC if method == "meanmatch" else registry.distiller(method)
     overrides = {"iterations": 6, "checkpoint_every": 2}
+    if method in ("idm", "m3d"):
+        overrides["factor"] = 2  # the checkpoint holds the stored images, the result the expanded ones
     return api.distill(registry, spec, data, ipc=2, seed=0, preset="smoke", overrides=overrides, cache_dir=cache,
                        model="convnet_w32", progress=False, **kwargs)  # fmt: skip
 
@@ -160,3 +162,9 @@ def test_a_crashed_run_resumes_from_its_checkpoint_to_the_uninterrupted_result(r
     resumed = run(registry, method, toy, tmp_path / "b")
     assert f"resuming {method} from iteration 2" in capsys.readouterr().err
     assert torch.equal(resumed.images, straight.images) and torch.equal(resumed.labels, straight.labels)
+
+
+def test_an_exploding_method_keeps_its_last_good_set(registry, toy, tmp_path):
+    syn = api.distill(registry, "dm", toy, ipc=2, seed=0, preset="smoke", overrides={"lr_img": 1e30},
+                      cache_dir=tmp_path, model="convnet_w32", progress=False)  # fmt: skip
+    assert syn.metadata["stopped_early"] is not None and torch.isfinite(syn.images).all()
