@@ -125,7 +125,7 @@ def penultimate(model: nn.Module) -> Embedder:
 
 
 def has_batchnorm(model: nn.Module) -> bool:
-    """Whether a forward pass couples the samples of a batch (batch norm in training mode)."""
+    """Whether the model has batch norm, whose training-mode forward couples the samples of a batch."""
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
