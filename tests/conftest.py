@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dd_bench.specs import DataRequest
+from dd_bench.specs import DataRequest, RealData
 from dd_bench.testing import make_registry
 
 
@@ -22,6 +22,14 @@ def toy(registry):
 @pytest.fixture(scope="module")
 def digits(registry):
     return registry.dataset("digits").load(DataRequest())
+
+
+@pytest.fixture(scope="module")
+def digits_whole_classes(digits):
+    """digits with 3 training images per class, so a real batch of 3 is the whole class."""
+    keep = torch.cat([digits.indices_of_class(c)[:3] for c in range(digits.num_classes)])
+    return RealData(digits.name, digits.train_x[keep], digits.train_y[keep], digits.val_x, digits.val_y, digits.test_x,
+                    digits.test_y, digits.mean, digits.std, digits.classes)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
