@@ -156,6 +156,9 @@ class FreshMatcher:
     """
 
     method = "fresh"
+    factor = 1
+    """The returned set's ``factor`` (``SyntheticSet``): > 1 for a method whose stored images each
+    hold ``factor x factor`` training images (``dd_bench.synthetic.expand``)."""
 
     def __init__(self, request: DistillRequest):
         self.request = request
@@ -182,7 +185,7 @@ class FreshMatcher:
         return torch.cat([self.real_batch(c, self.ipc).cpu() for c in range(self.num_classes)])
 
     def result(self) -> tuple[Tensor, Tensor]:
-        """The images and hard labels of the returned set, in the data's normalised space."""
+        """The stored images and hard labels of the returned set, in the data's normalised space."""
         return self.images.detach(), self.labels
 
     def policy_state(self) -> dict[str, Any]:
@@ -332,6 +335,7 @@ class FreshMatcher:
             ipc=self.ipc,
             mean=self.data.mean,
             std=self.data.std,
+            factor=self.factor,
             metadata={
                 "matching_loss_first": self.losses[0] if self.losses else None,
                 "matching_loss_last": self.losses[-1] if self.losses else None,

@@ -7,11 +7,12 @@ import os
 import pickle
 import tempfile
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from .errors import DataError
 from .specs import RealData
@@ -28,7 +29,9 @@ class SyntheticSet:
 
     ``labels`` are hard class indices ``[N]`` or soft targets ``[N,K]`` given as logits (the
     loss is cross-entropy against their softmax). ``lr`` is a learned learning rate for the
-    evaluation, ``weights`` per-sample loss weights (e.g. optimal quantization).
+    evaluation, ``weights`` per-sample loss weights (e.g. optimal quantization). With
+    ``factor`` > 1 each stored image holds ``factor x factor`` smaller images (partition and
+    expansion: IDC, IDM, M3D); training reads ``decoded()``, storage counts what is stored.
     """
 
     images: torch.Tensor
@@ -42,6 +45,7 @@ class SyntheticSet:
     zca: bool = False
     lr: float | None = None
     weights: torch.Tensor | None = None
+    factor: int = 1
     metadata: dict[str, Any] = field(default_factory=dict)
     """Free-form, JSON-able. ``CACHE_BUILD_SECONDS`` in it: the part of the distillation spent
     building cached artifacts that later runs reuse (expert buffers, a trained latent), so costs
@@ -70,6 +74,8 @@ class SyntheticSet:
             raise DataError(f"learned lr must be positive, got {self.lr}")
         if self.ipc < 1:
             raise DataError(f"ipc must be >= 1, got {self.ipc}")
+        if not 1 <= self.factor <= min(self.images.shape[-2:]):
+            raise DataError(f"factor={self.factor} is not allowed for {list(self.images.shape[-2:])} images: use 1 <= factor <= the image side")
         self.check_finite()
 
     def check_finite(self) -> None:
@@ -97,6 +103,21 @@ class SyntheticSet:
 
     def __len__(self) -> int:
         return self.images.shape[0]
+
+    def decoded(self) -> SyntheticSet:
+        """The set that training reads: every stored image's ``factor**2`` patches upsampled
+        (``expand``), labels and weights repeated to match; the set itself when ``factor`` is 1."""
+        if self.factor == 1:
+            return self
+        k = self.factor**2
+        return replace(
+            self,
+            images=expand(self.images, self.factor),
+            labels=self.labels.repeat(k, *[1] * (self.labels.ndim - 1)),
+            weights=None if self.weights is None else self.weights.repeat(k),
+            factor=1,
+            metadata=dict(self.metadata),
+        )
 
     def nbytes(self) -> int:
         """Storage of images, labels, weights and lr, as the cost columns count it."""
@@ -129,6 +150,7 @@ class SyntheticSet:
             "std": list(self.std),
             "zca": self.zca,
             "lr": self.lr,
+            "factor": self.factor,
             "metadata": self.metadata,
         }
 
@@ -196,6 +218,34 @@ class SyntheticSet:
         save_image(grid, tmp, format="png")
         os.replace(tmp, path)
         return path
+
+
+def expand(images: torch.Tensor, factor: int) -> torch.Tensor:
+    """``[n,C,H,W]`` -> ``[n*factor**2,C,H,W]``: every image's patches (a ``factor x factor``
+    grid, row-major), each upsampled bilinearly to ``H x W``; patch ``k`` of image ``i`` is row
+    ``k*n + i``."""
+    if factor == 1:
+        return images
+    size = images.shape[-2:]
+    patches = [p for band in images.tensor_split(factor, dim=2) for p in band.tensor_split(factor, dim=3)]
+    return torch.cat([F.interpolate(p, size=size, mode="bilinear", align_corners=False) for p in patches])
+
+
+def pack(images: torch.Tensor, factor: int) -> torch.Tensor:
+    """The reverse of ``expand``, to start from real images: ``[n*factor**2,C,H,W]`` ->
+    ``[n,C,H,W]``, row ``k*n + i`` shrunk into patch ``k`` of image ``i``."""
+    if factor == 1:
+        return images
+    n, (h, w) = len(images) // factor**2, images.shape[-2:]
+    out = images.new_empty((n, *images.shape[1:]))
+    k = 0
+    for rows in torch.arange(h).tensor_split(factor):
+        for cols in torch.arange(w).tensor_split(factor):
+            part = images[k * n : (k + 1) * n]
+            out[:, :, rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] = F.interpolate(
+                part, size=(len(rows), len(cols)), mode="bilinear", align_corners=False)  # fmt: skip
+            k += 1
+    return out
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:

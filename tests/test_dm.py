@@ -10,7 +10,8 @@ import torch
 
 from dd_bench import api
 from dd_bench.errors import ConfigError
-from dd_bench_dm import IDM_PRESETS, M3DConfig, expand, mmd, pack
+from dd_bench.synthetic import expand, pack
+from dd_bench_dm import IDM_PRESETS, M3DConfig, mmd
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -56,11 +57,13 @@ def test_expand_reads_each_patch_as_an_image_and_pack_is_its_reverse():
 
 
 @pytest.mark.parametrize("method", ["idm", "m3d"])
-def test_a_factor_2_set_holds_the_expanded_images(registry, toy, tmp_path, method):
+def test_a_factor_2_set_stores_ipc_images_and_trains_on_their_expansion(registry, toy, tmp_path, method):
     syn = distill(registry, method, toy, tmp_path, ipc=2, factor=2, iterations=2)
-    assert syn.ipc == 2 and len(syn) == 4 * 2 * 4  # classes x ipc x factor**2
-    assert syn.labels.tolist() == torch.arange(4).repeat_interleave(8).tolist()
-    assert syn.metadata["factor"] == 2 and syn.metadata["images_per_class"] == 8
+    assert syn.ipc == 2 and syn.factor == 2 and len(syn) == 4 * 2  # classes x ipc: what is stored
+    decoded = syn.decoded()
+    assert len(decoded) == 4 * 2 * 4 and decoded.factor == 1  # classes x ipc x factor**2: what training reads
+    assert decoded.labels.tolist() == syn.labels.repeat(4).tolist()
+    torch.testing.assert_close(decoded.images, expand(syn.images, 2))
     with pytest.raises(ConfigError, match="factor=9 is not allowed for 8x8 images"):
         distill(registry, method, toy, tmp_path, factor=9)
 

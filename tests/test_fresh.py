@@ -139,9 +139,7 @@ METHODS = ["meanmatch", "dc", "dsa", "dm", "idm", "m3d"]
 
 def run(registry, method, data, cache, **kwargs):
     spec = SPEC if method == "meanmatch" else registry.distiller(method)
-    overrides = {"iterations": 6, "checkpoint_every": 2}
-    if method in ("idm", "m3d"):
-        overrides["factor"] = 2  # the checkpoint holds the stored images, the result the expanded ones
+    overrides = {"iterations": 6, "checkpoint_every": 2}  # idm and m3d at their smoke presets' factor 2
     return api.distill(registry, spec, data, ipc=2, seed=0, preset="smoke", overrides=overrides, cache_dir=cache,
                        model="convnet_w32", progress=False, **kwargs)  # fmt: skip
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from dd_bench.errors import DataError
-from dd_bench.synthetic import SyntheticSet
+from dd_bench.synthetic import SyntheticSet, expand
 
 
 def make(**kw):
@@ -64,6 +64,7 @@ def test_load_rejects_missing_corrupt_and_foreign_files(tmp_path):
         ({"lr": 0.0}, "lr"),
         ({"images": torch.zeros(6, 3, 4, 4)}, "images"),
         ({"ipc": 0}, "ipc"),
+        ({"factor": 5}, "factor=5 is not allowed for \\[4, 4\\] images"),
     ],
 )
 def test_invalid_sets_are_rejected(kw, match):
@@ -77,3 +78,30 @@ def test_grid_png_and_bytes(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert syn.nbytes() == 6 * 16 * 4 + 6 * 8
     assert make(zca=True).denormalized().min() >= 0
+
+
+def test_a_factor_set_stores_its_images_and_decodes_to_their_expansion(tmp_path):
+    """Partition and expansion: storage counts the stored images, training reads ``decoded()``."""
+    syn = make(labels=torch.randn(6, 3), weights=torch.rand(6), factor=2)
+    assert syn.nbytes() == make(labels=torch.randn(6, 3), weights=torch.rand(6)).nbytes()
+    back = SyntheticSet.load(syn.save(tmp_path / "syn.pt"))
+    assert back.factor == 2
+    decoded = back.decoded()
+    assert decoded.factor == 1 and len(decoded) == 24 and decoded.ipc == 2
+    torch.testing.assert_close(decoded.images, expand(syn.images, 2))
+    # patch k of image i is row k*6 + i: it keeps image i's label and weight
+    assert torch.equal(decoded.labels, syn.labels.repeat(4, 1)) and torch.equal(decoded.weights, syn.weights.repeat(4))
+    assert make().decoded().factor == 1 and len(make().decoded()) == 6
+
+
+def test_evaluation_trains_on_the_decoded_images(registry, toy, monkeypatch):
+    import dd_bench.evaluate as evaluate
+
+    seen = {}
+    monkeypatch.setattr(evaluate, "train_classifiers", lambda models, x, y, *a, **k: seen.update(x=x, y=y))
+    g = torch.Generator().manual_seed(0)
+    images = torch.randn(8, *toy.train_x.shape[1:], generator=g)
+    syn = SyntheticSet(images, torch.arange(4).repeat_interleave(2), 4, toy.name, "x", 2, toy.mean, toy.std, factor=2)
+    evaluate.evaluate_model(syn, toy, registry.model("mlp"), [0], evaluate.EvalConfig(), torch.device("cpu"), {})
+    torch.testing.assert_close(seen["x"], expand(images, 2))
+    assert seen["y"].tolist() == syn.labels.repeat(4).tolist()

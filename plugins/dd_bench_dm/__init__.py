@@ -25,11 +25,10 @@ from dd_bench.fresh import FreshConfig, FreshMatcher, has_batchnorm, penultimate
 from dd_bench.specs import DistillerSpec, DistillRequest
 from dd_bench.synthetic import SyntheticSet
 
-from .expand import expand, pack
 from .idm import IDM, IDMConfig
 from .m3d import M3D, M3DConfig, mmd
 
-__all__ = ["DM", "DMConfig", "IDM", "IDMConfig", "M3D", "M3DConfig", "expand", "mmd", "pack"]
+__all__ = ["DM", "DMConfig", "IDM", "IDMConfig", "M3D", "M3DConfig", "mmd"]
 
 
 @dataclass(frozen=True)
@@ -108,8 +107,7 @@ DM_PRESETS: dict[str, dict[str, Any]] = {
     "cpu-ipc1": {"iterations": 700, "lr_img": 1.0, "batch_real": 64},
 }
 IDM_PRESETS: dict[str, dict[str, Any]] = {
-    # factor 1: the conformance checks expect ipc images per class; tests cover the expansion
-    "smoke": {"iterations": 10, "factor": 1, "batch_real": 32, "net_num": 3, "net_generate_interval": 5,
+    "smoke": {"iterations": 10, "batch_real": 32, "net_num": 3, "net_generate_interval": 5,
               "model_train_steps": 2, "trained_bs": 64, "checkpoint_every": 5},  # fmt: skip
     **{f"{data}-ipc{ipc}": dict(values) for data in ("cifar10", "fmnist") for ipc, values in _IDM_PAPER.items()},
     # Minutes on 2 CPU cores (Fashion-MNIST, --model convnet_w32; about 3 min on one thread): the
@@ -123,7 +121,7 @@ IDM_PRESETS: dict[str, dict[str, Any]] = {
                  "net_generate_interval": 5, "ce_weight": 50.0, "acc_window": 50, "checkpoint_every": 20},
 }
 M3D_PRESETS: dict[str, dict[str, Any]] = {
-    "smoke": {"iterations": 10, "factor": 1, "batch_real": 32, "lr_img": 0.05, "checkpoint_every": 5},
+    "smoke": {"iterations": 10, "batch_real": 32, "lr_img": 0.05, "checkpoint_every": 5},
     **{f"{data}-ipc{ipc}": dict(_M3D_PAPER) for data in ("cifar10", "fmnist") for ipc in (1, 10, 50)},
     # Minutes on 2 CPU cores (Fashion-MNIST, --model convnet_w32; about 3 min on one thread). With
     # only 250 iterations the default pixel-space lr_img of 5e-3 barely moves the images: on
