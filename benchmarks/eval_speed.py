@@ -49,7 +49,7 @@ def main() -> None:
     from dd_bench.specs import DataShape
 
     registry, shape = Registry(), DataShape(1, 28, 28, 10)
-    print(f"`python benchmarks/{' '.join(shlex.quote(a) for a in sys.argv)}`; torch {torch.__version__},"
+    print(f"`python {' '.join(shlex.quote(a) for a in sys.argv)}`; torch {torch.__version__},"
           f" {torch.get_num_threads()} threads, CPU\n")
     print("| model | ipc | networks | sequential s/epoch | batched s/epoch | speed-up |")
     print("|---|---|---|---|---|---|")

@@ -115,13 +115,17 @@ def evaluate_model(
     device: torch.device,
     splits: dict[str, tuple[torch.Tensor, torch.Tensor]],
     progress: Callable[[int], None] | None = None,
+    batched: bool | None = None,
 ) -> list[dict[str, float]]:
     """Train a fresh ``model_spec`` network on ``syn`` per seed; accuracy per split, per seed.
 
-    The networks train together (``train_classifiers``) unless the model declares
-    ``batched_training=False`` or ``functional=False``; each keeps its own seeded weights, batch order and DSA draws.
-    ``splits`` are ``(x, y)`` pairs already in the set's space (see ``eval_splits``).
+    ``batched``: train the networks together (``train_classifiers``), each with its own seeded
+    weights, batch order and DSA draws. By default only on CUDA: on the CPU the vmapped
+    (grouped) convolutions train slower than the networks in turn (``benchmarks/eval_speed.py``:
+    0.4-0.7x for ConvNets at IPC 10-50 on 2 cores). ``splits`` are ``(x, y)`` pairs already in
+    the set's space (see ``eval_splits``). A set with ``factor`` > 1 trains on its decoded images.
     """
+    syn = syn.decoded()
     models = [seeded_build(lambda: model_spec.build(data.shape), seed, device) for seed in seeds]
     augment = DSA(config.dsa_strategy) if config.dsa else None
     weights = syn.weights.to(device) if (config.use_weights and syn.weights is not None) else None
@@ -133,7 +137,7 @@ def evaluate_model(
         [torch.Generator().manual_seed(seed) for seed in seeds],
         weights=weights,
         augment=augment,
-        batched=model_spec.batched_training and model_spec.functional,
+        batched=(device.type == "cuda" if batched is None else batched) and model_spec.functional,
         progress=progress,
     )
     return [{name: accuracy(model, x, y) for name, (x, y) in splits.items()} for model in models]

@@ -160,16 +160,13 @@ class ModelSpec:
 
     ``functional=False`` declares that the network does not work under
     ``torch.func.functional_call`` (which the trajectory-matching engine needs), so
-    ``dd-bench check-plugin`` does not try it. ``batched_training=False`` declares that its
-    networks train slower batched (``torch.func.vmap``, see ``training.train_classifiers``)
-    than one after another, as ``benchmarks/eval_speed.py`` measures.
+    ``dd-bench check-plugin`` does not try it.
     """
 
     name: str
     build: Callable[..., nn.Module]
     description: str = ""
     functional: bool = True
-    batched_training: bool = True
 
     def __post_init__(self) -> None:
         _check_name("ModelSpec", self.name)

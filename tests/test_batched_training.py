@@ -43,9 +43,8 @@ def test_evaluation_accuracies_are_those_of_sequential_training(registry, toy, o
     config = EvalConfig(epochs=5, batch_size=8)
     splits = eval_splits(syn, toy)
     spec = registry.model("convnet_w32")
-    batched = evaluate_model(syn, toy, spec, SEEDS, config, torch.device("cpu"), splits)
-    sequential_spec = type(spec)(spec.name, spec.build, spec.description, batched_training=False)
-    sequential = evaluate_model(syn, toy, sequential_spec, SEEDS, config, torch.device("cpu"), splits)
+    batched = evaluate_model(syn, toy, spec, SEEDS, config, torch.device("cpu"), splits, batched=True)
+    sequential = evaluate_model(syn, toy, spec, SEEDS, config, torch.device("cpu"), splits, batched=False)
     assert batched == sequential
 
 

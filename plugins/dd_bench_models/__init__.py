@@ -39,8 +39,7 @@ from . import dc, zoo
 __all__ = ["ddb_register_models", "ddb_resolve_model", "dc", "zoo"]
 
 
-def _spec(name: str, builder: Callable[..., nn.Module], description: str, batched_training: bool = True,
-          **defaults: object) -> ModelSpec:
+def _spec(name: str, builder: Callable[..., nn.Module], description: str, **defaults: object) -> ModelSpec:
     """A ModelSpec whose build rejects unknown options by name and applies a variant's defaults."""
     allowed = [p.name for p in inspect.signature(builder).parameters.values() if p.kind is p.KEYWORD_ONLY]
 
@@ -53,7 +52,7 @@ def _spec(name: str, builder: Callable[..., nn.Module], description: str, batche
             )
         return builder(shape, **{**defaults, **options})
 
-    return ModelSpec(name, build, description, batched_training=batched_training)
+    return ModelSpec(name, build, description)
 
 
 @hookimpl
@@ -66,9 +65,7 @@ def ddb_register_models() -> list[ModelSpec]:
         _spec("convnet_w64", dc.convnet, "ConvNet-3 of width 64", width=64),
         _spec("convnet_w32", dc.convnet, "ConvNet-3 of width 32 (CPU-sized distillation)", width=32),
         _spec("mlp", dc.mlp, "MLP: 3 linear layers, 128 hidden units"),
-        # batched (vmap) LeNet runs grouped 5x5 convolutions of 1-6 channels per group, whose
-        # backward is slower on the CPU than five networks in turn (benchmarks/eval_speed.py)
-        _spec("lenet", dc.lenet, "LeNet-5", batched_training=False),
+        _spec("lenet", dc.lenet, "LeNet-5"),
         _spec("alexnet", dc.alexnet, "AlexNet for small images (DC literature)"),
         _spec("vgg11", dc.vgg11, "VGG11 with instance norm (DC literature)"),
         _spec("vgg11_bn", dc.vgg11, "VGG11 with batch norm (DC literature)", norm="batch"),
