@@ -3,6 +3,7 @@ the memory guard, device-consistent sets, recorded numerics and device-aware cac
 
 from __future__ import annotations
 
+import os
 import threading
 
 import pytest
@@ -263,3 +264,16 @@ def test_runs_and_the_leaderboard_record_the_numerics_and_keep_devices_apart(reg
     with pytest.raises(ConfigError, match="has runs on cpu and cuda .* choose one with --device-type"):
         device_type_of_runs(tracking.runs_table(uri, "unit-numerics")[0], suite, uri, None)
     assert device_type_of_runs([], suite, uri, "cuda") == "cuda"
+
+
+def test_importing_dd_bench_backs_large_cpu_tensors_with_huge_pages():
+    """THP_MEM_ALLOC_ENABLE must be set before torch's first allocation, so dd_bench sets it on
+    import (a user's own setting wins)."""
+    import subprocess
+    import sys
+
+    code = "import os, dd_bench, torch; print(os.environ['THP_MEM_ALLOC_ENABLE'])"
+    env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout.strip() == "1"
+    env["THP_MEM_ALLOC_ENABLE"] = "0"
+    assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout.strip() == "0"
