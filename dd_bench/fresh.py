@@ -31,7 +31,7 @@ from tqdm import tqdm
 from .augment import DEFAULT_STRATEGY, DSA, DSAParams
 from .errors import ConfigError
 from .specs import DistillRequest
-from .synthetic import SyntheticSet, atomic_torch_save
+from .synthetic import SyntheticSet, atomic_torch_save, read_checkpoint
 
 CHECKPOINT_VERSION = 1
 
@@ -290,8 +290,9 @@ class FreshMatcher:
         self.stopped_early: dict[str, Any] | None = None
         start = 0
         ckpt = self.checkpoint_path()
-        if ckpt.exists():
-            start = self._restore(torch.load(ckpt, map_location="cpu", weights_only=True))
+        state = read_checkpoint(ckpt, CHECKPOINT_VERSION)
+        if state is not None:
+            start = self._restore(state)
             print(f"resuming {self.method} from iteration {start} ({ckpt})", file=sys.stderr)
         last_good: tuple[int, Tensor] | None = None  # (iteration, the images it started from)
         started = time.perf_counter()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import pickle
+import sys
 import tempfile
 import warnings
 from dataclasses import dataclass, field, replace
@@ -251,6 +252,29 @@ def pack(images: torch.Tensor, factor: int) -> torch.Tensor:
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """``torch.save`` to a temporary file in the same folder, then rename over ``path``."""
     _atomic_write(path, lambda fh: torch.save(obj, fh))
+
+
+def read_checkpoint(path: Path, version: int) -> dict[str, Any] | None:
+    """The resumable state saved at ``path``, or None when there is none to resume from.
+
+    A checkpoint is a cache: one that cannot be read, or that an older or newer dd-bench
+    wrote (another ``version``), is reported in one line and removed, and the run starts over.
+    """
+    if not path.exists():
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        problem = None if isinstance(state, dict) and state.get("version") == version else (
+            f"version {state.get('version') if isinstance(state, dict) else None!r}, this dd-bench writes {version}")
+    except Exception as exc:  # pickle, zip, truncation and torch errors all mean the same here
+        problem = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
+    if problem is None:
+        return state
+    print(f"warning: ignoring checkpoint {path} ({problem}); starting over", file=sys.stderr)
+    path.unlink(missing_ok=True)
+    return None
 
 
 def atomic_write_text(path: Path, text: str) -> None:

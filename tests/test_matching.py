@@ -129,6 +129,25 @@ def test_interrupted_run_resumes_to_the_same_result(registry, toy, tmp_path, cap
     assert resumed.lr == pytest.approx(straight.lr)
 
 
+def test_an_unreadable_checkpoint_is_reported_and_the_run_starts_over(registry, toy, tmp_path, capsys):
+    straight = distill(registry, toy, tmp_path / "a")
+
+    def interrupt(name, value, step):
+        if step == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        api.distill(registry, "mtt", toy, ipc=2, seed=0, overrides=TINY, cache_dir=tmp_path / "b",
+                    model="convnet_w32", log_metric=interrupt, progress=False)
+    (ckpt,) = (tmp_path / "b" / "checkpoints").glob("*.pt")
+    ckpt.write_bytes(ckpt.read_bytes()[:100])  # e.g. a disk that lost the file's tail
+    capsys.readouterr()
+    again = distill(registry, toy, tmp_path / "b")
+    err = capsys.readouterr().err
+    assert f"warning: ignoring checkpoint {ckpt}" in err and "starting over" in err and "resuming" not in err
+    torch.testing.assert_close(again.images, straight.images)
+
+
 def test_exploding_loss_stops_and_returns_the_last_good_set(registry, toy, tmp_path, capsys):
     syn = distill(registry, toy, tmp_path, lr_img=1e12, lr_lr=0.0, max_loss=2.0, iterations=20)
     assert "not finite or above max_loss=2.0" in capsys.readouterr().err

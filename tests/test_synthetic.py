@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from dd_bench.errors import DataError
-from dd_bench.synthetic import SyntheticSet, expand
+from dd_bench.synthetic import SyntheticSet, atomic_torch_save, expand, read_checkpoint
 
 
 def make(**kw):
@@ -105,3 +105,12 @@ def test_evaluation_trains_on_the_decoded_images(registry, toy, monkeypatch):
     evaluate.evaluate_model(syn, toy, registry.model("mlp"), [0], evaluate.EvalConfig(), torch.device("cpu"), {})
     torch.testing.assert_close(seen["x"], expand(images, 2))
     assert seen["y"].tolist() == syn.labels.repeat(4).tolist()
+
+
+def test_a_checkpoint_of_another_version_is_ignored_and_removed(tmp_path, capsys):
+    path = tmp_path / "ckpt.pt"
+    assert read_checkpoint(path, 1) is None  # none yet
+    atomic_torch_save({"version": 1, "iteration": 3}, path)
+    assert read_checkpoint(path, 1) == {"version": 1, "iteration": 3}
+    assert read_checkpoint(path, 2) is None and not path.exists()
+    assert "(version 1, this dd-bench writes 2); starting over" in capsys.readouterr().err

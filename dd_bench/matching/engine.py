@@ -25,7 +25,7 @@ from tqdm import tqdm
 from ..augment import DEFAULT_STRATEGY, DSA
 from ..errors import ConfigError
 from ..specs import DistillRequest
-from ..synthetic import CACHE_BUILD_SECONDS, SyntheticSet, atomic_torch_save
+from ..synthetic import CACHE_BUILD_SECONDS, SyntheticSet, atomic_torch_save, read_checkpoint
 from .buffers import ExpertBuffers, ExpertRecipe, ensure_buffers
 from .instance_norm import with_cheap_instance_norm
 from .student import FlatModel
@@ -305,8 +305,9 @@ class TrajectoryMatcher:
         self.setup()
         start_iteration = 0
         ckpt = self.checkpoint_path()
-        if ckpt.exists():
-            start_iteration = self._restore(torch.load(ckpt, map_location="cpu", weights_only=True))
+        state = read_checkpoint(ckpt, CHECKPOINT_VERSION)
+        if state is not None:
+            start_iteration = self._restore(state)
             print(f"resuming {self.method} from iteration {start_iteration} ({ckpt})", file=sys.stderr)
         n = self.images.shape[0]
         batch = cfg.batch_syn or n
