@@ -248,3 +248,22 @@ def set_teacher(registry: Any, metadata: Mapping[str, Any], data: RealData, want
             " the set was distilled on other data (or an older teacher format); re-distil it"
         )
     return resolve_teacher(registry, data, recipe, cache_dir, device, zca=set_zca, progress=progress)
+
+
+@dataclass(frozen=True)
+class TeacherSettings:
+    """Config fields of a method that uses a teacher (inherit them in its config dataclass).
+
+    The three settings pick the teacher's architecture and training; the rest of the recipe is
+    ``TeacherRecipe``'s defaults. A suite that shows a method under the ``teacher`` protocol
+    gives the evaluation the same three settings (``eval.teacher_model`` ...), so every row is
+    relabelled by one teacher; the evaluation refuses a mismatch.
+    """
+
+    teacher_model: str = DEFAULT_TEACHER_MODEL
+    """The teacher's architecture (a registered model; it needs batch norm for SRe2L)."""
+    teacher_epochs: int = 30
+    teacher_lr: float = 0.01
+
+    def teacher_recipe(self) -> TeacherRecipe:
+        return TeacherRecipe(model=self.teacher_model, epochs=self.teacher_epochs, lr=float(self.teacher_lr))
