@@ -38,6 +38,9 @@ def resolve_config(
     optimizer = getattr(config, "expert_optimizer", None)  # a trajectory matcher's: a registered expert optimizer
     if isinstance(optimizer, str):
         registry.optimizer(optimizer)
+    teacher = getattr(config, "teacher_model", None)  # a decoupled method's: a registered teacher architecture
+    if isinstance(teacher, str):
+        registry.model(teacher)
     return config
 
 
@@ -69,6 +72,13 @@ def distill(
     check_ipc(data, ipc)
     config = resolve_config(registry, spec, preset, overrides)
     model_spec = registry.model(model)
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+
+    def teacher(recipe: Any) -> Any:
+        from .teachers import resolve_teacher
+
+        return resolve_teacher(registry, data, recipe, cache, device, progress=progress)
+
     request = DistillRequest(
         data=data,
         ipc=ipc,
@@ -77,10 +87,11 @@ def distill(
         device=device,
         model=model,
         build_model=lambda seed_: seeded_build(lambda: model_spec.build(data.shape), seed_, device),
-        cache_dir=Path(cache_dir) if cache_dir else default_cache_dir(),
+        cache_dir=cache,
         log_metric=log_metric or (lambda name, value, step: None),
         progress=progress,
         expert_optimizer=registry.optimizer,
+        teacher=teacher,
     )
     started = time.perf_counter()
     syn = spec.distill(request)
@@ -92,3 +103,19 @@ def distill(
     syn.metadata.setdefault("distill_model", model)
     syn.metadata.setdefault("distill_seconds", round(time.perf_counter() - started, 3))
     return syn
+
+
+def eval_teacher(
+    registry: Registry, syn: SyntheticSet, data: RealData, config: Any, cache_dir: Path | None = None,
+    device: torch.device = torch.device("cpu"), progress: bool = True,
+) -> Any:
+    """The teacher ``config`` (an ``EvalConfig``) evaluates ``syn`` with: None unless
+    ``labels=teacher``; then the set's own (``metadata["teacher"]``) or the config's, checked
+    (see :func:`dd_bench.teachers.set_teacher`)."""
+    if config.labels != "teacher":
+        return None
+    from .teachers import set_teacher
+
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    return set_teacher(registry, syn.metadata, data, config.teacher_recipe(), cache, device, zca=syn.zca,
+                       progress=progress, method=f"the {syn.method} set")  # fmt: skip

@@ -324,3 +324,48 @@ def _resample(x: torch.Tensor, lin: torch.Tensor) -> torch.Tensor:
 
 
 __all__ = ["ALLOWED_OPS", "COLOR_OPS", "DEFAULT_STRATEGY", "DSA", "DSAParams", "dsa", "parse_strategy"]
+
+
+def random_resized_crop(
+    x: torch.Tensor,
+    generator: torch.Generator,
+    scale: tuple[float, float] = (0.08, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    *,
+    shared: bool = False,
+    flip: bool = False,
+) -> torch.Tensor:
+    """A random crop of each image (area a fraction in ``scale`` of the image, aspect ratio
+    log-uniform in ``ratio``), resized back to the image's size, as torchvision's
+    ``RandomResizedCrop``; with ``flip`` each crop is mirrored with probability 1/2.
+
+    Differentiable in ``x`` (one ``grid_sample``), so SRe2L recovers images through it, and
+    vectorised, so RDED scores thousands of crops at once. ``shared``: one crop for the whole
+    batch. Draws come from the CPU ``generator`` only; a box that does not fit in 10 tries
+    falls back to the whole image.
+    """
+    if not 0 < scale[0] <= scale[1] <= 1:
+        raise ValueError(f"scale={scale} is not allowed: use 0 < low <= high <= 1")
+    n = 1 if shared else x.shape[0]
+    tries = 10
+    area = scale[0] + (scale[1] - scale[0]) * torch.rand(n, tries, generator=generator)
+    log_r = math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * torch.rand(n, tries, generator=generator)
+    aspect = log_r.exp()
+    w, h = (area * aspect).sqrt(), (area / aspect).sqrt()  # fractions of the image's width and height
+    fits = (w <= 1) & (h <= 1)
+    first = torch.where(fits.any(1), fits.float().argmax(1), torch.full((n,), -1))
+    pick = first.clamp_min(0).unsqueeze(1)
+    w = torch.where(first >= 0, w.gather(1, pick).squeeze(1), torch.ones(n))
+    h = torch.where(first >= 0, h.gather(1, pick).squeeze(1), torch.ones(n))
+    cx = (torch.rand(n, generator=generator) * 2 - 1) * (1 - w)
+    cy = (torch.rand(n, generator=generator) * 2 - 1) * (1 - h)
+    sign = torch.ones(n)
+    if flip:
+        sign = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0)
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = w * sign, cx, h, cy
+    theta = theta.to(x.device, x.dtype)
+    if shared:
+        theta = theta.expand(x.shape[0], 2, 3)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)

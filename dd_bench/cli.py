@@ -225,11 +225,16 @@ def eval_config_from(args: argparse.Namespace):
         batch_size=args.batch_size,
         dsa=False if args.no_dsa else None,
         use_weights=False if args.no_weights else None,
+        labels=getattr(args, "labels", None),
+        temperature=getattr(args, "temperature", None),
+        teacher_model=getattr(args, "teacher_model", None),
+        teacher_epochs=getattr(args, "teacher_epochs", None),
+        teacher_lr=getattr(args, "teacher_lr", None),
     )
 
 
 def format_report(report: Any) -> str:
-    lines = [f"{report.method} on {report.dataset}, ipc {report.ipc} (test accuracy %, final epoch)"]
+    lines = [f"{report.method} on {report.dataset}, ipc {report.ipc}, labels={report.config.labels} (test accuracy %, final epoch)"]
     lines.append(f"  {'model':<20} {'mean':>7} {'std':>6} {'n':>3}   accs")
     for name, s in report.results.items():
         accs = ", ".join(f"{a:.2f}" for a in s.accs)
@@ -249,8 +254,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     device = _device(args)
     data = api.load_data(registry, syn.dataset, args.data_root, args.download)
     syn.check_compatible(data)
+    teacher = api.eval_teacher(registry, syn, data, config, args.cache_dir, device)  # a missing teacher fails before training
+    if teacher is not None:
+        print(f"teacher {teacher.recipe.model} {teacher.key}: validation accuracy {teacher.val_acc:.2f}%", file=sys.stderr)
     with _progress(config.epochs * len(models) * len(args.seeds), f"evaluate {syn.method}") as bar:
-        report = evaluate(syn, data, models, args.seeds, config, device, bar.update)
+        report = evaluate(syn, data, models, args.seeds, config, device, bar.update, teacher=teacher)
     print(json.dumps(report.to_dict(), indent=2) if args.json else format_report(report))
     return 0
 
@@ -310,6 +318,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_int_from(1), help="minibatch size (default 256)")
     p.add_argument("--no-dsa", action="store_true", help="train without DSA augmentation")
     p.add_argument("--no-weights", action="store_true", help="ignore the set's per-sample weights")
+    p.add_argument("--labels", choices=["hard", "set", "teacher"],
+                   help="label protocol: hard (class indices), set (the set's labels; default), teacher (the teacher's"
+                        " softened outputs on every augmented batch, KL at --temperature)")
+    p.add_argument("--temperature", type=_positive_float, help="temperature of the teacher protocol (default 4)")
+    p.add_argument("--teacher-model", help="labels=teacher: teacher architecture for a set that names no teacher")
+    p.add_argument("--teacher-epochs", type=_int_from(1), help="epochs of that teacher (default 30)")
+    p.add_argument("--teacher-lr", type=_positive_float, help="learning rate of that teacher (default 0.01)")
+    p.add_argument("--cache-dir", type=Path, help="cache folder of teachers (default $DD_BENCH_CACHE or ~/.cache/dd-bench)")
     p.add_argument("--json", action="store_true", help="print JSON")
     data_options(p)
     p.set_defaults(func=cmd_evaluate)

@@ -12,7 +12,7 @@ import math
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 
@@ -22,6 +22,10 @@ from .runtime import seeded_build
 from .specs import ModelSpec, RealData
 from .synthetic import SyntheticSet
 from .training import TrainRecipe, accuracy, train_classifiers
+
+
+LabelProtocol = Literal["hard", "set", "teacher"]
+LABEL_PROTOCOLS: tuple[str, ...] = get_args(LabelProtocol)
 
 
 @dataclass(frozen=True)
@@ -38,11 +42,36 @@ class EvalConfig:
     dsa_strategy: str = DEFAULT_STRATEGY
     use_weights: bool = True
     """Train with the set's per-sample weights when it has them (weighted loss)."""
+    labels: LabelProtocol = "set"
+    """The label protocol: ``hard`` trains on class indices (argmax of soft labels), ``set`` on
+    the labels stored in the set (hard or soft), ``teacher`` on the teacher's softened outputs
+    for every augmented batch (KL at ``temperature``; SRe2L/RDED's relabelling, DD-Ranking's
+    soft-label protocol). The teacher is the one the set names, else ``teacher_model``'s."""
+    temperature: float = 4.0
+    """Softmax temperature of the teacher protocol's KL loss."""
+    teacher_model: str | None = None
+    """labels=teacher: the teacher's architecture for sets that name none (a set that names one
+    must name this same recipe); none: the set's own teacher only."""
+    teacher_epochs: int = 30
+    teacher_lr: float = 0.01
 
     def __post_init__(self) -> None:
         """A config that would not train (zero epochs, a bad lr or DSA strategy) fails here, before any work."""
         TrainRecipe(self.epochs, self.lr if self.lr is not None else 0.01, self.momentum, self.weight_decay, self.batch_size, self.decay_at)
         parse_strategy(self.dsa_strategy)
+        if self.labels not in get_args(LabelProtocol):
+            raise ConfigError(f"labels={self.labels!r} is not allowed: use one of {', '.join(get_args(LabelProtocol))}")
+        if isinstance(self.temperature, bool) or not isinstance(self.temperature, (int, float)) or not 0 < self.temperature < math.inf:
+            raise ConfigError(f"temperature={self.temperature!r} is not allowed: use a finite number > 0")
+        self.teacher_recipe()
+
+    def teacher_recipe(self) -> Any:
+        """The ``TeacherRecipe`` this config names (None without ``teacher_model``)."""
+        if self.teacher_model is None:
+            return None
+        from .teachers import TeacherRecipe
+
+        return TeacherRecipe(model=self.teacher_model, epochs=self.teacher_epochs, lr=float(self.teacher_lr))
 
     def recipe(self, syn: SyntheticSet) -> TrainRecipe:
         lr = self.lr if self.lr is not None else (syn.lr if syn.lr is not None else 0.01)
@@ -116,6 +145,7 @@ def evaluate_model(
     splits: dict[str, tuple[torch.Tensor, torch.Tensor]],
     progress: Callable[[int], None] | None = None,
     batched: bool | None = None,
+    teacher: Any = None,
 ) -> list[dict[str, float]]:
     """Train a fresh ``model_spec`` network on ``syn`` per seed; accuracy per split, per seed.
 
@@ -124,23 +154,36 @@ def evaluate_model(
     (grouped) convolutions train slower than the networks in turn (``benchmarks/eval_speed.py``:
     0.4-0.7x for ConvNets at IPC 10-50 on 2 cores). ``splits`` are ``(x, y)`` pairs already in
     the set's space (see ``eval_splits``). A set with ``factor`` > 1 trains on its decoded images.
+    ``config.labels`` picks the targets (see ``EvalConfig.labels``); ``teacher`` (a
+    :class:`dd_bench.teachers.Teacher`) is required for ``teacher`` and unused otherwise.
     """
     syn = syn.decoded()
+    labels = syn.hard_labels() if config.labels == "hard" else syn.labels
+    if config.labels == "teacher" and teacher is None:
+        raise ConfigError(f"labels=teacher needs a teacher for the {syn.method} set: resolve one with dd_bench.api.eval_teacher")
     models = [seeded_build(lambda: model_spec.build(data.shape), seed, device) for seed in seeds]
     augment = DSA(config.dsa_strategy) if config.dsa else None
     weights = syn.weights.to(device) if (config.use_weights and syn.weights is not None) else None
     train_classifiers(
         models,
         syn.images.to(device),
-        syn.labels.to(device),
+        labels.to(device),
         config.recipe(syn),
         [torch.Generator().manual_seed(seed) for seed in seeds],
         weights=weights,
         augment=augment,
         batched=(device.type == "cuda" if batched is None else batched) and model_spec.functional,
         progress=progress,
+        teacher=None if config.labels != "teacher" else _on(teacher, device),
+        temperature=config.temperature,
     )
     return [{name: accuracy(model, x, y) for name, (x, y) in splits.items()} for model in models]
+
+
+def _on(teacher: Any, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The teacher's logits function, its network moved to ``device`` and kept in eval mode."""
+    teacher.model.to(device).eval()
+    return lambda xb: teacher.model(xb).float()
 
 
 def eval_splits(syn: SyntheticSet, data: RealData) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
@@ -163,14 +206,15 @@ def evaluate(
     config: EvalConfig = EvalConfig(),
     device: torch.device = torch.device("cpu"),
     progress: Callable[[int], None] | None = None,
+    teacher: Any = None,
 ) -> EvalReport:
-    """Every model x seed; the models are ``(name, spec)`` pairs."""
+    """Every model x seed; the models are ``(name, spec)`` pairs; ``teacher`` for labels=teacher."""
     if not seeds:
         raise ConfigError("seeds must name at least one seed")
     splits = eval_splits(syn, data)
     report = EvalReport(data.name, syn.ipc, syn.method, config)
     for name, spec in models:
-        runs = evaluate_model(syn, data, spec, seeds, config, device, splits, progress)
+        runs = evaluate_model(syn, data, spec, seeds, config, device, splits, progress, teacher=teacher)
         report.results[name] = Summary(tuple(r["test"] for r in runs), tuple(r["val"] for r in runs))
     return report
 

@@ -71,6 +71,19 @@ class CellRecord:
     """Eval architecture -> mean validation accuracy (%): what presets may be chosen on."""
     cache_build_seconds: float | None = None
     """Part of ``distill_seconds`` spent building caches later cells reuse (expert buffers...)."""
+    labels: str = "set"
+    """The cell's label protocol (``eval.labels``): hard, set or teacher."""
+    storage_bytes: float | None = None
+    """Storage the cell's protocol needs (images + labels, or + the teacher); None for older runs."""
+    hard_storage_bytes: float | None = None
+    """Storage under the hard protocol (images + class indices)."""
+
+    def hard_acc(self, model: str) -> float | None:
+        """Accuracy under the hard protocol: measured beside the protocol's, or the protocol's own
+        when it is hard (or ``set`` on a hard-label set); None when not measured."""
+        if model in self.hard_accs:
+            return self.hard_accs[model]
+        return None if self.labels == "teacher" else self.accs.get(model)
 
 
 def lrs(hlr: float, ior: float, lam: float = LRS_LAMBDA) -> float:
@@ -114,11 +127,15 @@ def records_from_mlflow(suite: Suite, cells: Sequence[Any], uri: str, runs: tupl
             synthetic_bytes=m.get("synthetic_bytes"),
             cache_build_seconds=m.get("cache_build_seconds"),
             tags=tracking.tags_of(run),
+            labels=str(cell.eval.get("labels", "set")),
         )
         for model in cell.eval_models:
             e = evals.get((run.info.run_id, model))
             if e is not None and "test_acc_mean" in e.data.metrics:
                 rec.accs[model] = e.data.metrics["test_acc_mean"]
+                if rec.storage_bytes is None and "storage_bytes" in e.data.metrics:
+                    rec.storage_bytes = e.data.metrics["storage_bytes"]
+                    rec.hard_storage_bytes = e.data.metrics.get("hard_storage_bytes")
                 if "hard_test_acc_mean" in e.data.metrics:
                     rec.hard_accs[model] = e.data.metrics["hard_test_acc_mean"]
                 if "val_acc_mean" in e.data.metrics:
@@ -187,6 +204,10 @@ class Board:
     ranks: dict[tuple[str, str], tuple[float, int]]
     """(dataset, method) -> (mean rank over complete columns, number of columns)."""
     records: list[CellRecord]
+    protocols: dict[str, str] = field(default_factory=dict)
+    """method -> its label protocol in this suite (``eval.labels``)."""
+    label_effect: dict[tuple[str, str, str], dict[str, Entry]] = field(default_factory=dict)
+    """(dataset, method, ipc) -> {"hard", "own", "gain", "hard_kib", "own_kib"} on the primary architecture."""
 
     def method_label(self, m: str) -> str:
         role = self.roles.get(m)
@@ -222,9 +243,24 @@ def _rank(values: Mapping[str, float]) -> dict[str, float]:
     return ranks
 
 
+def _protocols(suite: Suite) -> dict[str, str]:
+    from .suite import eval_config
+
+    return {m.name: eval_config(suite.eval, m.eval).labels for m in suite.methods or ()}
+
+
 def build(suite: Suite, records: Sequence[CellRecord]) -> Board:
-    """Aggregate cell records into entries, fairness scores, costs and ranks."""
+    """Aggregate cell records into entries, fairness scores, costs and ranks.
+
+    Fairness follows DD-Ranking under one teacher: HLR compares hard-label accuracies (the
+    upper reference's and the method's); IOR compares the method under its own protocol with
+    the random subset under the same protocol: its hard (or set) accuracy for hard/set rows,
+    its teacher-protocol accuracy for teacher rows, and only where both cells name the same
+    teacher (cache key); a seed whose teacher differs from the random row's is left out, so
+    its entry reads missing.
+    """
     names = [m.name for m in suite.methods or ()]
+    protocols = _protocols(suite)
     refs = [r for r in (suite.random_method, suite.full_method) if r in names]
     methods = [m for m in names if m not in refs] + refs
     roles = {m: ("random" if m == suite.random_method else "full" if m == suite.full_method else "method") for m in names}
@@ -256,28 +292,50 @@ def build(suite: Suite, records: Sequence[CellRecord]) -> Board:
                     "distill_seconds": per_seed(ds, m, ipc, lambda r: r.distill_seconds),
                     "cache_build_seconds": per_seed(ds, m, ipc, lambda r: r.cache_build_seconds),
                     "peak_memory_mb": per_seed(ds, m, ipc, lambda r: r.peak_memory_mb),
-                    "storage_kib": per_seed(ds, m, ipc, lambda r: None if r.synthetic_bytes is None else r.synthetic_bytes / 1024),
+                    "storage_kib": per_seed(ds, m, ipc, lambda r: _kib(r.storage_bytes if r.storage_bytes is not None else r.synthetic_bytes)),
                 }
 
     primary = suite.primary_eval_model()
     fairness: dict[tuple[str, str, str], dict[str, Entry]] = {}
+    label_effect: dict[tuple[str, str, str], dict[str, Entry]] = {}
     for ds in suite.datasets:
         for ipc in ipcs:
-            full = acc.get((ds, suite.full_method or "", ipc, primary))
-            rnd = acc.get((ds, suite.random_method or "", ipc, primary))
             for m in methods:
                 if roles[m] == "full" or (ds, m, ipc, primary) not in acc:
                     continue
+                label_effect[(ds, m, ipc)] = {
+                    "hard": per_seed(ds, m, ipc, lambda r: r.hard_acc(primary)),
+                    "own": per_seed(ds, m, ipc, lambda r: r.accs.get(primary)),
+                    "gain": per_seed(ds, m, ipc, lambda r: None if r.hard_acc(primary) is None or primary not in r.accs
+                                     else r.accs[primary] - r.hard_acc(primary)),  # fmt: skip
+                    "hard_kib": per_seed(ds, m, ipc, lambda r: _kib(r.hard_storage_bytes)),
+                    "own_kib": per_seed(ds, m, ipc, lambda r: _kib(r.storage_bytes)),
+                }
+    for ds in suite.datasets:
+        for ipc in ipcs:
+            full_m, rnd_m = suite.full_method or "", suite.random_method or ""
+            full = per_seed(ds, full_m, ipc, lambda r: r.hard_acc(primary)) if full_m in roles else None
+            rnd_hard = per_seed(ds, rnd_m, ipc, lambda r: r.hard_acc(primary)) if rnd_m in roles else None
+            rnd_teacher = (per_seed(ds, rnd_m, ipc, lambda r: r.accs.get(primary) if r.labels == "teacher" else None)
+                           if rnd_m in roles else None)  # fmt: skip
+            rnd_keys = {r.tags.get("teacher") for r in by.get((ds, rnd_m, ipc), {}).values()}
+            for m in methods:
+                if roles[m] == "full" or (ds, m, ipc, primary) not in acc:
+                    continue
+                teacher_row = protocols.get(m) == "teacher"
+                rnd = rnd_teacher if teacher_row else rnd_hard
                 seeds = _seeds_for(suite, m)
                 got = by.get((ds, m, ipc), {})
                 hlr, ior, score = [], [], []
                 if full is not None and rnd is not None and full.complete and rnd.complete:
                     for s in seeds:
                         r = got.get(s)
-                        if r is None or primary not in r.accs:
+                        if r is None or primary not in r.accs or r.hard_acc(primary) is None:
                             continue
+                        if teacher_row and (r.tags.get("teacher") not in rnd_keys or len(rnd_keys) != 1):
+                            continue  # not the random row's teacher: no like-for-like IOR
                         syn_any = r.accs[primary]
-                        syn_hard = r.hard_accs.get(primary, syn_any)
+                        syn_hard = r.hard_acc(primary)
                         h, i = full.mean - syn_hard, syn_any - rnd.mean
                         hlr.append(h)
                         ior.append(i)
@@ -298,7 +356,11 @@ def build(suite: Suite, records: Sequence[CellRecord]) -> Board:
             if roles[m] != "full":
                 v = collected.get(m, [])
                 ranks[(ds, m)] = (statistics.fmean(v) if v else math.nan, len(v))
-    return Board(suite, methods, roles, ipcs, acc, val, fairness, cost, ranks, list(records))
+    return Board(suite, methods, roles, ipcs, acc, val, fairness, cost, ranks, list(records), protocols, label_effect)
+
+
+def _kib(value: float | None) -> float | None:
+    return None if value is None else value / 1024
 
 
 # ---------------------------------------------------------------------------- provenance
@@ -410,6 +472,30 @@ def tables(board: Board) -> list[tuple[str, str, list[str], list[list[str]]]]:
                 spread = max(means) - min(means) if len(means) == len(vals) and means else math.nan
                 rows.append([board.method_label(m)] + [_fmt(v.mean) if v and v.complete else "missing" for v in vals] + [_fmt(spread)])
             out.append((f"{ds}, IPC {ipc}: cross-architecture matrix (mean test accuracy %)", f"Distilled with {s.distill_model}; each column trains that architecture on the set.", header, rows))
+        if board.label_effect and any(p != "set" for p in board.protocols.values()):
+            header = ["method", "labels"] + [f"IPC {ipc} · {k}" for ipc in board.ipcs
+                                             for k in ("hard", "own protocol", "own − hard", "KiB hard", "KiB own")]  # fmt: skip
+            rows = []
+            for m in board.methods:
+                if board.roles[m] == "full":
+                    continue
+                row = [board.method_label(m), board.protocols.get(m, "set")]
+                for ipc in board.ipcs:
+                    le = board.label_effect.get((ds, m, ipc))
+                    for k, digits in (("hard", 2), ("own", 2), ("gain", 2), ("hard_kib", 1), ("own_kib", 1)):
+                        e = None if le is None else le[k]
+                        if e is None:
+                            row.append("–")
+                        elif k in ("hard_kib", "own_kib"):
+                            row.append(_fmt(e.mean, digits) if e.complete else "–" if not e.values else "missing")
+                        else:
+                            row.append(e.text(digits))
+                rows.append(row)
+            note = (f"Each method under the hard protocol (class indices) and under its own (`labels`: set = the labels"
+                    f" stored in the set, teacher = the teacher's softened outputs on every augmented batch), on {primary},"
+                    " from the same cells; 'own − hard' is what the labels add. KiB: what each protocol must store"
+                    " (images + class indices; + soft labels; or + the teacher's parameters and buffers).")  # fmt: skip
+            out.append((f"{ds}: label protocols (test accuracy %, {primary})", note, header, rows))
         if s.full_method and s.random_method:  # the scores are relative to both references
             header = ["method"] + [f"IPC {ipc} · {k}" for ipc in board.ipcs for k in ("HLR ↓", "IOR ↑", "LRS ↑")]
             rows = []
@@ -475,8 +561,14 @@ HOW = """\
   fractions in [0, 1]); LRS lies in [0, 100]. acc_syn_hard uses argmax labels for soft-label
   sets; references are the {full} and {random} rows' means on {primary} at the same IPC;
   scores are computed per distillation seed, then averaged.
+- **Label protocols.** Every evaluation records `labels`: `hard` trains on class indices, `set`
+  on the set's stored labels, `teacher` on a teacher's softened outputs (KL at a temperature)
+  for every augmented batch. A cell under `set` (soft labels) or `teacher` is also trained
+  under `hard`, so each row shows both. Under the teacher protocol IOR compares with the random
+  row under the same protocol and the same teacher (cache key); HLR always uses hard labels.
 - **Costs.** Distillation wall time and peak memory (CPU: peak RSS of the process during
-  distillation; GPU: `torch.cuda.max_memory_allocated`), storage in KiB of the synthetic set.
+  distillation; GPU: `torch.cuda.max_memory_allocated`), storage in KiB of what the cell's
+  label protocol needs (images, plus soft labels or the teacher's parameters where it uses them).
   The wall time includes building caches (expert buffers, a trained latent) in whichever cell
   needed them first; "of which caches" shows that part, where the distiller reports it.
 """
@@ -549,10 +641,20 @@ def render_html(board: Board, prov: Mapping[str, str], images: Mapping[str, byte
     return "\n".join(parts)
 
 
+def _hard_mean(board: Board, ds: str, m: str, ipc: str, model: str) -> float | None:
+    """Mean hard-protocol accuracy of a column (complete seeds only), None when not measured."""
+    seeds = _seeds_for(board.suite, m)
+    cell_ipc = "all" if board.roles[m] == "full" else ipc
+    vals = [r.hard_acc(model) for r in board.records if (r.dataset, r.method, r.ipc) == (ds, m, cell_ipc) and r.seed in seeds]
+    vals = [v for v in vals if v is not None]
+    return statistics.fmean(vals) if vals and len(vals) == len(seeds) else None
+
+
 def csv_rows(board: Board) -> tuple[list[str], list[list[Any]]]:
     header = [
         "dataset", "method", "role", "ipc", "eval_model", "mean", "std", "n", "expected_n", "complete", "val_mean", "val_std",
         "hlr", "ior", "lrs", "distill_seconds", "cache_build_seconds", "peak_memory_mb", "storage_kib", "mean_rank",
+        "labels", "hard_mean",
     ]  # fmt: skip
     rows = []
     for (ds, m, ipc, model), e in board.acc.items():
@@ -571,6 +673,7 @@ def csv_rows(board: Board) -> tuple[list[str], list[list[Any]]]:
                 val(c["distill_seconds"].mean) if c else "", val(c["cache_build_seconds"].mean) if c else "",
                 val(c["peak_memory_mb"].mean) if c else "",
                 val(c["storage_kib"].mean) if c else "", val(rk),
+                board.protocols.get(m, "set"), val(_hard_mean(board, ds, m, ipc, model)),
             ]
         )  # fmt: skip
     return header, rows

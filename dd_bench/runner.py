@@ -40,6 +40,19 @@ ONLY_KEYS = ("method", "dataset", "ipc", "seed")
 DEVICE_TYPES = ("cpu", "cuda")
 
 
+def hashed_eval(ev: Mapping[str, Any]) -> dict[str, Any]:
+    """The evaluation config as the cell hash sees it: the label-protocol settings (added with
+    the teacher protocol) are left out while at their defaults, so the cells of suites written
+    before them keep their hashes and their finished runs (``set`` is what they ran)."""
+    from .evaluate import EvalConfig
+
+    defaults = {f.name: f.default for f in dataclasses.fields(EvalConfig) if f.name in LABEL_KEYS}
+    return {k: v for k, v in ev.items() if not (k in defaults and v == defaults[k])}
+
+
+LABEL_KEYS = ("labels", "temperature", "teacher_model", "teacher_epochs", "teacher_lr")
+
+
 @dataclass(frozen=True, eq=False)
 class Cell:
     """One unit of work; plain data, so it pickles to Ray workers."""
@@ -85,7 +98,7 @@ class Cell:
                 "ipc": self.ipc,
                 "seed": self.seed,
                 "distill_model": self.distill_model,
-                "eval": dict(self.eval),
+                "eval": hashed_eval(self.eval),
                 "eval_seeds": list(self.eval_seeds),
                 "device_type": self.device_type,
             }
@@ -460,6 +473,14 @@ def _run_cell_body(
 
     config = EvalConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cell.eval.items()})
     accs: dict[str, float] = {m: r.data.metrics.get("test_acc_mean", float("nan")) for m, r in done_evals.items()}
+    teacher = None
+    if config.labels == "teacher" and any(m not in done_evals for m in cell.eval_models):
+        teacher = api.eval_teacher(registry, syn, data, config, Path(ctx.cache_dir) if ctx.cache_dir else None, device, not ctx.quiet)
+        _say(ctx, f"  {cell.key}: teacher {teacher.recipe.model} {teacher.key} (val {teacher.val_acc:.2f}%)")
+        tracking.set_tags(c, run_id, {f"{tracking.TAG}teacher": teacher.key})
+        metrics.log_many({"teacher_val_acc": teacher.val_acc, "teacher_bytes": float(teacher.nbytes)})
+        metrics.flush()
+    storage = protocol_bytes(syn, config.labels, teacher)
     for model_name in cell.eval_models:
         if model_name in done_evals:
             continue
@@ -477,6 +498,7 @@ def _run_cell_body(
                 f"{tracking.TAG}ipc": cell.ipc_label,
                 f"{tracking.TAG}seed": str(cell.seed),
                 f"{tracking.TAG}eval_model": model_name,
+                f"{tracking.TAG}labels": config.labels,
                 f"{tracking.TAG}status": tracking.RUNNING,
             },
         ).info.run_id
@@ -484,7 +506,7 @@ def _run_cell_body(
             t0 = time.perf_counter()
             _say(ctx, f"  {cell.key}: evaluating {model_name} x {len(cell.eval_seeds)} seeds, {config.epochs} epochs")
             tracking.log_params(c, child, tracking.flat_params("", {"eval_model": model_name, "eval_seeds": ",".join(map(str, cell.eval_seeds)), "eval": dict(cell.eval)}))
-            report = evaluate(syn, data, [(model_name, spec)], cell.eval_seeds, config, device)
+            report = evaluate(syn, data, [(model_name, spec)], cell.eval_seeds, config, device, teacher=teacher)
             s = report.results[model_name]
             buf = tracking.MetricBuffer(c, child)
             for step, (seed, acc, val) in enumerate(zip(cell.eval_seeds, s.accs, s.val_accs)):
@@ -492,9 +514,12 @@ def _run_cell_body(
                 buf.log("val_acc", val, step)
                 buf.log(f"test_acc_s{seed}", acc)
             buf.log_many({"test_acc_mean": s.mean, "test_acc_std": s.std, "test_acc_n": s.n, "val_acc_mean": sum(s.val_accs) / len(s.val_accs)})
-            if syn.soft_labels:  # the hard-label accuracy that HLR needs
+            buf.log_many({"storage_bytes": float(storage), "hard_storage_bytes": float(protocol_bytes(syn, "hard", None))})
+            if config.labels == "teacher" or (config.labels == "set" and syn.soft_labels):
+                # the hard-label accuracy that HLR needs, and the method's row under `hard`
                 hard = dataclasses.replace(syn, labels=syn.hard_labels(), metadata=dict(syn.metadata))
-                h = evaluate(hard, data, [(model_name, spec)], cell.eval_seeds, config, device).results[model_name]
+                hard_config = dataclasses.replace(config, labels="hard")
+                h = evaluate(hard, data, [(model_name, spec)], cell.eval_seeds, hard_config, device).results[model_name]
                 for seed, acc in zip(cell.eval_seeds, h.accs):
                     buf.log(f"hard_test_acc_s{seed}", acc)
                 buf.log("hard_test_acc_mean", h.mean)
@@ -512,6 +537,19 @@ def _run_cell_body(
             c.set_terminated(child, "KILLED" if status == tracking.INTERRUPTED else "FAILED")
             raise
     return CellResult(cell.key, "done", run_id, accuracies=accs)
+
+
+def protocol_bytes(syn: Any, labels: str, teacher: Any) -> int:
+    """Storage a label protocol needs: images, weights and lr always; then class indices
+    (``hard``), the set's labels (``set``: soft labels cost N x K floats), or the teacher's
+    parameters and buffers instead of labels (``teacher``)."""
+    label_bytes = syn.labels.numel() * syn.labels.element_size()
+    base = syn.nbytes() - label_bytes
+    if labels == "hard":
+        return base + syn.images.shape[0] * 8
+    if labels == "teacher":
+        return base + (teacher.nbytes if teacher is not None else 0)
+    return base + label_bytes
 
 
 def _safe_metadata(meta: Mapping[str, Any]) -> dict[str, Any]:

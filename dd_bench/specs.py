@@ -201,6 +201,10 @@ def sgd_only(name: str) -> OptimizerSpec | None:
     return None
 
 
+def _no_teacher(recipe: Any) -> Any:
+    raise ConfigError("this DistillRequest has no teacher service: build requests with dd_bench.api.distill")
+
+
 @dataclass(frozen=True, eq=False)
 class DistillRequest:
     """Everything a distiller gets: data, budget, seed, resolved config and host services."""
@@ -219,6 +223,10 @@ class DistillRequest:
     progress: bool = True
     expert_optimizer: Callable[[str], OptimizerSpec | None] = sgd_only
     """``expert_optimizer(name)``: a registered expert optimizer, None for the built-in sgd."""
+    teacher: Callable[[Any], Any] = _no_teacher
+    """``teacher(recipe)``: the cached, seeded :class:`dd_bench.teachers.Teacher` that a
+    :class:`dd_bench.teachers.TeacherRecipe` names for this data, trained on first use. Record
+    ``teacher.ref()`` as ``metadata["teacher"]`` so evaluation can find it again."""
 
     def generator(self, offset: int = 0) -> torch.Generator:
         """A CPU generator seeded from the cell's seed; ``offset`` separates streams."""

@@ -411,6 +411,14 @@ def validate(suite: Suite, registry: Any, *, check_data: bool = True, data_cache
         except DDBenchError as exc:
             errors.append(f"{where}: {exc}")
     check_eval_overrides(suite.eval, "eval", errors)
+    teachers = [("eval.teacher_model", suite.eval.get("teacher_model"))] + [
+        (f"methods.{e.name}.eval.teacher_model", e.eval.get("teacher_model")) for e in suite.methods or ()]
+    for where, name in teachers:
+        if isinstance(name, str):
+            try:
+                registry.model(name)
+            except DDBenchError as exc:
+                errors.append(f"{where}: {exc}")
     for entry in suite.methods or ():
         if entry.name not in registry.distillers:
             errors.append(f"methods: {UnknownNameError('method', entry.name, registry.distillers)}")

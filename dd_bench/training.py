@@ -60,6 +60,20 @@ def classification_loss(
     return (weights * per_sample).sum() / weights.sum().clamp_min(1e-12)
 
 
+def distillation_loss(
+    logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``T^2 * KL(softmax(t/T) || softmax(s/T))`` per sample, averaged (or weighted as in
+    ``classification_loss``): the relabelling loss of SRe2L/RDED and DD-Ranking's soft-label
+    protocol. ``T^2`` keeps the gradient's size comparable across temperatures (Hinton et al.)."""
+    log_p = F.log_softmax(logits / temperature, dim=1)
+    target = F.softmax(teacher_logits.detach() / temperature, dim=1)
+    per_sample = F.kl_div(log_p, target, reduction="none").sum(dim=1) * temperature**2
+    if weights is None:
+        return per_sample.mean()
+    return (weights * per_sample).sum() / weights.sum().clamp_min(1e-12)
+
+
 def train_classifier(
     model: nn.Module,
     x: torch.Tensor,
@@ -72,13 +86,17 @@ def train_classifier(
     optimizer: torch.optim.Optimizer | None = None,
     on_epoch_end: Callable[[int, nn.Module], None] | None = None,
     progress: Callable[[int], None] | None = None,
+    teacher: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    temperature: float = 1.0,
 ) -> nn.Module:
     """Train ``model`` in place on ``(x, y)`` (already on the model's device).
 
     Minibatch order and augmentation draw from ``generator`` (CPU) only, so a run is a
     function of its seed: on the CPU always, on a GPU with deterministic kernels
     (``dd_bench.runtime.set_deterministic``, ``--deterministic``). ``optimizer`` replaces the recipe's SGD (e.g. GSAM experts);
-    ``on_epoch_end(epoch, model)`` lets callers snapshot trajectories.
+    ``on_epoch_end(epoch, model)`` lets callers snapshot trajectories. ``teacher(xb)``: logits
+    for each augmented batch; the loss is then :func:`distillation_loss` at ``temperature``
+    against them and ``y`` is not used (the ``teacher`` label protocol).
     """
     n = x.shape[0]
     opt = optimizer or torch.optim.SGD(
@@ -97,10 +115,15 @@ def train_classifier(
             if augment is not None:
                 xb = augment(xb, generator)
             wb = None if weights is None else weights[idx]
+            tb = None
+            if teacher is not None:
+                with torch.no_grad():
+                    tb = teacher(xb)
 
-            def closure(xb=xb, yb=y[idx], wb=wb) -> torch.Tensor:
+            def closure(xb=xb, yb=y[idx], wb=wb, tb=tb) -> torch.Tensor:
                 opt.zero_grad(set_to_none=True)
-                loss = classification_loss(model(xb), yb, wb)
+                out = model(xb)
+                loss = classification_loss(out, yb, wb) if tb is None else distillation_loss(out, tb, temperature, wb)
                 loss.backward()
                 return loss
 
@@ -131,6 +154,8 @@ def train_classifiers(
     augment: Augment | None = None,
     batched: bool = True,
     progress: Callable[[int], None] | None = None,
+    teacher: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    temperature: float = 1.0,
 ) -> list[nn.Module]:
     """Train several networks of one architecture, each with its own generator, as
     ``train_classifier`` would one after another, in place.
@@ -140,12 +165,15 @@ def train_classifiers(
     ``functional_call``), so small sets pay the per-step overhead once, not once per network.
     Each network still draws its own batch order and DSA parameters from its own generator,
     in the same order, and SGD acts element-wise, so the results equal sequential training to
-    float tolerance (convolutions run grouped, summing in another order).
+    float tolerance (convolutions run grouped, summing in another order). With a ``teacher``
+    (the teacher label protocol) the networks train in turn: the teacher labels each
+    network's own augmented batch, which a vmapped step would have to call once per network anyway.
     """
     if len(models) != len(generators):
         raise ValueError(f"{len(models)} models but {len(generators)} generators")
-    if not (batched and len(models) > 1 and can_train_batched(models[0])):
-        return [train_classifier(m, x, y, recipe, g, weights=weights, augment=augment, progress=progress)
+    if teacher is not None or not (batched and len(models) > 1 and can_train_batched(models[0])):
+        return [train_classifier(m, x, y, recipe, g, weights=weights, augment=augment, progress=progress,
+                                 teacher=teacher, temperature=temperature)
                 for m, g in zip(models, generators)]
     params, _ = stack_module_state(list(models))
     skeleton = copy.deepcopy(models[0]).to("meta")

@@ -336,7 +336,7 @@ def test_cli_exit_status_and_json(capsys, monkeypatch):
     assert main(["check-plugin", "baseline"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown plugin or distribution 'baseline'; did you mean 'baselines'?" in err[0]
-    assert err[0].endswith("(known: BrokenPlugin, baselines, datasets, datm, dc, dd-bench, dm, ftd, models, mtt, oq)")
+    assert err[0].endswith("(known: BrokenPlugin, baselines, datasets, datm, dc, dd-bench, dm, ftd, models, mtt, oq, rded, sre2l)")
     with pytest.raises(SystemExit) as exit_:
         main(["check-plugin", "--time-limit", "0"])
     assert exit_.value.code == 2 and "--time-limit: '0': use a positive number of seconds" in capsys.readouterr().err

@@ -213,6 +213,8 @@ def malformed_text(field: str, hint: Any) -> st.SearchStrategy:
         return not_an_op
     if field == "expert_optimizer":
         return name.filter(lambda n: n != "sgd" and n not in REGISTRY.optimizers)
+    if field == "teacher_model":  # a decoupled method's teacher: a registered model
+        return name.filter(lambda n: n not in REGISTRY.models)
     raise AssertionError(f"no malformed values for {field}: {hint}")
 
 

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from dd_bench.leaderboard import CellRecord, build, lrs, write
+from dd_bench.leaderboard import CellRecord, build, csv_rows, lrs, tables, write
 from dd_bench.suite import parse
 
 DOC = {
@@ -172,3 +172,71 @@ def test_provenance_paths_are_relative_to_the_working_directory(tmp_path, monkey
     assert _portable_uri(f"sqlite:///{tmp_path}/mlflow.db") == "sqlite:///mlflow.db"
     assert _from_cwd("/elsewhere/demo.yaml") == "/elsewhere/demo.yaml"  # outside: kept whole
     assert _portable_uri("http://host:5000") == "http://host:5000"
+
+
+LABEL_DOC = {
+    "name": "labels",
+    "datasets": ["toy"],
+    "ipcs": [1],
+    "methods": {"sre2l": {"eval": {"labels": "teacher", "teacher_model": "mlp"}}, "mtt": {},
+                "random": {"eval": {"labels": "teacher", "teacher_model": "mlp"}}, "full": {"seeds": [0]}},
+    "distill_model": "convnet",
+    "eval_models": ["convnet"],
+    "seeds": [0, 1],
+    "eval_seeds": 1,
+}  # fmt: skip
+
+
+def lrec(method, seed, own, hard=None, labels="set", teacher="t1", role="method", storage=None, hard_storage=None):
+    r = CellRecord(method, "toy", "all" if role == "full" else "1", seed, role, {"convnet": own}, {}, 1.0, 1.0, 1024.0,
+                   {"teacher": teacher} if labels == "teacher" else {}, labels=labels, storage_bytes=storage,
+                   hard_storage_bytes=hard_storage)  # fmt: skip
+    if hard is not None:
+        r.hard_accs["convnet"] = hard
+    return r
+
+
+def label_board(sre2l_teacher="t1"):
+    suite, errors = parse(LABEL_DOC)
+    assert not errors, errors
+    return build(suite, [
+        lrec("full", 0, 90.0, role="full"),
+        lrec("random", 0, 40.0, hard=20.0, labels="teacher", role="random"),
+        lrec("random", 1, 44.0, hard=24.0, labels="teacher", role="random"),
+        lrec("sre2l", 0, 60.0, hard=15.0, labels="teacher", teacher=sre2l_teacher, storage=9000.0, hard_storage=1000.0),
+        lrec("sre2l", 1, 64.0, hard=17.0, labels="teacher", storage=9000.0, hard_storage=1000.0),
+        lrec("mtt", 0, 50.0), lrec("mtt", 1, 52.0),
+    ])  # fmt: skip
+
+
+def test_each_method_shows_hard_and_its_own_protocol_side_by_side():
+    board = label_board()
+    assert board.protocols == {"sre2l": "teacher", "mtt": "set", "random": "teacher", "full": "set"}
+    le = board.label_effect[("toy", "sre2l", "1")]
+    assert le["hard"].values == [15.0, 17.0] and le["own"].values == [60.0, 64.0] and le["gain"].values == [45.0, 47.0]
+    assert le["own_kib"].mean == pytest.approx(9000 / 1024) and le["hard_kib"].mean == pytest.approx(1000 / 1024)
+    assert board.label_effect[("toy", "mtt", "1")]["hard"].values == [50.0, 52.0]  # hard-label set: hard = set
+    # the storage column counts what the protocol needs (the teacher), not only the images
+    assert board.cost[("toy", "sre2l", "1")]["storage_kib"].mean == pytest.approx(9000 / 1024)
+    title, note, header, rows = next(t for t in tables(board) if "label protocols" in t[0])
+    row = next(r for r in rows if r[0] == "sre2l")
+    assert row[1] == "teacher" and row[2].startswith("16.00") and row[3].startswith("62.00") and row[4].startswith("46.00")
+
+
+def test_ior_compares_with_random_under_the_same_protocol_and_teacher():
+    board = label_board()
+    f = board.fairness[("toy", "sre2l", "1")]
+    # IOR: sre2l under the teacher vs random under the teacher (mean 42); HLR: hard vs full's hard (90)
+    assert f["ior"].values == [18.0, 22.0] and f["hlr"].values == [75.0, 73.0]
+    m = board.fairness[("toy", "mtt", "1")]
+    assert m["ior"].values == [28.0, 30.0]  # mtt (hard labels) vs random's hard accuracy (mean 22)
+    other = label_board(sre2l_teacher="t2").fairness[("toy", "sre2l", "1")]
+    assert other["ior"].values == [22.0] and not other["ior"].complete  # seed 0's teacher differs: left out
+
+
+def test_label_protocol_columns_in_csv(tmp_path):
+    board = label_board()
+    header, rows = csv_rows(board)
+    i, h = header.index("labels"), header.index("hard_mean")
+    got = {r[1]: (r[i], r[h]) for r in rows}
+    assert got["sre2l"] == ("teacher", 16.0) and got["mtt"] == ("set", 51.0)

@@ -23,6 +23,7 @@ BUILTIN = [
     "convnet_bn",
     "convnet_w64",
     "convnet_w32",
+    "convnet_w32_bn",
     "mlp",
     "lenet",
     "alexnet",

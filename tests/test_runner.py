@@ -146,3 +146,22 @@ def test_bad_executor_and_device_fail_before_work(tmp_path):
     with pytest.raises(Exception, match="executor"):
         run_suite(suite_of(), registry=make_registry(), tracking_uri=f"sqlite:///{tmp_path}/m.db", executor="spark", quiet=True)
     assert not (tmp_path / "m.db").exists()
+
+
+def test_teacher_protocol_is_recorded_with_its_hard_row_and_storage(tmp_path):
+    """eval.labels=teacher: the protocol is a param and a tag, the teacher is named, and the
+    cell also reports the hard-label accuracy and what each protocol must store."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    ev = {"epochs": 2, "dsa": False, "labels": "teacher", "teacher_model": "mlp", "teacher_epochs": 2}
+    run = run_suite(suite_of(seeds=[0], eval=ev), registry=make_registry(), tracking_uri=uri, only=["method=random"],
+                    quiet=True, cache_dir=str(tmp_path / "cache"))  # fmt: skip
+    assert [r.status for r in run.results] == ["done"]
+    cells, evals = cell_runs(uri, "unit-runner")
+    (cell,) = cells.values()
+    assert cell.data.params["eval.labels"] == "teacher" and len(cell.data.tags["ddb.teacher"]) == 16
+    assert 0 <= cell.data.metrics["teacher_val_acc"] <= 100 and cell.data.metrics["teacher_bytes"] > 0
+    (child,) = evals
+    m = child.data.metrics
+    assert child.data.tags["ddb.labels"] == "teacher"
+    assert "hard_test_acc_mean" in m and "test_acc_mean" in m
+    assert m["storage_bytes"] - m["hard_storage_bytes"] == cell.data.metrics["teacher_bytes"] - 4 * 8  # 4 classes x 1 image: int64 labels

@@ -10,6 +10,7 @@ convnet_d5     convnet with depth=5 (needs >= 32x32 after the first conv)
 convnet_bn     convnet with norm=batch
 convnet_w64    convnet with width=64
 convnet_w32    convnet with width=32 (CPU-sized distillation and expert buffers)
+convnet_w32_bn convnet with width=32 and norm=batch (CPU-sized teacher for SRe2L/RDED)
 mlp            3 linear layers, width=128 hidden
 lenet          LeNet-5
 alexnet        the DC literature's small-image AlexNet
@@ -64,6 +65,7 @@ def ddb_register_models() -> list[ModelSpec]:
         _spec("convnet_bn", dc.convnet, "ConvNet-3 with batch norm", norm="batch"),
         _spec("convnet_w64", dc.convnet, "ConvNet-3 of width 64", width=64),
         _spec("convnet_w32", dc.convnet, "ConvNet-3 of width 32 (CPU-sized distillation)", width=32),
+        _spec("convnet_w32_bn", dc.convnet, "ConvNet-3 of width 32 with batch norm (CPU-sized teacher)", width=32, norm="batch"),
         _spec("mlp", dc.mlp, "MLP: 3 linear layers, 128 hidden units"),
         _spec("lenet", dc.lenet, "LeNet-5"),
         _spec("alexnet", dc.alexnet, "AlexNet for small images (DC literature)"),

@@ -39,7 +39,10 @@ from .latents import AELatent, AERecipe, Latent, PCALatent, PixelLatent, VAELate
 from .quantize import Quantization, assign, cell_masses, clvq, kmeans_plus_plus, lloyd, nearest_points, quantization_error
 
 __all__ = [
+    "D4MConfig",
+    "D4M_PRESETS",
     "OQConfig",
+    "distill_d4m",
     "PRESETS",
     "build_latent",
     "clvq",
@@ -339,6 +342,44 @@ def set_quantization_error(
     return quantization_error(latent.encode(data.train_x), latent.encode(images), data.train_y, labels, chunk)
 
 
+# ------------------------------------------------------------------------------------ D4M
+
+
+@dataclass(frozen=True)
+class D4MConfig(OQConfig):
+    """D4M's settings: OQ's, with decoded centroids and hard class labels (its labels come from
+    the evaluation's ``teacher`` protocol, not from the set)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.medoid:
+            raise ConfigError("d4m: medoid=true is not allowed: D4M decodes its k-means centroids (use oq for medoids)")
+        if self.labels != "hard":
+            raise ConfigError(f"d4m: labels={self.labels!r} is not allowed: use hard (D4M is relabelled by the evaluation's teacher protocol)")
+
+
+D4M_PRESETS: dict[str, dict[str, Any]] = {
+    "smoke": {"latent": "pca", "pca_components": 16, "iterations": 20},
+    "default": {},
+    # Fashion-MNIST on a CPU: decoded centroids in the small autoencoder's latent (OQ's ae-cpu)
+    "cpu": {"latent": "ae", "ae_hidden": 16, "ae_epochs": 5, "iterations": 100, "restarts": 3},
+    # and in PCA-64 (IPC 1: a single centroid per class is the class mean in any linear latent)
+    "cpu-ipc1": {"latent": "pca", "pca_components": 64, "iterations": 100, "restarts": 3},
+    # The paper's setting as far as it maps: Stable Diffusion's VAE latent, per-class mini-batch
+    # k-means, decoded centroids, relabelled by a teacher at evaluation (labels=teacher).
+    "paper": {"latent": "vae", "vae": "runwayml/stable-diffusion-v1-5", "vae_subfolder": "vae", "algorithm": "clvq",
+              "clvq_iterations": 5000, "clvq_batch": 1024},
+}
+
+
+def distill_d4m(request: DistillRequest) -> SyntheticSet:
+    """OQ's quantization and decoding with unit weights: D4M's prototypes."""
+    syn = distill_oq(request)
+    syn.metadata["cell_masses"] = syn.weights.tolist()  # recorded, not trained with
+    syn.metadata["label_protocol"] = "teacher"
+    return dataclasses.replace(syn, method="d4m", weights=None, metadata=syn.metadata)
+
+
 @hookimpl
 def ddb_register_distillers() -> list[DistillerSpec]:
     return [
@@ -348,5 +389,13 @@ def ddb_register_distillers() -> list[DistillerSpec]:
             distill=distill_oq,
             presets=PRESETS,
             description="optimal quantization (Tan & Slade): weighted per-class k-means in a latent space, decoded",
-        )
+        ),
+        DistillerSpec(
+            name="d4m",
+            config_cls=D4MConfig,
+            distill=distill_d4m,
+            presets=D4M_PRESETS,
+            description="D4M (Su et al. 2024) as OQ with unit weights: per-class k-means prototypes in a latent, decoded"
+            " by the latent's decoder (no diffusion denoising or class prompt); evaluate with labels=teacher",
+        ),
     ]
