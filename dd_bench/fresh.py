@@ -14,13 +14,11 @@ NaN/exploding-loss guard, progress on stderr and the loss curve.
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import math
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -247,16 +245,7 @@ class FreshMatcher:
     # ------------------------------------------------------------------ checkpoints
 
     def checkpoint_path(self) -> Path:
-        key = {
-            "method": self.method,
-            "config": asdict(self.config),
-            "dataset": self.data.name,
-            "ipc": self.ipc,
-            "seed": self.request.seed,
-            "model": self.request.model,
-        }
-        digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
-        return Path(self.request.cache_dir) / "checkpoints" / f"{self.method}-{self.data.name}-{digest}.pt"
+        return self.request.checkpoint_path(self.method)
 
     def _state(self, iteration: int) -> dict[str, Any]:
         state = {

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import re
 import types
 import typing
@@ -231,6 +232,14 @@ class DistillRequest:
     def generator(self, offset: int = 0) -> torch.Generator:
         """A CPU generator seeded from the cell's seed; ``offset`` separates streams."""
         return torch.Generator().manual_seed(self.seed * 1_000_003 + offset)
+
+    def checkpoint_path(self, method: str) -> Path:
+        """Where a resumable distiller keeps its checkpoint: under the cache, keyed by everything
+        that shapes the run (method, resolved config, data, IPC, seed, model)."""
+        key = {"method": method, "config": dataclasses.asdict(self.config), "dataset": self.data.name, "ipc": self.ipc,
+               "seed": self.seed, "model": self.model}  # fmt: skip
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return Path(self.cache_dir) / "checkpoints" / f"{method}-{self.data.name}-{digest}.pt"
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,11 @@ methods (``sample_expert``, ``start_epoch_bounds``, ``init_images``, ``init_labe
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import math
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -218,16 +216,7 @@ class TrajectoryMatcher:
     # ------------------------------------------------------------------ the loop
 
     def checkpoint_path(self) -> Path:
-        key = {
-            "method": self.method,
-            "config": asdict(self.config),
-            "dataset": self.data.name,
-            "ipc": self.request.ipc,
-            "seed": self.request.seed,
-            "model": self.request.model,
-        }
-        digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
-        return Path(self.request.cache_dir) / "checkpoints" / f"{self.method}-{self.data.name}-{digest}.pt"
+        return self.request.checkpoint_path(self.method)
 
     def _state(self, iteration: int) -> dict[str, Any]:
         """A copy of the run's state, on the CPU: nothing in it aliases the live tensors
