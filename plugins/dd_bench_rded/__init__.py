@@ -67,7 +67,9 @@ CPU_TEACHER: dict[str, Any] = {"teacher_model": "convnet_w32_bn", "teacher_epoch
 """The CPU suites' teacher, the same as sre2l's ``cpu`` preset (one cached teacher for every row)."""
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "smoke": {"teacher_model": "convnet_w32_bn", "teacher_epochs": 3, "teacher_lr": 0.05, "candidates": 20, "crops": 2},
+    # digits in seconds; whole crops (factor 1) so that 20 candidates cover IPC 10 (the demo's)
+    "smoke": {"teacher_model": "convnet_w32_bn", "teacher_epochs": 3, "teacher_lr": 0.05, "candidates": 20, "crops": 2,
+              "factor": 1},
     "default": {},
     # Fashion-MNIST on one core: the paper's small-image setting (its CIFAR-10 ConvNet-3 scripts:
     # factor 1, 300 candidates x 5 crops per class) with the CPU teacher
