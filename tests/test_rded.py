@@ -54,7 +54,8 @@ def test_too_few_candidates_is_a_clear_error():
 
 
 def test_rded_set_is_real_crops_and_names_its_teacher(registry, digits, tmp_path, one_thread):
-    syn = api.distill(registry, "rded", digits, 2, preset="smoke", cache_dir=tmp_path, model="convnet_w32", progress=False)
-    assert syn.images.shape == (20, *digits.train_x.shape[1:]) and syn.factor == 1
+    syn = api.distill(registry, "rded", digits, 2, preset="smoke", overrides={"factor": 2}, cache_dir=tmp_path,
+                      model="convnet_w32", progress=False)  # fmt: skip
+    assert syn.images.shape == (20, *digits.train_x.shape[1:]) and syn.factor == 1  # stitched images are stored whole
     assert syn.metadata["teacher"]["recipe"]["model"] == "convnet_w32_bn"
     assert len(syn.metadata["source_train_indices"]) == 20 * 4
