@@ -31,7 +31,7 @@ from .augment import DEFAULT_STRATEGY, DSA, parse_strategy
 from .errors import ConfigError, DataError
 from .runtime import cache_lock
 from .specs import RealData, data_fingerprint
-from .synthetic import atomic_torch_save, atomic_write_text
+from .synthetic import CACHE_BUILD_SECONDS, atomic_torch_save, atomic_write_text
 from .training import TrainRecipe, accuracy, train_classifier
 
 TEACHER_FORMAT_VERSION = 1
@@ -106,6 +106,13 @@ class Teacher:
         """Storage of its parameters and buffers (what the ``teacher`` protocol must ship)."""
         tensors = list(self.model.parameters()) + list(self.model.buffers())
         return sum(t.numel() * t.element_size() for t in tensors)
+
+    def set_metadata(self, seconds: float) -> dict[str, Any]:
+        """What a distilling set records about its teacher: ``ref()`` (so the evaluation finds it
+        again), its validation accuracy, and ``seconds`` spent getting it, of which training it
+        was a cache build later cells reuse."""
+        return {"teacher": self.ref(), "teacher_val_acc": self.val_acc,
+                CACHE_BUILD_SECONDS: round(self.trained_seconds, 3), "teacher_seconds": round(seconds, 3)}  # fmt: skip
 
     def ref(self) -> dict[str, Any]:
         """What a synthetic set records in ``metadata["teacher"]`` (JSON-able)."""
@@ -248,6 +255,11 @@ def set_teacher(registry: Any, metadata: Mapping[str, Any], data: RealData, want
             " the set was distilled on other data (or an older teacher format); re-distil it"
         )
     return resolve_teacher(registry, data, recipe, cache_dir, device, zca=set_zca, progress=progress)
+
+
+CPU_TEACHER: dict[str, Any] = {"teacher_model": "convnet_w32_bn", "teacher_epochs": 10, "teacher_lr": 0.01}
+"""The CPU suites' teacher (``TeacherSettings`` values): the decoupled methods' ``cpu`` presets
+and the suites' evaluations share it, so one cached teacher serves every row."""
 
 
 @dataclass(frozen=True)

@@ -111,16 +111,21 @@ def test_mtt_distils_images_and_learns_lr(registry, toy, tmp_path):
     assert not list((tmp_path / "checkpoints").glob("*.pt")), "a finished run leaves no checkpoint"
 
 
-def test_interrupted_run_resumes_to_the_same_result(registry, toy, tmp_path, capsys):
-    straight = distill(registry, toy, tmp_path / "a")
+def interrupt_at_iteration_4(registry, data, cache_dir):
+    """An MTT run killed after its iteration-3 checkpoint (TINY checkpoints every 3)."""
 
     def interrupt(name, value, step):
         if step == 4:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        api.distill(registry, "mtt", toy, ipc=2, seed=0, overrides=TINY, cache_dir=tmp_path / "b",
-                    model="convnet_w32", log_metric=interrupt, progress=False)
+        api.distill(registry, "mtt", data, ipc=2, seed=0, overrides=TINY, cache_dir=cache_dir, model="convnet_w32",
+                    log_metric=interrupt, progress=False)  # fmt: skip
+
+
+def test_interrupted_run_resumes_to_the_same_result(registry, toy, tmp_path, capsys):
+    straight = distill(registry, toy, tmp_path / "a")
+    interrupt_at_iteration_4(registry, toy, tmp_path / "b")
     assert len(list((tmp_path / "b" / "checkpoints").glob("*.pt"))) == 1
     capsys.readouterr()
     resumed = distill(registry, toy, tmp_path / "b")
@@ -131,14 +136,7 @@ def test_interrupted_run_resumes_to_the_same_result(registry, toy, tmp_path, cap
 
 def test_an_unreadable_checkpoint_is_reported_and_the_run_starts_over(registry, toy, tmp_path, capsys):
     straight = distill(registry, toy, tmp_path / "a")
-
-    def interrupt(name, value, step):
-        if step == 4:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        api.distill(registry, "mtt", toy, ipc=2, seed=0, overrides=TINY, cache_dir=tmp_path / "b",
-                    model="convnet_w32", log_metric=interrupt, progress=False)
+    interrupt_at_iteration_4(registry, toy, tmp_path / "b")
     (ckpt,) = (tmp_path / "b" / "checkpoints").glob("*.pt")
     ckpt.write_bytes(ckpt.read_bytes()[:100])  # e.g. a disk that lost the file's tail
     capsys.readouterr()

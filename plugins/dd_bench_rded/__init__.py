@@ -33,8 +33,8 @@ from dd_bench import hookimpl
 from dd_bench.augment import random_resized_crop
 from dd_bench.errors import ConfigError
 from dd_bench.specs import DistillerSpec, DistillRequest
-from dd_bench.synthetic import CACHE_BUILD_SECONDS, SyntheticSet
-from dd_bench.teachers import TeacherSettings
+from dd_bench.synthetic import SyntheticSet
+from dd_bench.teachers import CPU_TEACHER, TeacherSettings
 
 __all__ = ["PRESETS", "RDEDConfig", "distill_rded", "select_patches", "stitch"]
 
@@ -62,9 +62,6 @@ class RDEDConfig(TeacherSettings):
         if not 0 < self.crop_min <= self.crop_max <= 1:
             raise ConfigError(f"crop_min={self.crop_min}, crop_max={self.crop_max} are not allowed: use 0 < crop_min <= crop_max <= 1")
 
-
-CPU_TEACHER: dict[str, Any] = {"teacher_model": "convnet_w32_bn", "teacher_epochs": 10, "teacher_lr": 0.01}
-"""The CPU suites' teacher, the same as sre2l's ``cpu`` preset (one cached teacher for every row)."""
 
 PRESETS: dict[str, dict[str, Any]] = {
     # digits in seconds; whole crops (factor 1) so that 20 candidates cover IPC 10 (the demo's)
@@ -159,12 +156,9 @@ def distill_rded(request: DistillRequest) -> SyntheticSet:
         std=data.std,
         metadata={
             "config": dataclasses.asdict(config),
-            "teacher": teacher.ref(),
-            "teacher_val_acc": teacher.val_acc,
+            **teacher.set_metadata(teacher_seconds),
             "mean_patch_loss_per_class": losses,
             "source_train_indices": torch.cat(chosen).tolist(),
-            CACHE_BUILD_SECONDS: round(teacher.trained_seconds, 3),
-            "teacher_seconds": round(teacher_seconds, 3),
             "label_protocol": "teacher",
         },
     )

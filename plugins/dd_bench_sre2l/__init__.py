@@ -32,8 +32,8 @@ from dd_bench import hookimpl
 from dd_bench.augment import random_resized_crop
 from dd_bench.errors import ConfigError
 from dd_bench.specs import DistillerSpec, DistillRequest
-from dd_bench.synthetic import CACHE_BUILD_SECONDS, SyntheticSet
-from dd_bench.teachers import TeacherSettings
+from dd_bench.synthetic import SyntheticSet
+from dd_bench.teachers import CPU_TEACHER, TeacherSettings
 
 __all__ = ["BNStatistics", "PRESETS", "SRe2LConfig", "distill_sre2l", "recover"]
 
@@ -85,9 +85,6 @@ class SRe2LConfig(TeacherSettings):
         if self.init not in get_args(Init):
             raise ConfigError(f"init={self.init!r} is not allowed (allowed: {', '.join(get_args(Init))})")
 
-
-CPU_TEACHER: dict[str, Any] = {"teacher_model": "convnet_w32_bn", "teacher_epochs": 10, "teacher_lr": 0.01}
-"""The CPU suites' teacher: every decoupled method and the evaluation use this same one."""
 
 PRESETS: dict[str, dict[str, Any]] = {
     # digits in seconds: a 3-epoch teacher, 30 recovery steps
@@ -228,12 +225,9 @@ def distill_sre2l(request: DistillRequest) -> SyntheticSet:
         std=data.std,
         metadata={
             "config": dataclasses.asdict(config),
-            "teacher": teacher.ref(),
-            "teacher_val_acc": teacher.val_acc,
+            **teacher.set_metadata(teacher_seconds),
             "final_ce": [d["ce"] for d in losses],
             "final_bn": [d["bn"] for d in losses],
-            CACHE_BUILD_SECONDS: round(teacher.trained_seconds, 3),
-            "teacher_seconds": round(teacher_seconds, 3),
             "label_protocol": "teacher",
         },
     )
