@@ -32,7 +32,7 @@ from .errors import ConfigError, DataError
 from .runtime import cache_lock
 from .specs import RealData, data_fingerprint
 from .synthetic import CACHE_BUILD_SECONDS, atomic_torch_save, atomic_write_text
-from .training import TrainRecipe, accuracy, train_classifier
+from .training import TrainRecipe, accuracy, compile_wanted, train_classifier
 
 TEACHER_FORMAT_VERSION = 1
 DEFAULT_TEACHER_MODEL = "convnet_bn"
@@ -127,13 +127,14 @@ class Teacher:
 
 
 def train_teacher(build: Callable[[int], nn.Module], data: RealData, train_x: torch.Tensor, recipe: TeacherRecipe,
-                  device: torch.device, progress: Callable[[int], None] | None = None) -> nn.Module:
+                  device: torch.device, progress: Callable[[int], None] | None = None,
+                  compile: bool = False) -> nn.Module:
     """Train one seeded teacher on the whole training split ``train_x`` (in the space it will see)."""
     model = build(recipe.seed)
     train_classifier(
         model, train_x.to(device), data.train_y.to(device), recipe.train_recipe(),
         torch.Generator().manual_seed(recipe.seed),
-        augment=DSA(recipe.dsa_strategy) if recipe.dsa else None, progress=progress,
+        augment=DSA(recipe.dsa_strategy) if recipe.dsa else None, progress=progress, compile=compile,
     )  # fmt: skip
     model.eval()
     return model
@@ -164,10 +165,12 @@ def ensure_teacher(
     if not path.exists():
         with cache_lock(path) as _:
             if not path.exists():  # another process may have trained it while we waited
-                print(f"training teacher {recipe.model} ({recipe.epochs} epochs) into {path}", file=sys.stderr)
+                compile = compile_wanted(device, recipe.epochs * -(-train_x.shape[0] // recipe.train_recipe().batch_size))
+                how = ", compiling the network first" if compile else ""
+                print(f"training teacher {recipe.model} ({recipe.epochs} epochs{how}) into {path}", file=sys.stderr)
                 started = time.perf_counter()
                 with tqdm(total=recipe.epochs, desc="teacher", unit="epoch", disable=None if progress else True, file=sys.stderr) as bar:
-                    model = train_teacher(build, data, train_x, recipe, device, bar.update)
+                    model = train_teacher(build, data, train_x, recipe, device, bar.update, compile)
                 val_x = data.val_x
                 if zca:
                     from .zca import fitted_zca
@@ -184,6 +187,7 @@ def ensure_teacher(
                     "val_acc": float(val_acc),
                     "trained_seconds": trained_seconds,
                     "device_type": torch.device(device).type,
+                    "compiled": compile,
                 }
                 atomic_torch_save(blob, path)
                 atomic_write_text(path.with_suffix(".json"), json.dumps({k: v for k, v in blob.items() if k != "state_dict"}, indent=2))

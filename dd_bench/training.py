@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -15,6 +17,11 @@ from torch.func import functional_call, stack_module_state, vmap
 from .errors import ConfigError
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+COMPILE_ENV = "DD_BENCH_COMPILE"
+COMPILE_MIN_STEPS = 2000
+"""Below this many SGD steps compiling (10-60 s once per process and architecture) costs more
+than it saves (about a third of each step on the CPU: ``benchmarks/buffer_speed.py``)."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,7 @@ def train_classifier(
     progress: Callable[[int], None] | None = None,
     teacher: Callable[[torch.Tensor], torch.Tensor] | None = None,
     temperature: float = 1.0,
+    compile: bool = False,
 ) -> nn.Module:
     """Train ``model`` in place on ``(x, y)`` (already on the model's device).
 
@@ -96,43 +104,70 @@ def train_classifier(
     (``dd_bench.runtime.set_deterministic``, ``--deterministic``). ``optimizer`` replaces the recipe's SGD (e.g. GSAM experts);
     ``on_epoch_end(epoch, model)`` lets callers snapshot trajectories. ``teacher(xb)``: logits
     for each augmented batch; the loss is then :func:`distillation_loss` at ``temperature``
-    against them and ``y`` is not used (the ``teacher`` label protocol).
+    against them and ``y`` is not used (the ``teacher`` label protocol). ``compile``: full
+    batches run through :func:`compiled` (same results to float tolerance, not bit-equal).
     """
     n = x.shape[0]
+    fast = compiled(model) if compile else model
     opt = optimizer or torch.optim.SGD(
         model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
     )
     decay_epoch = None if recipe.decay_at is None else int(recipe.epochs * recipe.decay_at)
     model.train()
-    for epoch in range(recipe.epochs):
-        if epoch == decay_epoch:
-            for group in opt.param_groups:
-                group["lr"] *= 0.1
-        order = torch.randperm(n, generator=generator).to(x.device)
-        for start in range(0, n, recipe.batch_size):
-            idx = order[start : start + recipe.batch_size]
-            xb = x[idx]
-            if augment is not None:
-                xb = augment(xb, generator)
-            wb = None if weights is None else weights[idx]
-            tb = None
-            if teacher is not None:
-                with torch.no_grad():
-                    tb = teacher(xb)
+    # Where compilation fails (no C++ compiler), dynamo says so once and runs the network eagerly.
+    with torch._dynamo.config.patch(suppress_errors=True) if compile else contextlib.nullcontext():
+        for epoch in range(recipe.epochs):
+            if epoch == decay_epoch:
+                for group in opt.param_groups:
+                    group["lr"] *= 0.1
+            order = torch.randperm(n, generator=generator).to(x.device)
+            for start in range(0, n, recipe.batch_size):
+                idx = order[start : start + recipe.batch_size]
+                xb = x[idx]
+                if augment is not None:
+                    xb = augment(xb, generator)
+                wb = None if weights is None else weights[idx]
+                tb = None
+                if teacher is not None:
+                    with torch.no_grad():
+                        tb = teacher(xb)
+                # A compiled network has one static batch shape: the partial last batch runs eagerly.
+                forward = fast if xb.shape[0] == recipe.batch_size else model
 
-            def closure(xb=xb, yb=y[idx], wb=wb, tb=tb) -> torch.Tensor:
-                opt.zero_grad(set_to_none=True)
-                out = model(xb)
-                loss = classification_loss(out, yb, wb) if tb is None else distillation_loss(out, tb, temperature, wb)
-                loss.backward()
-                return loss
+                def closure(xb=xb, yb=y[idx], wb=wb, tb=tb, forward=forward) -> torch.Tensor:
+                    opt.zero_grad(set_to_none=True)
+                    out = forward(xb)
+                    loss = classification_loss(out, yb, wb) if tb is None else distillation_loss(out, tb, temperature, wb)
+                    loss.backward()
+                    return loss
 
-            opt.step(closure)
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, model)
-        if progress is not None:
-            progress(1)
+                opt.step(closure)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, model)
+            if progress is not None:
+                progress(1)
     return model
+
+
+def compiled(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``model`` compiled for training (``torch.compile``, static shapes), its parameters moved
+    in place to the channels-last layout that inductor's CPU convolutions produce: in the
+    default layout the eager convolution backward copies every incoming gradient, which costs
+    more than the fused element-wise kernels save."""
+    model.to(memory_format=torch.channels_last)
+    return torch.compile(model, dynamic=False)
+
+
+def compile_wanted(device: torch.device, steps: int) -> bool:
+    """Whether a training run of ``steps`` SGD steps compiles its network: ``DD_BENCH_COMPILE=1``
+    or ``0`` decides; unset, the CPU compiles from :data:`COMPILE_MIN_STEPS` steps and CUDA does
+    not (not yet measured there)."""
+    setting = os.environ.get(COMPILE_ENV, "")
+    if setting not in ("", "0", "1"):
+        raise ConfigError(f"{COMPILE_ENV}={setting!r} is not allowed: use 1 (compile), 0 (never) or leave it unset (auto)")
+    if setting:
+        return setting == "1"
+    return torch.device(device).type == "cpu" and steps >= COMPILE_MIN_STEPS
 
 
 def can_train_batched(model: nn.Module) -> bool:

@@ -26,7 +26,7 @@ from ..errors import ConfigError, DataError
 from ..specs import RealData, data_fingerprint
 from ..runtime import cache_lock
 from ..synthetic import atomic_torch_save, atomic_write_text
-from ..training import TrainRecipe, train_classifier
+from ..training import TrainRecipe, compile_wanted, train_classifier
 from .student import FlatModel
 
 BUFFER_FORMAT_VERSION = 1
@@ -77,6 +77,8 @@ class ExpertBuffers:
     """The experts this call trained (the others came from the cache or another process)."""
     device_types: list[str] = field(default_factory=list)
     """The device type each expert was trained on (``unknown`` for buffers older than the record)."""
+    compiled: list[bool] = field(default_factory=list)
+    """Whether each expert's network ran compiled (equal to eager training to float tolerance only)."""
 
     @property
     def epochs(self) -> int:
@@ -96,6 +98,7 @@ def train_expert(
     device: torch.device,
     optimizer_factory: OptimizerFactory | None = None,
     progress: Callable[[int], None] | None = None,
+    compile: bool = False,
 ) -> torch.Tensor:
     """Train one expert; returns a stack of parameter copies at init and after each epoch."""
     model = build_model(seed)
@@ -112,6 +115,7 @@ def train_expert(
         optimizer=optimizer,
         on_epoch_end=lambda epoch, m: snapshots.append(flat.flatten(m).cpu()),
         progress=progress,
+        compile=compile,
     )
     return torch.stack(snapshots)
 
@@ -133,7 +137,8 @@ def ensure_buffers(
 
     ``build_model(seed)`` returns a fresh seeded network on ``device``; ``train_x`` is the
     training split in the space the experts see (ZCA-whitened if ``zca``). Expert ``k`` is
-    seeded with ``k``, so the k-th expert is the same whoever trains it.
+    seeded with ``k``, so the k-th expert is the same whoever trains it (to float tolerance where
+    one ran compiled and the other not: :func:`dd_bench.training.compile_wanted`).
     """
     if num_experts < 1:
         raise ConfigError(f"num_experts={num_experts} is not allowed: use an integer >= 1")
@@ -145,8 +150,11 @@ def ensure_buffers(
     if not manifest.exists():
         atomic_write_text(manifest, json.dumps({"model": model_name, "recipe": asdict(recipe), "data": data_fingerprint(data, zca)}, indent=2))
     missing = [k for k in range(num_experts) if not expert_path(directory, k).exists()]
+    steps = len(missing) * recipe.epochs * -(-train_x.shape[0] // recipe.batch_size)
+    compile = compile_wanted(device, steps)
     if missing:
-        print(f"training {len(missing)} expert(s) into {directory}", file=sys.stderr)
+        how = " (compiling the network first)" if compile else ""
+        print(f"training {len(missing)} expert(s) into {directory}{how}", file=sys.stderr)
     trained, trained_seconds = [], 0.0
     # Concurrent callers (Ray cells) share the work: first the experts nobody is training, then wait for the rest.
     for wait in (False, True):
@@ -157,12 +165,14 @@ def ensure_buffers(
                     continue
                 started = time.perf_counter()
                 with tqdm(total=recipe.epochs, desc=f"expert {k}", unit="epoch", disable=None if progress else True, file=sys.stderr) as bar:
-                    trajectory = train_expert(build_model, data, train_x, recipe, k, device, optimizer_factory, bar.update)
-                blob = {"format_version": BUFFER_FORMAT_VERSION, "trajectory": trajectory, "device_type": torch.device(device).type}
+                    trajectory = train_expert(build_model, data, train_x, recipe, k, device, optimizer_factory,
+                                              bar.update, compile)
+                blob = {"format_version": BUFFER_FORMAT_VERSION, "trajectory": trajectory,
+                        "device_type": torch.device(device).type, "compiled": compile}
                 atomic_torch_save(blob, path)
                 trained.append(k)
                 trained_seconds += time.perf_counter() - started
-    trajectories, device_types = [], []
+    trajectories, device_types, compiled = [], [], []
     for k in range(num_experts):
         path = expert_path(directory, k)
         try:
@@ -171,4 +181,5 @@ def ensure_buffers(
         except Exception as exc:
             raise DataError(f"expert buffer {path} is unreadable ({exc}); delete it to retrain that expert") from None
         device_types.append(blob.get("device_type", "unknown"))
-    return ExpertBuffers(trajectories, directory, trained_seconds, trained, device_types)
+        compiled.append(bool(blob.get("compiled", False)))
+    return ExpertBuffers(trajectories, directory, trained_seconds, trained, device_types, compiled)

@@ -385,6 +385,7 @@ class TrajectoryMatcher:
                 "matching_seconds": round(seconds, 3),
                 "buffers": str(self.buffers.directory),
                 "buffers_device_types": sorted(set(self.buffers.device_types)),
+                "buffers_compiled": sorted(set(self.buffers.compiled)),
                 "constant_memory": self.constant_memory,
                 "stopped_early": self.stopped_early,
                 "expert_optimizer": self.config.expert_optimizer,

@@ -1,0 +1,72 @@
+"""Long training runs its network compiled (torch.compile): same results as eager to float
+tolerance, chosen by the size of the work, recorded with the experts."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch._dynamo.utils import counters
+
+from dd_bench.augment import DSA
+from dd_bench.errors import ConfigError
+from dd_bench.matching import ExpertRecipe, ensure_buffers
+from dd_bench.runtime import seeded_build
+from dd_bench.specs import RealData
+from dd_bench.training import COMPILE_ENV, COMPILE_MIN_STEPS, TrainRecipe, compile_wanted, train_classifier
+
+
+def tiny_convnet() -> nn.Module:
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.GroupNorm(4, 4), nn.ReLU(), nn.AvgPool2d(2),
+                         nn.Flatten(), nn.Linear(4 * 4 * 4, 3))
+
+
+def toy_data() -> RealData:
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(40, 1, 8, 8, generator=g), torch.randint(0, 3, (40,), generator=g)
+    return RealData("tiny", x, y, x[:6], y[:6], x[:6], y[:6], (0.0,), (1.0,), ("a", "b", "c"))
+
+
+def trained(compile: bool) -> tuple[nn.Module, torch.Tensor]:
+    data = toy_data()
+    model = seeded_build(tiny_convnet, 0, torch.device("cpu"))
+    recipe = TrainRecipe(epochs=3, batch_size=16, momentum=0.9, decay_at=None)  # 40 images: two full batches and a partial one
+    train_classifier(model, data.train_x, data.train_y, recipe, torch.Generator().manual_seed(1), augment=DSA(), compile=compile)
+    return model, torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+
+def test_compiled_training_equals_eager_and_really_compiles(one_thread):
+    _, eager = trained(compile=False)
+    counters.clear()
+    model, compiled = trained(compile=True)
+    assert counters["stats"]["unique_graphs"] >= 1, "the network ran through torch.compile"
+    assert model[0].weight.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(compiled, eager, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(compiled, torch.cat([p.reshape(-1) for p in seeded_build(tiny_convnet, 0, torch.device("cpu")).parameters()]))
+
+
+def test_compile_is_chosen_by_the_size_of_the_work_and_the_environment(monkeypatch):
+    monkeypatch.delenv(COMPILE_ENV, raising=False)
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert compile_wanted(cpu, COMPILE_MIN_STEPS) and not compile_wanted(cpu, COMPILE_MIN_STEPS - 1)
+    assert not compile_wanted(cuda, 10**6), "CUDA stays eager until measured there"
+    monkeypatch.setenv(COMPILE_ENV, "0")
+    assert not compile_wanted(cpu, 10**6)
+    monkeypatch.setenv(COMPILE_ENV, "1")
+    assert compile_wanted(cpu, 1) and compile_wanted(cuda, 1)
+    monkeypatch.setenv(COMPILE_ENV, "yes")
+    with pytest.raises(ConfigError, match="DD_BENCH_COMPILE='yes' is not allowed: use 1"):
+        compile_wanted(cpu, 1)
+
+
+def test_experts_record_whether_they_ran_compiled(tmp_path, monkeypatch, one_thread, capsys):
+    data, recipe = toy_data(), ExpertRecipe(epochs=2, batch_size=16)
+    build = lambda seed: seeded_build(tiny_convnet, seed, torch.device("cpu"))  # noqa: E731
+    runs = {}
+    for setting in ("0", "1"):
+        monkeypatch.setenv(COMPILE_ENV, setting)
+        runs[setting] = ensure_buffers("tiny", build, data, data.train_x, recipe, 1, tmp_path / setting,
+                                       torch.device("cpu"), progress=False)
+    assert runs["0"].compiled == [False] and runs["1"].compiled == [True]
+    assert "(compiling the network first)" in capsys.readouterr().err
+    torch.testing.assert_close(runs["1"].trajectories[0], runs["0"].trajectories[0], rtol=1e-4, atol=1e-5)
