@@ -152,8 +152,8 @@ def train_classifier(
 def compiled(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     """``model`` compiled for training (``torch.compile``, static shapes), its parameters moved
     in place to the channels-last layout that inductor's CPU convolutions produce: in the
-    default layout the eager convolution backward copies every incoming gradient, which costs
-    more than the fused element-wise kernels save."""
+    default layout the eager convolution backward copies every incoming gradient (a fifth of a
+    compiled ConvNet step in the profile)."""
     model.to(memory_format=torch.channels_last)
     return torch.compile(model, dynamic=False)
 
