@@ -381,12 +381,16 @@ def numerics(records: Sequence[CellRecord]) -> str:
 
 
 def _from_cwd(path: str) -> str:
-    """``path`` relative to the working directory when it lies under it, so that a reader can
-    rerun the commands from the repository (this machine's absolute paths mean nothing there)."""
-    try:
-        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
-    except (ValueError, OSError):
-        return path
+    """``path`` relative to the working directory when it lies under it or beside it (``../runs``
+    next to a checkout), so that a reader can rerun the commands from the repository (this
+    machine's absolute paths mean nothing there)."""
+    cwd = Path.cwd().resolve()
+    for base, prefix in ((cwd, ""), (cwd.parent, "../")):
+        try:
+            return prefix + str(Path(path).resolve().relative_to(base))
+        except (ValueError, OSError):
+            continue
+    return path
 
 
 def _portable_uri(uri: str) -> str:

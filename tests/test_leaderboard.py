@@ -167,10 +167,12 @@ def test_no_caches_column_for_runs_that_never_reported_it(board, tmp_path):
 def test_provenance_paths_are_relative_to_the_working_directory(tmp_path, monkeypatch):
     from dd_bench.leaderboard import _from_cwd, _portable_uri
 
-    monkeypatch.chdir(tmp_path)
-    assert _from_cwd(str(tmp_path / "suites" / "demo.yaml")) == "suites/demo.yaml"
-    assert _portable_uri(f"sqlite:///{tmp_path}/mlflow.db") == "sqlite:///mlflow.db"
-    assert _from_cwd("/elsewhere/demo.yaml") == "/elsewhere/demo.yaml"  # outside: kept whole
+    (tmp_path / "repo").mkdir()
+    monkeypatch.chdir(tmp_path / "repo")
+    assert _from_cwd(str(tmp_path / "repo" / "suites" / "demo.yaml")) == "suites/demo.yaml"
+    assert _portable_uri(f"sqlite:///{tmp_path}/repo/mlflow.db") == "sqlite:///mlflow.db"
+    assert _portable_uri(f"sqlite:///{tmp_path}/runs/mlflow.db") == "sqlite:///../runs/mlflow.db"  # beside the checkout
+    assert _from_cwd("/elsewhere/demo.yaml") == "/elsewhere/demo.yaml"  # elsewhere: kept whole
     assert _portable_uri("http://host:5000") == "http://host:5000"
 
 
