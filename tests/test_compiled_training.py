@@ -1,18 +1,22 @@
 """Long training runs its network compiled (torch.compile): same results as eager to float
-tolerance, chosen by the size of the work, recorded with the experts."""
+tolerance, chosen by the size of the work, recorded with the experts and teachers."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 import torch
 from torch import nn
 from torch._dynamo.utils import counters
 
+from dd_bench import training
 from dd_bench.augment import DSA
 from dd_bench.errors import ConfigError
 from dd_bench.matching import ExpertRecipe, ensure_buffers
 from dd_bench.runtime import seeded_build
 from dd_bench.specs import RealData
+from dd_bench.teachers import TeacherRecipe, ensure_teacher
 from dd_bench.training import COMPILE_ENV, COMPILE_MIN_STEPS, TrainRecipe, compile_wanted, train_classifier
 
 
@@ -25,6 +29,15 @@ def toy_data() -> RealData:
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(40, 1, 8, 8, generator=g), torch.randint(0, 3, (40,), generator=g)
     return RealData("tiny", x, y, x[:6], y[:6], x[:6], y[:6], (0.0,), (1.0,), ("a", "b", "c"))
+
+
+@pytest.fixture
+def compile_calls(monkeypatch) -> list[nn.Module]:
+    """The networks that went through ``training.compiled`` (a flag recorded beside a file is no proof)."""
+    calls = []
+    real = training.compiled
+    monkeypatch.setattr(training, "compiled", lambda model: calls.append(model) or real(model))
+    return calls
 
 
 def trained(compile: bool) -> tuple[nn.Module, torch.Tensor]:
@@ -59,7 +72,7 @@ def test_compile_is_chosen_by_the_size_of_the_work_and_the_environment(monkeypat
         compile_wanted(cpu, 1)
 
 
-def test_experts_record_whether_they_ran_compiled(tmp_path, monkeypatch, one_thread, capsys):
+def test_experts_record_whether_they_ran_compiled(tmp_path, monkeypatch, one_thread, capsys, compile_calls):
     data, recipe = toy_data(), ExpertRecipe(epochs=2, batch_size=16)
     build = lambda seed: seeded_build(tiny_convnet, seed, torch.device("cpu"))  # noqa: E731
     runs = {}
@@ -68,5 +81,20 @@ def test_experts_record_whether_they_ran_compiled(tmp_path, monkeypatch, one_thr
         runs[setting] = ensure_buffers("tiny", build, data, data.train_x, recipe, 1, tmp_path / setting,
                                        torch.device("cpu"), progress=False)
     assert runs["0"].compiled == [False] and runs["1"].compiled == [True]
+    assert len(compile_calls) == 1, "the expert trained under DD_BENCH_COMPILE=1 (only) ran compiled"
     assert "(compiling the network first)" in capsys.readouterr().err
     torch.testing.assert_close(runs["1"].trajectories[0], runs["0"].trajectories[0], rtol=1e-4, atol=1e-5)
+
+
+def test_teachers_record_whether_they_ran_compiled(tmp_path, monkeypatch, one_thread, capsys, compile_calls):
+    data, recipe = toy_data(), TeacherRecipe(model="tiny", epochs=2, batch_size=16)
+    build = lambda seed: seeded_build(tiny_convnet, seed, torch.device("cpu"))  # noqa: E731
+    teachers = {}
+    for setting in ("0", "1"):
+        monkeypatch.setenv(COMPILE_ENV, setting)
+        teachers[setting] = ensure_teacher(build, data, recipe, tmp_path / setting, torch.device("cpu"), progress=False)
+    assert [json.loads(t.path.with_suffix(".json").read_text())["compiled"] for t in teachers.values()] == [False, True]
+    assert "compiling the network first" in capsys.readouterr().err
+    assert len(compile_calls) == 1, "the teacher trained under DD_BENCH_COMPILE=1 (only) ran compiled"
+    for a, b in zip(teachers["1"].model.parameters(), teachers["0"].model.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
