@@ -31,6 +31,15 @@ class ConfigError(DDBenchError, ValueError):
     """A bad configuration value (names the field, the value and what is allowed)."""
 
 
+def require_ints(config: object, names: Iterable[str], minimum: int = 1) -> None:
+    """Each named field of ``config`` is an integer (a bool is not) >= ``minimum``; else one
+    :class:`ConfigError` that names the field, its value and what is allowed."""
+    for name in names:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ConfigError(f"{name}={value!r} is not allowed: use an integer >= {minimum}")
+
+
 class DataError(DDBenchError):
     """Missing, corrupt or incompatible data (datasets, synthetic sets, buffers)."""
 

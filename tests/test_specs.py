@@ -6,7 +6,7 @@ from typing import Literal
 import pytest
 import torch
 
-from dd_bench.errors import ConfigError, DataError
+from dd_bench.errors import ConfigError, DataError, require_ints
 from dd_bench.specs import DatasetSpec, DistillerSpec, ModelSpec, RealData, split_train_val
 
 
@@ -87,3 +87,16 @@ def test_real_data_validates_shapes():
         RealData("d", x[:, :, 0], y, x, y, x, y, (0.0,), (1.0,), ("a",))
     with pytest.raises(DataError, match="val_y"):
         RealData("d", x, y, x, y.float(), x, y, (0.0,), (1.0,), ("a",))
+
+
+def test_integer_fields_refuse_bools_floats_and_small_values_in_one_line():
+    from dd_bench_rded import RDEDConfig
+    from dd_bench_sre2l import SRe2LConfig
+
+    for config, field, bad in ((RDEDConfig, "crops", True), (RDEDConfig, "factor", 0), (SRe2LConfig, "group", 2.0),
+                               (SRe2LConfig, "jitter", -1)):
+        low = 0 if field == "jitter" else 1
+        with pytest.raises(ConfigError, match=rf"^{field}={bad!r} is not allowed: use an integer >= {low}$"):
+            config(**{field: bad})
+    require_ints(SRe2LConfig(jitter=0), ("iterations", "group"))
+    require_ints(SRe2LConfig(jitter=0), ("jitter",), minimum=0)

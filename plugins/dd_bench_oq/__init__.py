@@ -31,7 +31,7 @@ from typing import Any, Literal, get_args
 import torch
 
 from dd_bench import hookimpl
-from dd_bench.errors import ConfigError
+from dd_bench.errors import ConfigError, require_ints
 from dd_bench.specs import DistillerSpec, DistillRequest, RealData
 from dd_bench.synthetic import CACHE_BUILD_SECONDS, SyntheticSet
 
@@ -120,10 +120,7 @@ class OQConfig:
             "pca_components", "ae_channels", "ae_hidden", "ae_epochs", "ae_batch", "clvq_above", "iterations",
             "restarts", "clvq_iterations", "clvq_batch", "expert_epochs", "num_experts", "expert_batch",
         )  # fmt: skip
-        for name in positive:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name}={value!r} is not allowed: use an integer >= 1")
+        require_ints(self, positive)
         for name in ("ae_lr", "expert_lr", "label_temperature"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not value > 0:

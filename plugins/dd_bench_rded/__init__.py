@@ -31,7 +31,7 @@ from torch import Tensor
 
 from dd_bench import hookimpl
 from dd_bench.augment import random_resized_crop
-from dd_bench.errors import ConfigError
+from dd_bench.errors import ConfigError, require_ints
 from dd_bench.specs import DistillerSpec, DistillRequest
 from dd_bench.synthetic import SyntheticSet
 from dd_bench.teachers import CPU_TEACHER, TeacherSettings
@@ -55,10 +55,7 @@ class RDEDConfig(TeacherSettings):
 
     def __post_init__(self) -> None:
         self.teacher_recipe()
-        for name in ("candidates", "crops", "factor"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name}={value!r} is not allowed: use an integer >= 1")
+        require_ints(self, ("candidates", "crops", "factor"))
         if not 0 < self.crop_min <= self.crop_max <= 1:
             raise ConfigError(f"crop_min={self.crop_min}, crop_max={self.crop_max} are not allowed: use 0 < crop_min <= crop_max <= 1")
 

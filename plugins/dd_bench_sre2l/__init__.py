@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from dd_bench import hookimpl
 from dd_bench.augment import random_resized_crop
-from dd_bench.errors import ConfigError
+from dd_bench.errors import ConfigError, require_ints
 from dd_bench.specs import DistillerSpec, DistillRequest
 from dd_bench.synthetic import SyntheticSet
 from dd_bench.teachers import CPU_TEACHER, TeacherSettings
@@ -66,12 +66,8 @@ class SRe2LConfig(TeacherSettings):
 
     def __post_init__(self) -> None:
         self.teacher_recipe()
-        for name in ("iterations", "group"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name}={value!r} is not allowed: use an integer >= 1")
-        if isinstance(self.jitter, bool) or not isinstance(self.jitter, int) or self.jitter < 0:
-            raise ConfigError(f"jitter={self.jitter!r} is not allowed: use an integer >= 0")
+        require_ints(self, ("iterations", "group"))
+        require_ints(self, ("jitter",), minimum=0)
         if not 0 < self.lr < math.inf:
             raise ConfigError(f"lr={self.lr!r} is not allowed: use a finite number > 0")
         for name in ("beta1", "beta2"):
