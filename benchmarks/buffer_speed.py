@@ -41,11 +41,12 @@ def one(args: argparse.Namespace) -> dict:
     y = torch.randint(0, 10, (args.images,), generator=g)
     data = RealData("bench", x, y, x[:10], y[:10], x[:10], y[:10], (0.0,), (1.0,), tuple(map(str, range(10))))
     spec, device = Registry().model(args.model), torch.device(args.device)
+    recipe = ExpertRecipe(epochs=args.epochs)
     started = time.perf_counter()
     buffers = ensure_buffers(args.model, lambda seed: seeded_build(lambda: spec.build(data.shape), seed, device),
-                             data, x, ExpertRecipe(epochs=args.epochs), args.experts, args.cache, device, progress=False)
+                             data, x, recipe, args.experts, args.cache, device, progress=False)
     seconds = time.perf_counter() - started
-    steps = args.experts * args.epochs * -(-args.images // 256)
+    steps = args.experts * recipe.train_recipe().steps(args.images)
     return {"seconds": seconds, "steps": steps, "compiled": buffers.compiled[0]}
 
 

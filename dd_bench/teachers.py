@@ -165,7 +165,7 @@ def ensure_teacher(
     if not path.exists():
         with cache_lock(path) as _:
             if not path.exists():  # another process may have trained it while we waited
-                compile = compile_wanted(device, recipe.epochs * -(-train_x.shape[0] // recipe.train_recipe().batch_size))
+                compile = compile_wanted(device, recipe.train_recipe().steps(train_x.shape[0]))
                 how = ", compiling the network first" if compile else ""
                 print(f"training teacher {recipe.model} ({recipe.epochs} epochs{how}) into {path}", file=sys.stderr)
                 started = time.perf_counter()

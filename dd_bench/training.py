@@ -50,6 +50,10 @@ class TrainRecipe:
         if self.decay_at is not None and not 0 < self.decay_at <= 1:
             raise ConfigError(f"decay_at={self.decay_at} is not allowed: use a fraction in (0, 1] or none")
 
+    def steps(self, n: int) -> int:
+        """SGD steps of training on ``n`` examples (the last batch of an epoch may be partial)."""
+        return self.epochs * -(-n // self.batch_size)
+
 
 def classification_loss(
     logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None

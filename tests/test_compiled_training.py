@@ -63,6 +63,7 @@ def test_compile_is_chosen_by_the_size_of_the_work_and_the_environment(monkeypat
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert compile_wanted(cpu, COMPILE_MIN_STEPS) and not compile_wanted(cpu, COMPILE_MIN_STEPS - 1)
     assert not compile_wanted(cuda, 10**6), "CUDA stays eager until measured there"
+    assert TrainRecipe(epochs=5, batch_size=256).steps(54000) == 5 * 211  # the partial last batch is a step
     monkeypatch.setenv(COMPILE_ENV, "0")
     assert not compile_wanted(cpu, 10**6)
     monkeypatch.setenv(COMPILE_ENV, "1")

@@ -150,8 +150,7 @@ def ensure_buffers(
     if not manifest.exists():
         atomic_write_text(manifest, json.dumps({"model": model_name, "recipe": asdict(recipe), "data": data_fingerprint(data, zca)}, indent=2))
     missing = [k for k in range(num_experts) if not expert_path(directory, k).exists()]
-    steps = len(missing) * recipe.epochs * -(-train_x.shape[0] // recipe.batch_size)
-    compile = compile_wanted(device, steps)
+    compile = compile_wanted(device, len(missing) * recipe.train_recipe().steps(train_x.shape[0]))
     if missing:
         how = " (compiling the network first)" if compile else ""
         print(f"training {len(missing)} expert(s) into {directory}{how}", file=sys.stderr)
