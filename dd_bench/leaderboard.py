@@ -300,6 +300,12 @@ def build(suite: Suite, records: Sequence[CellRecord]) -> Board:
     label_effect: dict[tuple[str, str, str], dict[str, Entry]] = {}
     for ds in suite.datasets:
         for ipc in ipcs:
+            full_m, rnd_m = suite.full_method or "", suite.random_method or ""
+            full = per_seed(ds, full_m, ipc, lambda r: r.hard_acc(primary)) if full_m in roles else None
+            rnd_hard = per_seed(ds, rnd_m, ipc, lambda r: r.hard_acc(primary)) if rnd_m in roles else None
+            rnd_teacher = (per_seed(ds, rnd_m, ipc, lambda r: r.accs.get(primary) if r.labels == "teacher" else None)
+                           if rnd_m in roles else None)  # fmt: skip
+            rnd_keys = {r.tags.get("teacher") for r in by.get((ds, rnd_m, ipc), {}).values()}
             for m in methods:
                 if roles[m] == "full" or (ds, m, ipc, primary) not in acc:
                     continue
@@ -311,17 +317,6 @@ def build(suite: Suite, records: Sequence[CellRecord]) -> Board:
                     "hard_kib": per_seed(ds, m, ipc, lambda r: _kib(r.hard_storage_bytes)),
                     "own_kib": per_seed(ds, m, ipc, lambda r: _kib(r.storage_bytes)),
                 }
-    for ds in suite.datasets:
-        for ipc in ipcs:
-            full_m, rnd_m = suite.full_method or "", suite.random_method or ""
-            full = per_seed(ds, full_m, ipc, lambda r: r.hard_acc(primary)) if full_m in roles else None
-            rnd_hard = per_seed(ds, rnd_m, ipc, lambda r: r.hard_acc(primary)) if rnd_m in roles else None
-            rnd_teacher = (per_seed(ds, rnd_m, ipc, lambda r: r.accs.get(primary) if r.labels == "teacher" else None)
-                           if rnd_m in roles else None)  # fmt: skip
-            rnd_keys = {r.tags.get("teacher") for r in by.get((ds, rnd_m, ipc), {}).values()}
-            for m in methods:
-                if roles[m] == "full" or (ds, m, ipc, primary) not in acc:
-                    continue
                 teacher_row = protocols.get(m) == "teacher"
                 rnd = rnd_teacher if teacher_row else rnd_hard
                 seeds = _seeds_for(suite, m)
