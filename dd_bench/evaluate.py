@@ -21,7 +21,7 @@ from .errors import ConfigError
 from .runtime import seeded_build
 from .specs import ModelSpec, RealData
 from .synthetic import SyntheticSet
-from .training import TrainRecipe, accuracy, train_classifiers
+from .training import TrainRecipe, accuracy, compile_wanted, train_classifiers
 
 
 LabelProtocol = Literal["hard", "set", "teacher"]
@@ -154,6 +154,9 @@ def evaluate_model(
     (grouped) convolutions train slower than the networks in turn (``benchmarks/eval_speed.py``:
     0.4-0.7x for ConvNets at IPC 10-50 on 2 cores). ``splits`` are ``(x, y)`` pairs already in
     the set's space (see ``eval_splits``). A set with ``factor`` > 1 trains on its decoded images.
+    Networks trained in turn run compiled where :func:`dd_bench.training.compile_wanted` says so
+    (long evaluations of ``compile_on_cpu`` architectures on the CPU; equal to eager training to
+    float tolerance, not bit for bit; runs record ``DD_BENCH_COMPILE``).
     ``config.labels`` picks the targets (see ``EvalConfig.labels``); ``teacher`` (a
     :class:`dd_bench.teachers.Teacher`) is required for ``teacher`` and unused otherwise.
     """
@@ -164,11 +167,12 @@ def evaluate_model(
     models = [seeded_build(lambda: model_spec.build(data.shape), seed, device) for seed in seeds]
     augment = DSA(config.dsa_strategy) if config.dsa else None
     weights = syn.weights.to(device) if (config.use_weights and syn.weights is not None) else None
+    recipe = config.recipe(syn)
     train_classifiers(
         models,
         syn.images.to(device),
         labels.to(device),
-        config.recipe(syn),
+        recipe,
         [torch.Generator().manual_seed(seed) for seed in seeds],
         weights=weights,
         augment=augment,
@@ -176,6 +180,7 @@ def evaluate_model(
         progress=progress,
         teacher=None if config.labels != "teacher" else _on(teacher, device),
         temperature=config.temperature,
+        compile=compile_wanted(device, len(seeds) * recipe.steps(syn.images.shape[0]), model_spec.compile_on_cpu),
     )
     return [{name: accuracy(model, x, y) for name, (x, y) in splits.items()} for model in models]
 

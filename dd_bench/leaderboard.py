@@ -361,7 +361,7 @@ def _kib(value: float | None) -> float | None:
 # ---------------------------------------------------------------------------- provenance
 
 
-NUMERIC_TAGS = ("deterministic", "float32_matmul_precision", "cuda", "cudnn", "gpu", "cuda_matmul_allow_tf32",
+NUMERIC_TAGS = ("deterministic", "float32_matmul_precision", "compile", "cuda", "cudnn", "gpu", "cuda_matmul_allow_tf32",
                 "cudnn_allow_tf32", "cudnn_deterministic", "cudnn_benchmark", "cublas_workspace_config")
 
 

@@ -161,13 +161,17 @@ class ModelSpec:
 
     ``functional=False`` declares that the network does not work under
     ``torch.func.functional_call`` (which the trajectory-matching engine needs), so
-    ``dd-bench check-plugin`` does not try it.
+    ``dd-bench check-plugin`` does not try it. ``compile_on_cpu=True`` declares that
+    ``torch.compile`` trains it faster on the CPU (measure with ``benchmarks/eval_speed.py``:
+    normalised ConvNets gain 1.3-2.4x a step, max-pooling LeNet loses), so long evaluations
+    compile it (:func:`dd_bench.training.compile_wanted`).
     """
 
     name: str
     build: Callable[..., nn.Module]
     description: str = ""
     functional: bool = True
+    compile_on_cpu: bool = False
 
     def __post_init__(self) -> None:
         _check_name("ModelSpec", self.name)

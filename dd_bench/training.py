@@ -108,11 +108,13 @@ def train_classifier(
     (``dd_bench.runtime.set_deterministic``, ``--deterministic``). ``optimizer`` replaces the recipe's SGD (e.g. GSAM experts);
     ``on_epoch_end(epoch, model)`` lets callers snapshot trajectories. ``teacher(xb)``: logits
     for each augmented batch; the loss is then :func:`distillation_loss` at ``temperature``
-    against them and ``y`` is not used (the ``teacher`` label protocol). ``compile``: full
-    batches run through :func:`compiled` (same results to float tolerance, not bit-equal).
+    against them and ``y`` is not used (the ``teacher`` label protocol). ``compile``:
+    runs the network through :func:`compiled`, one graph per batch shape (the full batch and the
+    partial last one: a partial batch run eagerly beside channels-last parameters cost IPC-50
+    evaluation its whole gain); same results to float tolerance, not bit-equal.
     """
     n = x.shape[0]
-    fast = compiled(model) if compile else model
+    forward = compiled(model) if compile else model
     opt = optimizer or torch.optim.SGD(
         model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
     )
@@ -135,10 +137,8 @@ def train_classifier(
                 if teacher is not None:
                     with torch.no_grad():
                         tb = teacher(xb)
-                # A compiled network has one static batch shape: the partial last batch runs eagerly.
-                forward = fast if xb.shape[0] == recipe.batch_size else model
 
-                def closure(xb=xb, yb=y[idx], wb=wb, tb=tb, forward=forward) -> torch.Tensor:
+                def closure(xb=xb, yb=y[idx], wb=wb, tb=tb) -> torch.Tensor:
                     opt.zero_grad(set_to_none=True)
                     out = forward(xb)
                     loss = classification_loss(out, yb, wb) if tb is None else distillation_loss(out, tb, temperature, wb)
@@ -162,16 +162,17 @@ def compiled(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     return torch.compile(model, dynamic=False)
 
 
-def compile_wanted(device: torch.device, steps: int) -> bool:
+def compile_wanted(device: torch.device, steps: int, pays: bool = True) -> bool:
     """Whether a training run of ``steps`` SGD steps compiles its network: ``DD_BENCH_COMPILE=1``
-    or ``0`` decides; unset, the CPU compiles from :data:`COMPILE_MIN_STEPS` steps and CUDA does
-    not (not yet measured there)."""
+    or ``0`` decides; unset, the CPU compiles from :data:`COMPILE_MIN_STEPS` steps where it
+    ``pays`` for the network (``ModelSpec.compile_on_cpu``; expert and teacher networks are
+    ConvNets in every shipped preset), and CUDA does not (not yet measured there)."""
     setting = os.environ.get(COMPILE_ENV, "")
     if setting not in ("", "0", "1"):
         raise ConfigError(f"{COMPILE_ENV}={setting!r} is not allowed: use 1 (compile), 0 (never) or leave it unset (auto)")
     if setting:
         return setting == "1"
-    return torch.device(device).type == "cpu" and steps >= COMPILE_MIN_STEPS
+    return pays and torch.device(device).type == "cpu" and steps >= COMPILE_MIN_STEPS
 
 
 def can_train_batched(model: nn.Module) -> bool:
@@ -195,6 +196,7 @@ def train_classifiers(
     progress: Callable[[int], None] | None = None,
     teacher: Callable[[torch.Tensor], torch.Tensor] | None = None,
     temperature: float = 1.0,
+    compile: bool = False,
 ) -> list[nn.Module]:
     """Train several networks of one architecture, each with its own generator, as
     ``train_classifier`` would one after another, in place.
@@ -207,12 +209,14 @@ def train_classifiers(
     float tolerance (convolutions run grouped, summing in another order). With a ``teacher``
     (the teacher label protocol) the networks train in turn: the teacher labels each
     network's own augmented batch, which a vmapped step would have to call once per network anyway.
+    ``compile``: networks trained in turn run compiled (see :func:`train_classifier`); the
+    compiled graph is shared, so only the first network pays for compiling.
     """
     if len(models) != len(generators):
         raise ValueError(f"{len(models)} models but {len(generators)} generators")
     if teacher is not None or not (batched and len(models) > 1 and can_train_batched(models[0])):
         return [train_classifier(m, x, y, recipe, g, weights=weights, augment=augment, progress=progress,
-                                 teacher=teacher, temperature=temperature)
+                                 teacher=teacher, temperature=temperature, compile=compile)
                 for m, g in zip(models, generators)]
     params, _ = stack_module_state(list(models))
     skeleton = copy.deepcopy(models[0]).to("meta")

@@ -1,5 +1,6 @@
 """Long training runs its network compiled (torch.compile): same results as eager to float
-tolerance, chosen by the size of the work, recorded with the experts and teachers."""
+tolerance, chosen by the size of the work and the architecture, recorded with the experts and
+teachers and, as the setting that decides it, with every run."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ import torch
 from torch import nn
 from torch._dynamo.utils import counters
 
-from dd_bench import training
+from dd_bench import runtime, training
 from dd_bench.augment import DSA
 from dd_bench.errors import ConfigError
+from dd_bench.evaluate import EvalConfig, eval_splits, evaluate_model
 from dd_bench.matching import ExpertRecipe, ensure_buffers
 from dd_bench.runtime import seeded_build
-from dd_bench.specs import RealData
+from dd_bench.specs import ModelSpec, RealData
+from dd_bench.synthetic import SyntheticSet
 from dd_bench.teachers import TeacherRecipe, ensure_teacher
 from dd_bench.training import COMPILE_ENV, COMPILE_MIN_STEPS, TrainRecipe, compile_wanted, train_classifier
 
@@ -52,7 +55,7 @@ def test_compiled_training_equals_eager_and_really_compiles(one_thread):
     _, eager = trained(compile=False)
     counters.clear()
     model, compiled = trained(compile=True)
-    assert counters["stats"]["unique_graphs"] >= 1, "the network ran through torch.compile"
+    assert counters["stats"]["unique_graphs"] == 2, "one graph for the full batches, one for the partial last batch"
     assert model[0].weight.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(compiled, eager, rtol=1e-4, atol=1e-5)
     assert not torch.allclose(compiled, torch.cat([p.reshape(-1) for p in seeded_build(tiny_convnet, 0, torch.device("cpu")).parameters()]))
@@ -64,10 +67,11 @@ def test_compile_is_chosen_by_the_size_of_the_work_and_the_environment(monkeypat
     assert compile_wanted(cpu, COMPILE_MIN_STEPS) and not compile_wanted(cpu, COMPILE_MIN_STEPS - 1)
     assert not compile_wanted(cuda, 10**6), "CUDA stays eager until measured there"
     assert TrainRecipe(epochs=5, batch_size=256).steps(54000) == 5 * 211  # the partial last batch is a step
+    assert not compile_wanted(cpu, 10**6, pays=False), "an architecture that compiling slows stays eager"
     monkeypatch.setenv(COMPILE_ENV, "0")
     assert not compile_wanted(cpu, 10**6)
     monkeypatch.setenv(COMPILE_ENV, "1")
-    assert compile_wanted(cpu, 1) and compile_wanted(cuda, 1)
+    assert compile_wanted(cpu, 1) and compile_wanted(cuda, 1) and compile_wanted(cpu, 1, pays=False)
     monkeypatch.setenv(COMPILE_ENV, "yes")
     with pytest.raises(ConfigError, match="DD_BENCH_COMPILE='yes' is not allowed: use 1"):
         compile_wanted(cpu, 1)
@@ -99,3 +103,37 @@ def test_teachers_record_whether_they_ran_compiled(tmp_path, monkeypatch, one_th
     assert len(compile_calls) == 1, "the teacher trained under DD_BENCH_COMPILE=1 (only) ran compiled"
     for a, b in zip(teachers["1"].model.parameters(), teachers["0"].model.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_long_evaluations_compile_the_architectures_that_gain(monkeypatch, one_thread, compile_calls):
+    data = toy_data()
+    syn = SyntheticSet(images=data.train_x[:9].clone(), labels=data.train_y[:9].clone(), num_classes=3,
+                       dataset=data.name, method="test", ipc=3, mean=data.mean, std=data.std)
+    config, splits, seeds = EvalConfig(epochs=4, batch_size=16), eval_splits(syn, data), [0, 1]
+    gains = ModelSpec("tiny", lambda shape: tiny_convnet(), compile_on_cpu=True)
+    loses = ModelSpec("tiny_lenet_like", lambda shape: tiny_convnet())
+    run = lambda spec: evaluate_model(syn, data, spec, seeds, config, torch.device("cpu"), splits)  # noqa: E731
+    monkeypatch.delenv(COMPILE_ENV, raising=False)
+    eager = run(gains)
+    assert compile_calls == [], "8 SGD steps are too few to pay for compiling"
+    monkeypatch.setattr(training, "COMPILE_MIN_STEPS", 8)  # 2 networks x 4 epochs x 1 batch
+    compiled = run(gains)
+    assert len(compile_calls) == 2, "both networks trained compiled"
+    assert compiled == eager, "the same accuracies as eager training"
+    run(loses)
+    assert len(compile_calls) == 2, "an architecture without compile_on_cpu stays eager"
+    monkeypatch.setenv(COMPILE_ENV, "1")
+    run(loses)
+    assert len(compile_calls) == 4, "DD_BENCH_COMPILE=1 compiles every architecture"
+
+
+def test_shipped_convnets_declare_that_compiling_pays(registry):
+    assert registry.model("convnet_w32").compile_on_cpu and registry.model("convnet").compile_on_cpu
+    assert not registry.model("lenet").compile_on_cpu and not registry.model("mlp").compile_on_cpu
+
+
+def test_runs_record_the_compile_setting(monkeypatch):
+    monkeypatch.delenv(COMPILE_ENV, raising=False)
+    assert runtime.numeric_settings(torch.device("cpu"))["compile"] == "auto"
+    monkeypatch.setenv(COMPILE_ENV, "0")
+    assert runtime.numeric_settings(torch.device("cpu"))["compile"] == "0"

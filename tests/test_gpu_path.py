@@ -256,8 +256,10 @@ def test_runs_and_the_leaderboard_record_the_numerics_and_keep_devices_apart(reg
     run = tracking.runs_table(uri, "unit-numerics")[0][0]
     tags = tracking.tags_of(run)
     assert tags["device_type"] == "cpu" and tags["deterministic"] == "False" and tags["float32_matmul_precision"]
+    assert tags["compile"] == (os.environ.get("DD_BENCH_COMPILE") or "auto")
     make(suite, registry, uri, tmp_path / "lb")
-    assert "**numerics**: deterministic=False; float32_matmul_precision=" in (tmp_path / "lb" / "README.md").read_text()
+    readme = (tmp_path / "lb" / "README.md").read_text()
+    assert "**numerics**: deterministic=False; float32_matmul_precision=" in readme and "; compile=" in readme
 
     c = tracking.client(uri)
     c.create_run(run.info.experiment_id, tags={"ddb.kind": "cell", "ddb.device_type": "cuda"})  # as a GPU machine would add
