@@ -163,7 +163,7 @@ class ModelSpec:
     ``torch.func.functional_call`` (which the trajectory-matching engine needs), so
     ``dd-bench check-plugin`` does not try it. ``compile_on_cpu=True`` declares that
     ``torch.compile`` trains it faster on the CPU (measure with ``benchmarks/eval_speed.py``:
-    normalised ConvNets gain 1.3-2.4x a step, max-pooling LeNet loses), so long evaluations
+    normalised ConvNets and ResNets gain 1.2-1.6x an epoch at IPC 10-50, max-pooling LeNet loses), so long evaluations
     compile it (:func:`dd_bench.training.compile_wanted`).
     """
 

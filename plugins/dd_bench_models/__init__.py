@@ -23,7 +23,7 @@ resnet18_in    resnet18 with norm=instance
 Namespaced names resolve on demand: ``timm:<arch>`` and ``tv:<arch>`` (see ``zoo``).
 
 The ConvNets and ResNet18s declare ``compile_on_cpu`` (``benchmarks/eval_speed.py`` measured them
-1.2-1.8x faster per epoch compiled at IPC 10); MLP, LeNet, AlexNet and VGG11 gained nothing or lost.
+1.2-1.5x faster per epoch compiled at IPC 10); MLP, LeNet and AlexNet lost, VGG11 gained 1.06x.
 """
 
 from __future__ import annotations
