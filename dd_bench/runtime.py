@@ -186,12 +186,12 @@ def numeric_settings(device: torch.device) -> dict[str, Any]:
     """The settings that decide whether a result is bit-reproducible (recorded with every run):
     deterministic kernels, matmul precision, whether training may compile (``DD_BENCH_COMPILE``:
     compiled and eager training agree to float tolerance only), and on a GPU its libraries."""
-    from .training import COMPILE_ENV
+    from .training import compile_setting
 
     settings: dict[str, Any] = {
         "deterministic": torch.are_deterministic_algorithms_enabled(),
         "float32_matmul_precision": torch.get_float32_matmul_precision(),
-        "compile": os.environ.get(COMPILE_ENV) or "auto",
+        "compile": compile_setting(),
     }
     if device.type == "cuda":
         settings.update(

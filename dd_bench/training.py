@@ -162,15 +162,22 @@ def compiled(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     return torch.compile(model, dynamic=False)
 
 
+def compile_setting() -> str:
+    """``DD_BENCH_COMPILE`` as given: ``"1"`` (always), ``"0"`` (never) or ``"auto"`` (unset);
+    any other value is one :class:`ConfigError` line."""
+    setting = os.environ.get(COMPILE_ENV, "")
+    if setting not in ("", "0", "1"):
+        raise ConfigError(f"{COMPILE_ENV}={setting!r} is not allowed: use 1 (compile), 0 (never) or leave it unset (auto)")
+    return setting or "auto"
+
+
 def compile_wanted(device: torch.device, steps: int, pays: bool = True) -> bool:
     """Whether a training run of ``steps`` SGD steps compiles its network: ``DD_BENCH_COMPILE=1``
     or ``0`` decides; unset, the CPU compiles from :data:`COMPILE_MIN_STEPS` steps where it
     ``pays`` for the network (``ModelSpec.compile_on_cpu``; expert and teacher networks are
     ConvNets in every shipped preset), and CUDA does not (not yet measured there)."""
-    setting = os.environ.get(COMPILE_ENV, "")
-    if setting not in ("", "0", "1"):
-        raise ConfigError(f"{COMPILE_ENV}={setting!r} is not allowed: use 1 (compile), 0 (never) or leave it unset (auto)")
-    if setting:
+    setting = compile_setting()
+    if setting != "auto":
         return setting == "1"
     return pays and torch.device(device).type == "cpu" and steps >= COMPILE_MIN_STEPS
 
