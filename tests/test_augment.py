@@ -257,7 +257,7 @@ def test_default_generator_is_torchs_global_one():
     torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.cuda
 def test_results_do_not_depend_on_the_device():
     x = images(b=16)
     for mode in ("single", "all"):

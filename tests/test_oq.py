@@ -211,7 +211,7 @@ def test_cli_distill_with_overrides(tmp_path):
     assert syn.metadata["latent"] == "pixel" and syn.metadata["config"]["medoid"] is True and syn.weights is not None
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.cuda
 def test_runs_on_gpu_with_the_same_objective(registry, digits, tmp_path):
     cpu = run(registry, digits, 3, tmp_path, latent="pixel")
     gpu = api.distill(registry, "oq", digits, 3, seed=0, preset="smoke", overrides={"latent": "pixel"},

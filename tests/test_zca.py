@@ -129,7 +129,7 @@ def test_errors_name_the_problem(fitted):
         ZCA.from_state_dict(state)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.cuda
 def test_cuda_fit_and_transform_agree_with_cpu(fitted):
     x, zca = fitted
     on_gpu = ZCA.fit(x.cuda(), eps=0.1)
