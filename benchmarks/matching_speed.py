@@ -19,6 +19,7 @@ import argparse
 import itertools
 import json
 import resource
+import shlex
 import statistics
 import subprocess
 import sys
@@ -104,7 +105,9 @@ def main() -> None:
         args.syn_steps, args.ipc = int(args.syn_steps), int(args.ipc)
         print(json.dumps(one(args)))
         return
-    print(f"device {args.device}, torch {torch.__version__}, model {args.model}", file=sys.stderr)
+    where = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "CPU"
+    print(f"`python {' '.join(shlex.quote(a) for a in sys.argv)}`; torch {torch.__version__}, model {args.model},"
+          f" {args.device} ({where})\n")
     print("| allocator | mode | ipc | syn_steps | s/iter (median) | peak GB |")
     print("|---|---|---|---|---|---|")
     for allocator, mode in itertools.product(args.allocator.split(","), args.modes.split(",")):

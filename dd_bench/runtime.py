@@ -211,14 +211,16 @@ def numeric_settings(device: torch.device) -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=None)
 def git_sha(cwd: Path | None = None) -> str | None:
-    """HEAD of the checkout, read once per process: the code a long run imported, not a later commit."""
+    """HEAD of the checkout, read once per process: the code a long run imported, not a later commit.
+    A tree copied without its ``.git`` (a lent GPU's) says its commit in ``$DD_BENCH_GIT_SHA``."""
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=cwd or Path(__file__).parent, capture_output=True, text=True, timeout=5
         )
     except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+        out = None
+    sha = out.stdout.strip() if out is not None and out.returncode == 0 else ""
+    return sha or os.environ.get("DD_BENCH_GIT_SHA") or None
 
 
 def environment(device: torch.device) -> dict[str, Any]:
