@@ -16,9 +16,11 @@ from .specs import DataRequest, DistillerSpec, DistillRequest, RealData
 from .synthetic import SyntheticSet
 
 def load_data(
-    registry: Registry, dataset: str, root: str | Path | None = None, download: bool = False
+    registry: Registry, dataset: str, root: str | Path | None = None, download: bool = False,
+    resolution: int | None = None,
 ) -> RealData:
-    """Load a registered dataset; an explicit ``root`` must be a folder (``download`` may create it)."""
+    """Load a registered dataset; an explicit ``root`` must be a folder (``download`` may create it).
+    A ``resolution`` the dataset does not deliver (a fixed-size one) is refused in one line."""
     spec = registry.dataset(dataset)
     folder = Path(root).expanduser() if root else None
     if folder is not None and (folder.is_file() or not (folder.exists() or download)):
@@ -26,7 +28,13 @@ def load_data(
             f"data root {folder} is {'a file' if folder.exists() else 'missing'}: give the folder that holds the"
             f" {dataset} files, pass --download to fetch them into a new one, or leave it out to use the default places"
         )
-    return spec.load(DataRequest(root=folder, download=download))
+    data = spec.load(DataRequest(root=folder, download=download, resolution=resolution))
+    if resolution is not None and (data.shape.height, data.shape.width) != (resolution, resolution):
+        raise ConfigError(
+            f"resolution={resolution} is not allowed for {dataset}: its images are {data.shape.height}x{data.shape.width}"
+            " (only datasets read from image files of any size take one, e.g. image_folder)"
+        )
+    return data
 
 
 def resolve_config(

@@ -155,7 +155,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     registry = _registry()
     api.resolve_config(registry, args.method, args.preset, dict(args.set or []))  # typos and bad values fail before any data loads
     device = _device(args)
-    data = api.load_data(registry, args.dataset, args.data_root, args.download)
+    data = api.load_data(registry, args.dataset, args.data_root, args.download, args.resolution)
     print(f"distilling {args.method} on {args.dataset} at ipc {args.ipc} (seed {args.seed}, {device})", file=sys.stderr)
     syn = api.distill(
         registry,
@@ -169,6 +169,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir,
         model=args.model,
     )
+    if args.resolution is not None:
+        syn.metadata["resolution"] = args.resolution  # so `evaluate` loads the data at the same size
     path = syn.save(args.out)
     print(f"wrote {path} ({len(syn)} images, {syn.nbytes() / 1024:.1f} KiB)", file=sys.stderr)
     if args.grid:
@@ -190,7 +192,7 @@ def cmd_buffer(args: argparse.Namespace) -> int:
     recipe = ExpertRecipe(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, dsa=not args.no_dsa,
                           optimizer=args.optimizer, optimizer_options=dict(optimizer.defaults) if optimizer else {})
     device = _device(args)
-    data = api.load_data(registry, args.dataset, args.data_root, args.download)
+    data = api.load_data(registry, args.dataset, args.data_root, args.download, args.resolution)
     train_x = data.train_x
     if args.zca:
         from .zca import fitted_zca
@@ -252,7 +254,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     models = [(name, registry.model(name)) for name in args.models]  # typos fail first
     config = eval_config_from(args)
     device = _device(args)
-    data = api.load_data(registry, syn.dataset, args.data_root, args.download)
+    resolution = args.resolution if args.resolution is not None else syn.metadata.get("resolution")
+    data = api.load_data(registry, syn.dataset, args.data_root, args.download, resolution)
     syn.check_compatible(data)
     teacher = api.eval_teacher(registry, syn, data, config, args.cache_dir, device)  # a missing teacher fails before training
     if teacher is not None:
@@ -279,6 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
     def data_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--data-root", type=Path, help="folder holding the dataset files")
         p.add_argument("--download", action="store_true", help="let torchvision download missing datasets")
+        p.add_argument("--resolution", type=_int_from(1), metavar="N",
+                       help="resize and centre-crop to N x N (datasets read from image files, e.g. image_folder;"
+                            " evaluate: default the set's)")
         device_options(p)
 
     p = sub.add_parser("distill", help="distil a synthetic set and write it to a file")

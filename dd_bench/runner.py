@@ -77,6 +77,8 @@ class Cell:
     """``method``, ``random`` (lower reference) or ``full`` (upper reference)."""
     device_type: str = "cpu"
     """``cpu`` or ``cuda``: part of the hash, so a GPU run never counts a CPU run's cell as done."""
+    resolution: int | None = None
+    """The suite's ``data.resolution`` (image-file datasets); in the hash only when set."""
 
     @property
     def ipc_label(self) -> str:
@@ -101,6 +103,7 @@ class Cell:
                 "eval": hashed_eval(self.eval),
                 "eval_seeds": list(self.eval_seeds),
                 "device_type": self.device_type,
+                **({"resolution": self.resolution} if self.resolution is not None else {}),
             }
         )
 
@@ -122,6 +125,7 @@ class Cell:
             "eval": dict(self.eval),
             "role": self.role,
             "device_type": self.device_type,
+            **({"resolution": self.resolution} if self.resolution is not None else {}),
             "config_hash": self.config_hash,
         }
 
@@ -178,6 +182,7 @@ def plan(suite: Suite, registry: Any, device_type: str = "cpu") -> list[Cell]:
                             eval=ev,
                             role=role,
                             device_type=device_type,
+                            resolution=suite.resolution,
                         )
                     )
     return cells
@@ -221,6 +226,7 @@ class RunContext:
     deterministic: bool = False
     data_root: str | None = None
     download: bool = False
+    resolution: int | None = None
     cache_dir: str | None = None
     quiet: bool = False
     suite_path: str | None = None
@@ -288,9 +294,9 @@ def _default_registry() -> Any:
 def _data(registry: Any, ctx: RunContext, dataset: str) -> Any:
     from . import api
 
-    key = (id(registry), dataset, ctx.data_root, ctx.download)
+    key = (id(registry), dataset, ctx.data_root, ctx.download, ctx.resolution)
     if key not in _DATA:
-        _DATA[key] = api.load_data(registry, dataset, ctx.data_root, ctx.download)
+        _DATA[key] = api.load_data(registry, dataset, ctx.data_root, ctx.download, ctx.resolution)
     return _DATA[key]
 
 
@@ -448,6 +454,8 @@ def _run_cell_body(
                     log_metric=metrics.log,
                     progress=not ctx.quiet,
                 )
+                if ctx.resolution is not None:
+                    syn.metadata["resolution"] = ctx.resolution  # so `dd-bench evaluate` loads the data at the same size
             metrics.log_many(
                 {
                     "distill_seconds": float(syn.metadata.get("distill_seconds", 0.0)),
@@ -732,13 +740,14 @@ def run_suite(
         deterministic=deterministic,
         data_root=suite.data_root,
         download=suite.download,
+        resolution=suite.resolution,
         cache_dir=cache_dir,
         quiet=quiet,
         suite_path=str(suite.path) if suite.path else None,
     )
     tracking.experiment_id(tracking.client(uri), suite.name, uri)  # store and experiment exist before workers start
     for name, data in data_cache.items():  # validation loaded them: keep them for the cells
-        _DATA[(id(registry), name, ctx.data_root, ctx.download)] = data
+        _DATA[(id(registry), name, ctx.data_root, ctx.download, ctx.resolution)] = data
     _say(ctx, f"suite {suite.name} v{suite.version}: {len(cells)} cells, executor {executor}, tracking {uri}")
     started = time.perf_counter()
     if executor == "ray":

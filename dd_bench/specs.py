@@ -134,6 +134,14 @@ class DataRequest:
     download: bool = False
     val_fraction: float = 0.1
     seed: int = 0
+    resolution: int | None = None
+    """Square side the images are resized and centre-cropped to, for datasets read from image files
+    of any size (``image_folder``, ImageNet); ``None``: their own size."""
+
+    def __post_init__(self) -> None:
+        if self.resolution is not None and (isinstance(self.resolution, bool) or not isinstance(self.resolution, int)
+                                            or self.resolution < 1):
+            raise ConfigError(f"resolution={self.resolution!r} is not allowed: use an integer >= 1 or none")
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ Schema (``suites/demo.yaml`` is a complete example)::
     eval: {epochs: 300}             # EvalConfig overrides for every method
     references: {random: random, full: full}   # lower/upper reference rows (null: none)
     budget_hours: 0.2               # expected wall time; the runner warns when it is exceeded
-    data: {root: null, download: false}
+    data: {root: null, download: false, resolution: null}   # resolution: N x N for image-file datasets
 
 The upper reference (``references.full``) ignores IPC: it gets one cell per dataset x seed.
 """
@@ -100,6 +100,7 @@ class Suite:
     budget_hours: float | None = None
     data_root: str | None = None
     download: bool = False
+    resolution: int | None = None
     description: str = ""
     path: Path | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
@@ -266,9 +267,13 @@ def parse(doc: Any, path: Path | None = None) -> tuple[Suite | None, list[str]]:
     if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 < budget <= FLOAT_MAX):
         errors.append(f"budget_hours={budget!r} is not allowed: use a finite number > 0")
     data = _mapping(doc.get("data"), "data", errors)
-    bad = sorted(set(data) - {"root", "download"}, key=repr)
+    bad = sorted(set(data) - {"root", "download", "resolution"}, key=repr)
     if bad:
-        errors.append(f"data: unknown key {', '.join(map(repr, bad))} (allowed: root, download)")
+        errors.append(f"data: unknown key {', '.join(map(repr, bad))} (allowed: root, download, resolution)")
+    resolution = data.get("resolution")
+    if resolution is not None and (isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1):
+        errors.append(f"data.resolution={resolution!r} is not allowed: use an integer >= 1 or null")
+        resolution = None
     if data.get("root") is not None and not isinstance(data["root"], str):
         errors.append(f"data.root={data['root']!r} is not allowed: use a folder path or null")
     if not isinstance(data.get("download", False), bool):
@@ -290,6 +295,7 @@ def parse(doc: Any, path: Path | None = None) -> tuple[Suite | None, list[str]]:
         budget_hours=float(budget) if isinstance(budget, (int, float)) and not isinstance(budget, bool) else None,
         data_root=data["root"] if isinstance(data.get("root"), str) and data["root"] else None,
         download=bool(data.get("download", False)),
+        resolution=resolution,
         description=str(description or "").strip(),
         path=path,
         raw=dict(doc),
@@ -447,7 +453,7 @@ def validate(suite: Suite, registry: Any, *, check_data: bool = True, data_cache
         cache = data_cache if data_cache is not None else {}
         for ds in suite.datasets:
             try:
-                data = cache.get(ds) or api.load_data(registry, ds, suite.data_root, suite.download)
+                data = cache.get(ds) or api.load_data(registry, ds, suite.data_root, suite.download, suite.resolution)
                 cache[ds] = data
             except DDBenchError as exc:
                 errors.append(f"dataset {ds}: {exc}")

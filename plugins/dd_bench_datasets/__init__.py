@@ -12,6 +12,7 @@ from __future__ import annotations
 from dd_bench import hookimpl
 from dd_bench.specs import DatasetSpec
 
+from .folder import load_image_folder
 from .idx import read_idx
 from .small import load_digits, load_toy
 from .vision import (
@@ -30,6 +31,7 @@ __all__ = [
     "load_cifar100",
     "load_digits",
     "load_fashion_mnist",
+    "load_image_folder",
     "load_mnist",
     "load_svhn",
     "load_tiny_imagenet",
@@ -60,6 +62,11 @@ def ddb_register_datasets() -> list[DatasetSpec]:
             "tiny_imagenet",
             load_tiny_imagenet,
             "Tiny-ImageNet-200 3x64x64, 200 classes; val is the test split (--data-root or --download)",
+        ),
+        DatasetSpec(
+            "image_folder",
+            load_image_folder,
+            "any DIR/train/<class>/, DIR/val/<class>/ of PNG or JPEG files (--data-root DIR, --resolution N)",
         ),
         DatasetSpec("digits", load_digits, "scikit-learn digits upsampled to 1x16x16, 10 classes; no files needed"),
         DatasetSpec("toy", load_toy, "synthetic 1x8x8, 4 classes, 400 train images; for tests"),
