@@ -32,6 +32,27 @@ def toy_suite_doc(**changes: Any) -> dict[str, Any]:
     return copy.deepcopy({**TOY_SUITE, **changes})
 
 
+def write_image_folder(root: Any, classes: Any = ("cat", "dog", "fox"), per_class: int = 6, val_per_class: int = 2,
+                       size: tuple[int, int] = (12, 12), grey: bool = False, seed: int = 0) -> Any:
+    """Write ``root/train/<class>/`` and ``root/val/<class>/`` of small PNG and JPEG images (alternating),
+    whose pixels differ by class, for tests of folder datasets; returns ``root`` as a ``Path``."""
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image
+
+    root, rng = Path(root), np.random.default_rng(seed)
+    w, h = size
+    for split, count in (("train", per_class), ("val", val_per_class)):
+        for c, name in enumerate(classes):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                pixels = (rng.random((h, w) if grey else (h, w, 3)) * 60 + 190 * c / max(1, len(classes) - 1)).astype(np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i:05d}.{'png' if i % 2 else 'jpg'}")
+    return root
+
+
 def make_registry(*plugins: Any, autoload: bool = False) -> Registry:
     """A fresh registry: the built-in plugins (and, with ``autoload``, installed ones) plus ``plugins``."""
     return Registry(get_plugin_manager(plugins, autoload=autoload))
