@@ -362,11 +362,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    from .runtime import set_deterministic, tune_cpu_allocator
+    from .runtime import DOWNLOAD_ENV, set_deterministic, tune_cpu_allocator
 
     parser = build_parser()
     args = parser.parse_args(argv)
     tune_cpu_allocator()
+    if getattr(args, "download", False):
+        os.environ[DOWNLOAD_ENV] = "1"  # pretrained weights too, not only datasets
     if getattr(args, "deterministic", False):
         set_deterministic(True)
     try:

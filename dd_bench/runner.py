@@ -20,6 +20,7 @@ its error and traceback, and the suite goes on.
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 import tempfile
 import time
@@ -713,7 +714,7 @@ def run_suite(
     The device is checked here for the local executor and in each worker for Ray (whose
     driver may have no GPU). ``deterministic`` asks for deterministic GPU kernels.
     """
-    from .runtime import parse_device, resolve_device, set_deterministic
+    from .runtime import DOWNLOAD_ENV, parse_device, resolve_device, set_deterministic
     from .suite import validate
 
     if executor not in ("local", "ray"):
@@ -728,6 +729,8 @@ def run_suite(
         parse_device(device)
         device_type = "cpu"  # run_ray sets the cluster's
     filters = parse_only(only)
+    if suite.download:  # pretrained weights too, not only datasets
+        os.environ[DOWNLOAD_ENV] = "1"
     data_cache: dict[str, Any] = {}
     suite = validate(suite, registry, data_cache=data_cache)
     cells = select(plan(suite, registry, device_type), filters)

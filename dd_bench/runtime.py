@@ -59,6 +59,15 @@ def _glibc() -> ctypes.CDLL | None:
         return None
 
 
+DOWNLOAD_ENV = "DD_BENCH_DOWNLOAD"
+"""``1`` (set by ``--download`` and a suite's ``data.download``): what is missing from the local
+caches (pretrained weights) may be downloaded; otherwise nothing is."""
+
+
+def downloads_allowed() -> bool:
+    return os.environ.get(DOWNLOAD_ENV) == "1"
+
+
 def default_cache_dir() -> Path:
     """Expert buffers, autoencoders and downloads: ``$DD_BENCH_CACHE`` or ``~/.cache/dd-bench``."""
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "dd-bench")

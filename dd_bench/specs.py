@@ -23,14 +23,14 @@ from torch import nn
 from .errors import ConfigError, DataError, UnknownNameError
 from .limits import FLOAT_MAX, INT64_MAX
 
-NAME_RE = re.compile(r"^[a-z][a-z0-9_.\-]*(:[A-Za-z0-9_.\-]+)?$")
+NAME_RE = re.compile(r"^[a-z][a-z0-9_.\-]*(:[A-Za-z0-9_.\-]+(@\S+)?)?$")
 
 
 def _check_name(owner: str, name: str) -> None:
     if not isinstance(name, str) or not NAME_RE.match(name):
         raise ConfigError(
             f"{owner}.name={name!r} is not allowed: use lower-case letters, digits, '_', '-', '.'"
-            " (optionally 'namespace:name')"
+            " (optionally 'namespace:name', and '@weights' after a namespaced name)"
         )
 
 

@@ -1,4 +1,4 @@
-"""Namespaced model names: ``timm:<name>`` and ``tv:<name>`` (torchvision), never pretrained.
+"""Namespaced model names: ``timm:<name>`` and ``tv:<name>`` (torchvision), optionally pretrained.
 
 Both are built for the dataset's channels, classes and image size:
 
@@ -17,6 +17,19 @@ so no running statistics move and no random numbers are drawn) finds the smalles
 a fixed ladder that works, and the model is wrapped so it bilinearly upsamples its input to
 that size. The wrapper is used only when the native size fails.
 
+Pretrained weights are named after ``@``, and come from local files only unless downloads are
+allowed (``--download``, a suite's ``data.download``: ``$DD_BENCH_DOWNLOAD=1``):
+
+* ``tv:resnet18@IMAGENET1K_V1``: a torchvision weights enum, read from torch's hub cache
+  (``$TORCH_HOME/hub/checkpoints/<file>``, where torchvision itself keeps them);
+* ``timm:resnet18@a1_in1k`` (or ``@default``): a timm pretrained tag, from the Hugging Face cache;
+* ``tv:resnet18@path/to/weights.pth`` (any name with ``/`` or a ``.pt``/``.pth``/``.safetensors``
+  suffix): a state dict saved from the same architecture (torchvision's own, or what dd-bench built).
+
+Enum and tag weights keep their head, so the dataset must have as many classes (1000 for the
+ImageNet weights); a first conv for other channel counts is derived from the pretrained one.
+Missing weights, a name the library does not know, or a file of another architecture: one line.
+
 torchvision and timm are imported on first use, so listing plugins stays fast.
 """
 
@@ -30,13 +43,62 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dd_bench.errors import ConfigError, UnknownNameError
+import os
+from pathlib import Path
+
+from dd_bench.errors import ConfigError, DataError, UnknownNameError
+from dd_bench.runtime import downloads_allowed
 from dd_bench.specs import DataShape, ModelSpec
 
 NAMESPACES = ("timm", "tv")
 SIZE_LADDER = (32, 64, 96, 128, 160, 192, 224, 256, 299, 320, 384, 448, 512)
 """Square input sizes tried, smallest first, when a model cannot take the native size."""
 _TV_NO_AUX = {"googlenet", "inception_v3"}
+WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
+
+
+def is_weights_file(weights: str) -> bool:
+    return "/" in weights or weights.endswith(WEIGHT_SUFFIXES)
+
+
+def read_state_dict(name: str, path: Path) -> dict[str, Tensor]:
+    """A state dict from ``path`` (``torch.save`` of a state dict, or of a dict holding one under
+    ``state_dict``/``model``; or safetensors), read without unpickling code."""
+    if not path.is_file():
+        raise DataError(f"model {name!r}: weights file {path} not found")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch and safetensors raise many kinds for a bad file
+        raise DataError(f"model {name!r}: cannot read weights file {path} ({type(exc).__name__}: {exc})") from None
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise DataError(f"model {name!r}: {path} holds no state dict of tensors")
+    return state
+
+
+def load_state(name: str, model: nn.Module, state: dict[str, Tensor], where: str) -> None:
+    """Load ``state`` into ``model`` (or the model inside an ``Upsampled``), all keys and shapes matching."""
+    targets = [model] + ([model.model] if isinstance(model, Upsampled) else [])
+    for target in targets:
+        mine = target.state_dict()
+        if mine.keys() == state.keys() and all(mine[k].shape == state[k].shape for k in mine):
+            target.load_state_dict(state)
+            return
+    mine = targets[-1].state_dict()
+    missing, extra = sorted(set(mine) - set(state)), sorted(set(state) - set(mine))
+    shapes = [k for k in set(mine) & set(state) if mine[k].shape != state[k].shape]
+    detail = (f"{len(missing)} missing (e.g. {missing[0]})" if missing else "") or \
+             (f"{len(extra)} unexpected (e.g. {extra[0]})" if extra else "") or \
+             f"{shapes[0]} is {list(state[shapes[0]].shape)}, the model's {list(mine[shapes[0]].shape)}"
+    raise ConfigError(f"model {name!r}: {where} does not fit this architecture and dataset ({detail});"
+                      " weights must come from the same architecture with as many classes and channels")
 
 
 class Upsampled(nn.Module):
@@ -115,9 +177,15 @@ def _unknown(name: str, namespace: str, known: list[str]) -> UnknownNameError:
 # ----------------------------------------------------------------------------- timm
 
 
-def build_timm(arch: str, name: str, shape: DataShape, **options: Any) -> nn.Module:
+def build_timm(arch: str, name: str, shape: DataShape, weights: str | None = None, **options: Any) -> nn.Module:
     import timm
 
+    if weights is not None and is_weights_file(weights):
+        model = build_timm(arch, name, shape, **options)
+        load_state(name, model, read_state_dict(name, Path(weights).expanduser()), f"weights file {weights}")
+        return model
+    if weights is not None:
+        return _timm_pretrained(arch, name, shape, weights, **options)
     base = dict(pretrained=False, num_classes=shape.num_classes, in_chans=shape.channels, **options)
     rng = torch.get_rng_state()
     sized = "img_size" not in options
@@ -131,6 +199,43 @@ def build_timm(arch: str, name: str, shape: DataShape, **options: Any) -> nn.Mod
         model = timm.create_model(arch, **base)
     remake = (lambda size: timm.create_model(arch, img_size=size, **base)) if sized else None
     return _fit(name, shape, model, remake, rng)
+
+
+def _timm_cached_file(full: str) -> str | None:
+    """The local Hugging Face cache's copy of timm's pretrained ``full`` (``arch.tag``), if any."""
+    import timm
+    from huggingface_hub import try_to_load_from_cache
+
+    cfg = timm.models.get_pretrained_cfg(full)
+    repo = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
+    if not repo:
+        return None
+    for filename in ("model.safetensors", "pytorch_model.bin"):
+        found = try_to_load_from_cache(repo, filename)
+        if isinstance(found, str):
+            return found
+    return None
+
+
+def _timm_pretrained(arch: str, name: str, shape: DataShape, tag: str, **options: Any) -> nn.Module:
+    """timm's pretrained ``arch.tag`` from the local Hugging Face cache (the hub is asked only when
+    downloads are allowed); its head must fit the dataset's classes."""
+    import timm
+
+    full = arch if tag == "default" else f"{arch}.{tag}"
+    try:
+        cached = _timm_cached_file(full)
+    except RuntimeError as exc:  # timm: an unknown pretrained tag
+        raise ConfigError(f"model {name!r}: timm has no pretrained weights {full!r} ({exc})") from None
+    if cached is None and not downloads_allowed():
+        raise DataError(f"model {name!r}: timm's pretrained weights {full} are not in the local Hugging Face cache;"
+                        f" pass --download to fetch them, or give a checkpoint: timm:{arch}@path/to/weights.pth")
+    overlay = {"pretrained_cfg_overlay": {"file": cached}} if cached else {}
+    model = timm.create_model(full, pretrained=True, in_chans=shape.channels, **overlay, **options)
+    if model.num_classes != shape.num_classes:
+        raise ConfigError(f"model {name!r}: timm's {full} classifies {model.num_classes} classes but the dataset has"
+                          f" {shape.num_classes}; use a dataset of as many classes, or a checkpoint trained for this one")
+    return _fit(name, shape, model)
 
 
 # ----------------------------------------------------------------------------- torchvision
@@ -166,7 +271,27 @@ def _adapt_first_conv(model: nn.Module, channels: int) -> None:
     setattr(model.get_submodule(parent_path), attr, new)
 
 
-def build_tv(arch: str, name: str, shape: DataShape, **options: Any) -> nn.Module:
+def tv_weights_state(arch: str, name: str, weights: str, num_classes: int) -> dict[str, Tensor]:
+    """The state dict of torchvision's ``weights`` enum for ``arch``, from torch's hub cache
+    (downloaded there only when downloads are allowed)."""
+    import torchvision
+
+    members = torchvision.models.get_model_weights(arch).__members__
+    if weights not in members:
+        raise ConfigError(f"model {name!r}: torchvision has no weights {weights!r} for {arch} (allowed: {', '.join(members)})")
+    enum = members[weights]
+    classes = len(enum.meta.get("categories") or [])
+    if classes and classes != num_classes:
+        raise ConfigError(f"model {name!r}: weights {weights} classify {classes} classes but the dataset has"
+                          f" {num_classes}; use a dataset of {classes} classes, or a checkpoint trained for this one")
+    file = Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.url).name
+    if not file.is_file() and not downloads_allowed():
+        raise DataError(f"model {name!r}: weights file {file} not found; put {Path(enum.url).name} there"
+                        f" (from {enum.url}), or pass --download to fetch it")
+    return enum.get_state_dict(progress=False, check_hash=True) if not file.is_file() else read_state_dict(name, file)
+
+
+def build_tv(arch: str, name: str, shape: DataShape, weights: str | None = None, **options: Any) -> nn.Module:
     import torchvision
 
     if arch in _TV_NO_AUX:
@@ -176,9 +301,14 @@ def build_tv(arch: str, name: str, shape: DataShape, **options: Any) -> nn.Modul
         model = torchvision.models.get_model(arch, weights=None, num_classes=shape.num_classes, **options)
     except TypeError as exc:
         raise ConfigError(f"model {name!r}: {exc}") from exc
+    if weights is not None and not is_weights_file(weights):
+        load_state(name, model, tv_weights_state(arch, name, weights, shape.num_classes), f"torchvision's {weights}")
     if shape.channels != 3:
         _adapt_first_conv(model, shape.channels)
-    return _fit(name, shape, model)
+    model = _fit(name, shape, model)
+    if weights is not None and is_weights_file(weights):
+        load_state(name, model, read_state_dict(name, Path(weights).expanduser()), f"weights file {weights}")
+    return model
 
 
 # ----------------------------------------------------------------------------- resolver
@@ -189,6 +319,10 @@ def resolve(name: str) -> ModelSpec | None:
     namespace, sep, arch = name.partition(":")
     if not sep or namespace not in NAMESPACES:
         return None
+    arch, at, weights = arch.partition("@")
+    if at and not weights:
+        raise ConfigError(f"model {name!r}: name the weights after '@' (a torchvision enum, a timm tag or a file path)")
+    pretrained, extra = (f", weights {weights}", {"weights": weights}) if at else (", randomly initialised", {})
     if namespace == "timm":
         import timm
 
@@ -196,8 +330,8 @@ def resolve(name: str) -> ModelSpec | None:
             raise _unknown(name, namespace, timm.list_models())
         return ModelSpec(
             name,
-            lambda shape, **options: build_timm(arch, name, shape, **options),
-            f"timm {arch}, randomly initialised, for the dataset's channels/classes/size",
+            lambda shape, **options: build_timm(arch, name, shape, **options, **extra),
+            f"timm {arch}{pretrained}, for the dataset's channels/classes/size",
         )
     import torchvision
 
@@ -206,6 +340,6 @@ def resolve(name: str) -> ModelSpec | None:
         raise _unknown(name, namespace, known)
     return ModelSpec(
         name,
-        lambda shape, **options: build_tv(arch, name, shape, **options),
-        f"torchvision {arch}, randomly initialised; first conv adapted to C channels, upsampled if too small",
+        lambda shape, **options: build_tv(arch, name, shape, **options, **extra),
+        f"torchvision {arch}{pretrained}; first conv adapted to C channels, upsampled if too small",
     )
