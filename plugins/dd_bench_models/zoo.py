@@ -93,7 +93,7 @@ def load_state(name: str, model: nn.Module, state: dict[str, Tensor], where: str
             return
     mine = targets[-1].state_dict()
     missing, extra = sorted(set(mine) - set(state)), sorted(set(state) - set(mine))
-    shapes = [k for k in set(mine) & set(state) if mine[k].shape != state[k].shape]
+    shapes = sorted(k for k in set(mine) & set(state) if mine[k].shape != state[k].shape)
     detail = (f"{len(missing)} missing (e.g. {missing[0]})" if missing else "") or \
              (f"{len(extra)} unexpected (e.g. {extra[0]})" if extra else "") or \
              f"{shapes[0]} is {list(state[shapes[0]].shape)}, the model's {list(mine[shapes[0]].shape)}"
@@ -288,7 +288,9 @@ def tv_weights_state(arch: str, name: str, weights: str, num_classes: int) -> di
     if not file.is_file() and not downloads_allowed():
         raise DataError(f"model {name!r}: weights file {file} not found; put {Path(enum.url).name} there"
                         f" (from {enum.url}), or pass --download to fetch it")
-    return enum.get_state_dict(progress=False, check_hash=True) if not file.is_file() else read_state_dict(name, file)
+    if not file.is_file():  # downloads allowed: torchvision's own fetch, into the same file
+        return torch.hub.load_state_dict_from_url(enum.url, progress=False, check_hash=True)
+    return read_state_dict(name, file)
 
 
 def build_tv(arch: str, name: str, shape: DataShape, weights: str | None = None, **options: Any) -> nn.Module:
