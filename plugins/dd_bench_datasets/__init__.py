@@ -13,6 +13,7 @@ from dd_bench import hookimpl
 from dd_bench.specs import DatasetSpec
 
 from .folder import load_image_folder
+from .imagenet import dataset_specs as imagenet_specs
 from .idx import read_idx
 from .small import load_digits, load_toy
 from .vision import (
@@ -70,4 +71,5 @@ def ddb_register_datasets() -> list[DatasetSpec]:
         ),
         DatasetSpec("digits", load_digits, "scikit-learn digits upsampled to 1x16x16, 10 classes; no files needed"),
         DatasetSpec("toy", load_toy, "synthetic 1x8x8, 4 classes, 400 train images; for tests"),
+        *imagenet_specs(),
     ]

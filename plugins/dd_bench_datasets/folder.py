@@ -68,6 +68,7 @@ def folder_data(name: str, root: Path, train: tuple[list[Path], list[int]], test
                 classes: Sequence[str], request: DataRequest, mean: Sequence[float] | None = None,
                 std: Sequence[float] | None = None) -> RealData:
     """Decode both splits (cached) and build ``RealData``; ``mean``/``std`` default to the training split's."""
+    _check_fits_in_memory(name, len(train[0]) + len(test[0]), request.resolution)
     cache = default_cache_dir()
     train_x = decoded(f"{name} train", root, train[0], request.resolution, cache)
     test_x = decoded(f"{name} val", root, test[0], request.resolution, cache)
@@ -78,6 +79,22 @@ def folder_data(name: str, root: Path, train: tuple[list[Path], list[int]], test
         mean, std = uint8_stats(train_x)
     return real_data(name, torch.from_numpy(np.array(train_x)), train[1], torch.from_numpy(np.array(test_x)), test[1],
                      mean=mean, std=std, classes=classes, request=request)
+
+
+def _check_fits_in_memory(name: str, n: int, resolution: int | None) -> None:
+    """Refuse, before decoding, a dataset whose float32 copy would not fit in memory: datasets
+    are held in memory whole (streamed ones are not implemented yet)."""
+    import torch as _torch
+
+    from dd_bench.matching.memory import free_memory
+
+    if resolution is None:
+        return  # own size: known only after decoding, and checked by the allocation itself
+    need, free = n * 3 * resolution * resolution * 4, free_memory(_torch.device("cpu"))
+    if free is not None and need > 0.8 * free:
+        raise DataError(f"{name}: {n} images at {resolution} px need about {need / 2**30:.1f} GiB in memory as float32,"
+                        f" but {free / 2**30:.1f} GiB are available; ask for a smaller --resolution or a subset"
+                        " (datasets are held in memory whole; streaming them is not implemented yet)")
 
 
 def load_image_folder(request: DataRequest) -> RealData:
