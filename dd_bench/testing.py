@@ -32,6 +32,18 @@ def toy_suite_doc(**changes: Any) -> dict[str, Any]:
     return copy.deepcopy({**TOY_SUITE, **changes})
 
 
+def one_error_line(capsys: Any, argv: list[str]) -> str:
+    """Run ``dd-bench argv``; assert it failed with exit 2 and one ``dd-bench: error:`` line, no
+    traceback; return that line (``capsys``: pytest's fixture)."""
+    from .cli import main
+
+    code = main(argv)
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("dd-bench: error:")]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
 def write_image_folder(root: Any, classes: Any = ("cat", "dog", "fox"), per_class: int = 6, val_per_class: int = 2,
                        size: tuple[int, int] = (12, 12), grey: bool = False, seed: int = 0) -> Any:
     """Write ``root/train/<class>/`` and ``root/val/<class>/`` of small PNG and JPEG images (alternating),

@@ -18,17 +18,9 @@ from dd_bench.matching.memory import MemoryEstimate, estimate_memory
 from dd_bench.runner import plan, ray_device_type
 from dd_bench.suite import parse
 from dd_bench.synthetic import SyntheticSet
-from dd_bench.testing import toy_suite_doc
+from dd_bench.testing import one_error_line, toy_suite_doc
 
 GIB = 2**30
-
-
-def one_error_line(capsys, argv):
-    code = main(argv)
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.startswith("dd-bench: error:")]
-    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 # ---------------------------------------------------------------------------- 1. device names

@@ -13,7 +13,7 @@ from dd_bench.cli import main
 from dd_bench.errors import ConfigError
 from dd_bench.specs import DataRequest
 from dd_bench.synthetic import SyntheticSet
-from dd_bench.testing import make_registry, write_image_folder
+from dd_bench.testing import make_registry, one_error_line, write_image_folder
 from dd_bench_datasets.folder import load_image_folder, uint8_stats
 
 
@@ -21,14 +21,6 @@ from dd_bench_datasets.folder import load_image_folder, uint8_stats
 def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("DD_BENCH_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache"
-
-
-def one_error_line(capsys, argv):
-    code = main(argv)
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.startswith("dd-bench: error:")]
-    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 def test_distill_and_evaluate_any_folder_from_the_command_line(tmp_path, capsys):

@@ -37,14 +37,12 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-
-import os
-from pathlib import Path
 
 from dd_bench.errors import ConfigError, DataError, UnknownNameError
 from dd_bench.runtime import downloads_allowed
