@@ -87,6 +87,11 @@ class _Decode(torch.utils.data.Dataset):
         return torch.from_numpy(pixels.transpose(2, 0, 1).copy()), ""
 
 
+def _as_list(batch: list) -> list:
+    """DataLoader collation that keeps each image with its error (a function, so spawned workers can pickle it)."""
+    return batch
+
+
 def _resize_centre_crop(im, size: int):
     from PIL import Image
 
@@ -152,7 +157,7 @@ def _build(name: str, root: Path, files: Sequence[Path], resolution: int | None,
     workers = min(4, os.cpu_count() or 1) if workers is None else workers
     loader = torch.utils.data.DataLoader(
         torch.utils.data.Subset(_Decode(files, channels, (h, w), resolution), range(done, len(files))),
-        batch_size=CHUNK, num_workers=workers, collate_fn=lambda batch: batch,
+        batch_size=CHUNK, num_workers=workers, collate_fn=_as_list,
     )
     with tqdm(total=len(files), initial=done, desc=f"{name}: decoding", unit="img", disable=not progress or None,
               leave=False, file=sys.stderr) as bar:
