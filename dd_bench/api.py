@@ -73,9 +73,11 @@ def distill(
     model: str = "convnet",
     log_metric: Any = None,
     progress: bool = True,
+    resolution: int | None = None,
 ) -> SyntheticSet:
     """Run one distiller (a registered name, or a spec itself) on one dataset; the result is
-    validated against the data. ``registry`` supplies the model and expert optimizers."""
+    validated against the data. ``registry`` supplies the model and expert optimizers.
+    ``resolution``: the one ``data`` was loaded at, recorded so evaluation loads it the same way."""
     spec = method if isinstance(method, DistillerSpec) else registry.distiller(method)
     check_ipc(data, ipc)
     config = resolve_config(registry, spec, preset, overrides)
@@ -109,6 +111,8 @@ def distill(
     syn.metadata.setdefault("seed", seed)
     syn.metadata.setdefault("preset", preset)
     syn.metadata.setdefault("distill_model", model)
+    if resolution is not None:
+        syn.metadata["resolution"] = resolution
     syn.metadata.setdefault("distill_seconds", round(time.perf_counter() - started, 3))
     return syn
 

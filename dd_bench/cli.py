@@ -168,9 +168,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
         device=device,
         cache_dir=args.cache_dir,
         model=args.model,
+        resolution=args.resolution,
     )
-    if args.resolution is not None:
-        syn.metadata["resolution"] = args.resolution  # so `evaluate` loads the data at the same size
     path = syn.save(args.out)
     print(f"wrote {path} ({len(syn)} images, {syn.nbytes() / 1024:.1f} KiB)", file=sys.stderr)
     if args.grid:

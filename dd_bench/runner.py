@@ -454,9 +454,8 @@ def _run_cell_body(
                     model=cell.distill_model,
                     log_metric=metrics.log,
                     progress=not ctx.quiet,
+                    resolution=ctx.resolution,
                 )
-                if ctx.resolution is not None:
-                    syn.metadata["resolution"] = ctx.resolution  # so `dd-bench evaluate` loads the data at the same size
             metrics.log_many(
                 {
                     "distill_seconds": float(syn.metadata.get("distill_seconds", 0.0)),

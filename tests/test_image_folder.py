@@ -144,3 +144,13 @@ def test_bad_folders_are_one_line_and_write_nothing(tmp_path, capsys, breakage, 
 def test_a_fixed_size_dataset_refuses_a_resolution():
     with pytest.raises(ConfigError, match="resolution=4 is not allowed for toy: its images are 8x8"):
         api.load_data(make_registry(), "toy", resolution=4)
+
+
+def test_a_set_distilled_at_a_resolution_is_evaluated_at_it(tmp_path, capsys):
+    root = write_image_folder(tmp_path / "data", size=(20, 10))
+    out = tmp_path / "x.pt"
+    assert main(["distill", "--method", "random", "--dataset", "image_folder", "--data-root", str(root), "--ipc", "1",
+                 "--resolution", "8", "--device", "cpu", "--out", str(out)]) == 0
+    assert SyntheticSet.load(out).metadata["resolution"] == 8
+    assert main(["evaluate", str(out), "--data-root", str(root), "--models", "mlp", "--seeds", "1", "--epochs", "1",
+                 "--device", "cpu"]) == 0, "no --resolution needed: the set says 8"
