@@ -84,13 +84,11 @@ def folder_data(name: str, root: Path, train: tuple[list[Path], list[int]], test
 def _check_fits_in_memory(name: str, n: int, resolution: int | None) -> None:
     """Refuse, before decoding, a dataset whose float32 copy would not fit in memory: datasets
     are held in memory whole (streamed ones are not implemented yet)."""
-    import torch as _torch
-
     from dd_bench.matching.memory import free_memory
 
     if resolution is None:
         return  # own size: known only after decoding, and checked by the allocation itself
-    need, free = n * 3 * resolution * resolution * 4, free_memory(_torch.device("cpu"))
+    need, free = n * 3 * resolution * resolution * 4, free_memory(torch.device("cpu"))
     if free is not None and need > 0.8 * free:
         raise DataError(f"{name}: {n} images at {resolution} px need about {need / 2**30:.1f} GiB in memory as float32,"
                         f" but {free / 2**30:.1f} GiB are available; ask for a smaller --resolution or a subset"
