@@ -81,6 +81,10 @@ def distill(
     spec = method if isinstance(method, DistillerSpec) else registry.distiller(method)
     check_ipc(data, ipc)
     config = resolve_config(registry, spec, preset, overrides)
+    if spec.in_memory:
+        streaming = sorted(name for name, d in registry.distillers.items() if not d.spec.in_memory)
+        data = data.in_memory(f"{spec.name} holds the whole training split in memory; distil it with a method"
+                              f" that streams ({', '.join(streaming)}), or ask for a smaller --resolution")
     model_spec = registry.model(model)
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
 

@@ -9,6 +9,7 @@ Everything runs on the CPU, from seeded generators, on the built-in ``digits`` a
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import random
 import shutil
@@ -29,6 +30,7 @@ from .matching.student import FlatModel
 from .plugins import Registry
 from .runtime import CACHE_ENV, seeded_build
 from .specs import DatasetSpec, DataRequest, DataShape, DistillerSpec, ModelSpec, RealData
+from .streaming import Images
 from .synthetic import SyntheticSet
 
 PASS, FAIL, SKIP = "pass", "fail", "skip"
@@ -223,11 +225,17 @@ def _set_problem(syn: SyntheticSet, data: RealData, ipc: int, spec: DistillerSpe
     return None
 
 
-def _moments(*images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _chunks(x: Images, size: int = 4096) -> Iterator[torch.Tensor]:
+    """``x`` in consecutive batches (a streamed split is never read whole)."""
+    for s in range(0, len(x), size):
+        yield x[s : s + size].detach()
+
+
+def _moments(*images: Images) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean and std of ``[N,C,H,W]`` images (all of ``images`` together), in float64."""
     count, total, squares = 0, 0.0, 0.0
     for x in images:
-        for chunk in x.detach().split(4096):
+        for chunk in _chunks(x):
             chunk = chunk.to(torch.float64)
             count += chunk.numel() // chunk.shape[1]
             total = total + chunk.sum(dim=(0, 2, 3))
@@ -564,9 +572,10 @@ def model_checks(spec: ModelSpec, registry: Registry) -> list[CheckResult]:
 # ---------------------------------------------------------------------------- datasets
 
 
-def _image_keys(x: torch.Tensor) -> list[bytes]:
-    """One exact fingerprint per image (its bytes), to compare splits."""
-    return [row.tobytes() for row in x.reshape(len(x), -1).contiguous().numpy()]
+def _image_keys(x: Images) -> list[bytes]:
+    """One fingerprint per image (a hash of its bytes), to compare splits."""
+    return [hashlib.blake2b(row.tobytes(), digest_size=16).digest()
+            for chunk in _chunks(x) for row in chunk.reshape(len(chunk), -1).contiguous().numpy()]
 
 
 def _class_counts(y: torch.Tensor, k: int) -> torch.Tensor:
@@ -575,9 +584,9 @@ def _class_counts(y: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def _same_split(a: RealData, b: RealData, split: str) -> bool:
-    return torch.equal(getattr(a, f"{split}_x"), getattr(b, f"{split}_x")) and torch.equal(
-        getattr(a, f"{split}_y"), getattr(b, f"{split}_y")
-    )
+    xa, xb = getattr(a, f"{split}_x"), getattr(b, f"{split}_x")
+    return (xa.shape == xb.shape and all(torch.equal(p, q) for p, q in zip(_chunks(xa), _chunks(xb)))
+            and torch.equal(getattr(a, f"{split}_y"), getattr(b, f"{split}_y")))
 
 
 class _DatasetChecks:
@@ -617,7 +626,7 @@ class _DatasetChecks:
             return False, f"RealData.name is {data.name!r}; it must be the registered name {self.spec.name!r}"
         for split in ("train", "val", "test"):
             x = getattr(data, f"{split}_x")
-            if not x.is_floating_point() or not torch.isfinite(x).all():
+            if not all(chunk.is_floating_point() and torch.isfinite(chunk).all() for chunk in _chunks(x)):
                 return False, f"{split} images are not finite floats"
         self.data = data
         c, h, w = data.train_x.shape[1:]
@@ -664,7 +673,7 @@ class _DatasetChecks:
             return False, "seed 0 twice gives different validation splits"
         if _same_split(a, other, "val"):
             return False, "seeds 0 and 1 give the same validation split; carve it with the request's seed"
-        if sorted(_image_keys(torch.cat([a.train_x, a.val_x]))) != sorted(_image_keys(torch.cat([other.train_x, other.val_x]))):
+        if sorted(_image_keys(a.train_x) + _image_keys(a.val_x)) != sorted(_image_keys(other.train_x) + _image_keys(other.val_x)):
             return False, "seeds 0 and 1 carve validation out of different training images"
         return True, f"{len(a.val_y)} validation images, fixed for seed 0, others for seed 1, from the same training pool"
 

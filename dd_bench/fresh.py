@@ -167,7 +167,8 @@ class FreshMatcher:
         self.num_classes = self.data.num_classes
         self.rng = request.generator()
         self.augment = self.config.make_augment()
-        self.train_x = self.data.train_x.to(self.device)  # read only; on the CPU the data's own tensor
+        # read only; on the CPU the data's own tensor; a streamed split stays on disk
+        self.train_x = self.data.train_x if self.data.streamed else self.data.train_x.to(self.device)
         self.class_indices = [self.data.indices_of_class(c) for c in range(self.num_classes)]
 
     # ------------------------------------------------------------------ what a method provides
@@ -208,12 +209,15 @@ class FreshMatcher:
         """``n`` real images of class ``c`` (all of them if the class has fewer), a seeded draw without replacement."""
         idx = self.class_indices[c]
         pick = idx[torch.randperm(len(idx), generator=self.rng)[:n]]
-        return self.train_x[pick.to(self.device)]
+        return self._take(pick)
+
+    def _take(self, pick: Tensor) -> Tensor:
+        return self.train_x[pick.to(self.train_x.device)].to(self.device)
 
     def real_batch_any(self, n: int) -> tuple[Tensor, Tensor]:
         """``n`` real images of any class with their labels (a seeded draw without replacement)."""
         pick = torch.randperm(len(self.data.train_y), generator=self.rng)[:n]
-        return self.train_x[pick.to(self.device)], self.data.train_y[pick].to(self.device)
+        return self._take(pick), self.data.train_y[pick].to(self.device)
 
     def augment_pair(self, real: Tensor, syn: Tensor) -> tuple[Tensor, Tensor]:
         """Real and synthetic batches under one shared DSA draw (the same transform on every image of both)."""

@@ -1,11 +1,12 @@
-"""Image files decoded once into a uint8 array on disk, memory-mapped.
+"""Image files decoded once into a uint8 array on disk, read back on demand.
 
 A folder of PNG/JPEG files is decoded (in DataLoader workers) into ``[N,C,H,W]`` uint8 ``.npy``
 in the cache, keyed by the files (relative path, size, modification time) and the resolution,
 so a second run, or a second split of the same run, reads pixels at page-cache speed instead of
-decoding again. The array is filled in chunks with its progress recorded after each flush: a
-build that is killed resumes where it stopped, and a reader never sees a half-built array (it
-is renamed into place when complete).
+decoding again (:class:`dd_bench.streaming.StreamedImages`). The array is written in chunks
+with ``pwrite`` (no memory map, so the build's memory does not grow with the dataset) and its
+progress recorded after each: a build that is killed resumes where it stopped, and a reader
+never sees a half-built array (it is renamed into place when complete).
 
 Resizing: with a ``resolution`` R the shorter side is scaled to R (PIL bilinear, antialiased;
 JPEGs are first reduced by their decoder's DCT scaling where that stays above R) and the centre
@@ -26,6 +27,7 @@ import torch
 
 from .errors import DataError
 from .runtime import cache_lock
+from .streaming import StreamedImages, npy_offset
 from .synthetic import atomic_write_text
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -105,19 +107,18 @@ def _resize_centre_crop(im, size: int):
 
 
 def decoded(name: str, root: Path, files: Sequence[Path], resolution: int | None, cache_dir: Path,
-            workers: int | None = None, progress: bool = True) -> np.ndarray:
-    """``files`` (under ``root``) as a read-only memory-mapped ``[N,C,H,W]`` uint8 array, decoded
-    once into ``cache_dir/images/<key>.npy``. ``name`` prefixes every error."""
+            workers: int | None = None, progress: bool = True) -> StreamedImages:
+    """``files`` (under ``root``) as streamed ``[N,C,H,W]`` images in [0, 1] (not yet normalised),
+    decoded once into ``cache_dir/images/<key>.npy``. ``name`` prefixes every error."""
     if not files:
         raise DataError(f"{name}: no images to decode")
     key = files_key(root, files, resolution)
     final = cache_dir / "images" / f"{key}.npy"
-    if final.exists():
-        return np.load(final, mmap_mode="r")
-    with cache_lock(final):
-        if final.exists():  # built by another process while we waited
-            return np.load(final, mmap_mode="r")
-        return _build(name, root, files, resolution, final, workers, progress)
+    if not final.exists():
+        with cache_lock(final):
+            if not final.exists():  # another process may have built it while we waited
+                _build(name, root, files, resolution, final, workers, progress)
+    return StreamedImages(final)
 
 
 def _shape(name: str, files: Sequence[Path], resolution: int | None) -> tuple[int, tuple[int, int]]:
@@ -135,7 +136,7 @@ def _shape(name: str, files: Sequence[Path], resolution: int | None) -> tuple[in
 
 
 def _build(name: str, root: Path, files: Sequence[Path], resolution: int | None, final: Path,
-           workers: int | None, progress: bool) -> np.ndarray:
+           workers: int | None, progress: bool) -> None:
     import sys
 
     from tqdm import tqdm
@@ -148,30 +149,32 @@ def _build(name: str, root: Path, files: Sequence[Path], resolution: int | None,
         state = json.loads(record.read_text())
         if state.get("shape") == list(shape):
             done = int(state["done"])
-    if done:
-        out = np.load(partial, mmap_mode="r+")
-    else:
+    if not done:
         final.parent.mkdir(parents=True, exist_ok=True)
-        out = np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8, shape=shape)
+        np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8, shape=shape).flush()  # header, sparse body
         atomic_write_text(record, json.dumps({"shape": list(shape), "done": 0}))
+    offset, row_bytes = npy_offset(partial), channels * h * w
     workers = min(4, os.cpu_count() or 1) if workers is None else workers
     loader = torch.utils.data.DataLoader(
         torch.utils.data.Subset(_Decode(files, channels, (h, w), resolution), range(done, len(files))),
         batch_size=CHUNK, num_workers=workers, collate_fn=_as_list,
     )
-    with tqdm(total=len(files), initial=done, desc=f"{name}: decoding", unit="img", disable=not progress or None,
-              leave=False, file=sys.stderr) as bar:
-        for batch in loader:
-            errors = [error for _, error in batch if error]
-            if errors:
-                raise DataError(f"{name}: {errors[0]}" + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")
-                                + "; remove or replace the file")
-            out[done : done + len(batch)] = torch.stack([pixels for pixels, _ in batch]).numpy()
-            out.flush()
-            done += len(batch)
-            atomic_write_text(record, json.dumps({"shape": list(shape), "done": done}))
-            bar.update(len(batch))
-    del out
+    fd = os.open(partial, os.O_WRONLY)
+    try:
+        with tqdm(total=len(files), initial=done, desc=f"{name}: decoding", unit="img", disable=not progress or None,
+                  leave=False, file=sys.stderr) as bar:
+            for batch in loader:
+                errors = [error for _, error in batch if error]
+                if errors:
+                    raise DataError(f"{name}: {errors[0]}" + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")
+                                    + "; remove or replace the file")
+                os.pwrite(fd, torch.stack([pixels for pixels, _ in batch]).numpy().tobytes(), offset + done * row_bytes)
+                os.fsync(fd)
+                done += len(batch)
+                atomic_write_text(record, json.dumps({"shape": list(shape), "done": done}))
+                bar.update(len(batch))
+    finally:
+        os.close(fd)
     os.replace(partial, final)
     record.unlink()
-    return np.load(final, mmap_mode="r")
+

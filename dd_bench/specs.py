@@ -7,6 +7,7 @@ specs when they are made, so a broken plugin fails at registration, naming the f
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import re
@@ -22,6 +23,7 @@ from torch import nn
 
 from .errors import ConfigError, DataError, UnknownNameError
 from .limits import FLOAT_MAX, INT64_MAX
+from .streaming import Images, is_streamed, materialize
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_.\-]*(:[A-Za-z0-9_.\-]+(@\S+)?)?$")
 
@@ -50,14 +52,19 @@ class DataShape:
 
 @dataclass(frozen=True, eq=False)
 class RealData:
-    """A dataset, already normalised with ``mean``/``std``; val is a seeded slice of train."""
+    """A dataset, already normalised with ``mean``/``std``; val is a seeded slice of train.
+
+    Each ``*_x`` is a float32 tensor or, for data too large to hold, a streamed split read from
+    disk on demand (:class:`dd_bench.streaming.StreamedImages`); both answer ``shape``, ``len``
+    and indexing, and :func:`dd_bench.streaming.batches` iterates either. Labels are always tensors.
+    """
 
     name: str
-    train_x: torch.Tensor
+    train_x: Images
     train_y: torch.Tensor
-    val_x: torch.Tensor
+    val_x: Images
     val_y: torch.Tensor
-    test_x: torch.Tensor
+    test_x: Images
     test_y: torch.Tensor
     mean: tuple[float, ...]
     std: tuple[float, ...]
@@ -89,13 +96,43 @@ class RealData:
         return torch.bincount(self.train_y, minlength=self.num_classes)
 
     def indices_of_class(self, c: int) -> torch.Tensor:
-        return torch.nonzero(self.train_y == c, as_tuple=True)[0]
+        """Positions in the training split of class ``c``'s images (ascending; do not modify)."""
+        return self._class_indices[c]
+
+    @functools.cached_property
+    def _class_indices(self) -> tuple[torch.Tensor, ...]:
+        order = torch.argsort(self.train_y, stable=True)
+        return tuple(order.split(self.class_counts().tolist()))
+
+    def class_batch(self, c: int, n: int, generator: torch.Generator) -> torch.Tensor:
+        """``n`` training images of class ``c`` (all of them if it has fewer): a seeded draw without replacement."""
+        idx = self.indices_of_class(c)
+        return self.train_x[idx[torch.randperm(len(idx), generator=generator)[:n]]]
+
+    @property
+    def streamed(self) -> bool:
+        """Whether any split is read from disk on demand rather than held in memory."""
+        return any(is_streamed(x) for x in (self.train_x, self.val_x, self.test_x))
+
+    def in_memory(self, who: str) -> RealData:
+        """This data with every split loaded whole as tensors; ``who`` says what needs them (the
+        end of the one-line error when a split would not fit, :func:`dd_bench.streaming.materialize`)."""
+        if not self.streamed:
+            return self
+        return dataclasses.replace(self, **{f"{s}_x": materialize(getattr(self, f"{s}_x"), f"{self.name} {s} split", who)
+                                            for s in ("train", "val", "test")})
 
 
 def split_train_val(
     x: torch.Tensor, y: torch.Tensor, val_fraction: float, seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Carve a fixed, seeded, per-class validation slice out of a training split."""
+    keep, val = train_val_positions(y, val_fraction, seed)
+    return x[keep], y[keep], x[val], y[val]
+
+
+def train_val_positions(y: torch.Tensor, val_fraction: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ascending positions of :func:`split_train_val`'s train and validation images."""
     if not 0.0 <= val_fraction < 1.0:
         raise ConfigError(f"val_fraction={val_fraction} is not allowed: use 0 <= value < 1")
     g = torch.Generator().manual_seed(seed)
@@ -104,10 +141,10 @@ def split_train_val(
         idx = torch.nonzero(y == c, as_tuple=True)[0]
         idx = idx[torch.randperm(len(idx), generator=g)]
         val_idx.append(idx[: int(round(len(idx) * val_fraction))])
-    val = torch.cat(val_idx).sort().values
+    val = torch.cat(val_idx).sort().values if val_idx else torch.zeros(0, dtype=torch.long)
     keep = torch.ones(len(y), dtype=torch.bool)
     keep[val] = False
-    return x[keep], y[keep], x[val], y[val]
+    return torch.nonzero(keep, as_tuple=True)[0], val
 
 
 def data_fingerprint(data: RealData, zca: bool) -> dict[str, Any]:
@@ -262,7 +299,11 @@ class DistillerSpec:
     has a ``smoke`` preset that runs end to end on ``digits`` in seconds. Two declarations
     tell ``dd-bench check-plugin`` what to expect: ``deterministic=True``, the result does
     not depend on the seed (so different seeds must give the same set); ``ignores_ipc=True``,
-    the result does not depend on the IPC either (the whole training set).
+    the result does not depend on the IPC either (the whole training set). ``in_memory=True``:
+    the method holds the whole training split as one tensor (trajectory matching, ZCA), so a
+    streamed dataset is loaded whole before it runs, or refused in one line when it would not
+    fit; other methods get the data as the dataset returns it and read it through the
+    interface of :class:`RealData`.
     """
 
     name: str
@@ -272,6 +313,7 @@ class DistillerSpec:
     description: str = ""
     deterministic: bool = False
     ignores_ipc: bool = False
+    in_memory: bool = False
 
     def __post_init__(self) -> None:
         _check_name("DistillerSpec", self.name)

@@ -31,6 +31,7 @@ from .augment import DEFAULT_STRATEGY, DSA, parse_strategy
 from .errors import ConfigError, DataError
 from .runtime import cache_lock
 from .specs import RealData, data_fingerprint
+from .streaming import Images, is_streamed
 from .synthetic import CACHE_BUILD_SECONDS, atomic_torch_save, atomic_write_text
 from .training import TrainRecipe, accuracy, compile_wanted, train_classifier
 
@@ -126,13 +127,13 @@ class Teacher:
         return torch.cat([self.model(x[s : s + batch_size].to(device)).float() for s in range(0, x.shape[0], batch_size)])
 
 
-def train_teacher(build: Callable[[int], nn.Module], data: RealData, train_x: torch.Tensor, recipe: TeacherRecipe,
+def train_teacher(build: Callable[[int], nn.Module], data: RealData, train_x: Images, recipe: TeacherRecipe,
                   device: torch.device, progress: Callable[[int], None] | None = None,
                   compile: bool = False) -> nn.Module:
     """Train one seeded teacher on the whole training split ``train_x`` (in the space it will see)."""
     model = build(recipe.seed)
     train_classifier(
-        model, train_x.to(device), data.train_y.to(device), recipe.train_recipe(),
+        model, train_x if is_streamed(train_x) else train_x.to(device), data.train_y.to(device), recipe.train_recipe(),
         torch.Generator().manual_seed(recipe.seed),
         augment=DSA(recipe.dsa_strategy) if recipe.dsa else None, progress=progress, compile=compile,
     )  # fmt: skip
@@ -148,7 +149,7 @@ def ensure_teacher(
     device: torch.device,
     *,
     zca: bool = False,
-    train_x: torch.Tensor | None = None,
+    train_x: Images | None = None,
     progress: bool = True,
 ) -> Teacher:
     """Load the teacher ``recipe`` names for ``data`` from the cache, training and saving it if missing.

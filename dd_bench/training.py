@@ -15,6 +15,7 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from .errors import ConfigError
+from .streaming import Images, batches
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
@@ -87,7 +88,7 @@ def distillation_loss(
 
 def train_classifier(
     model: nn.Module,
-    x: torch.Tensor,
+    x: Images,
     y: torch.Tensor,
     recipe: TrainRecipe,
     generator: torch.Generator,
@@ -101,7 +102,8 @@ def train_classifier(
     temperature: float = 1.0,
     compile: bool = False,
 ) -> nn.Module:
-    """Train ``model`` in place on ``(x, y)`` (already on the model's device).
+    """Train ``model`` in place on ``(x, y)`` (``y`` on the model's device, ``x`` there too or a
+    streamed split whose batches are read in DataLoader workers and moved there).
 
     Minibatch order and augmentation draw from ``generator`` (CPU) only, so a run is a
     function of its seed: on the CPU always, on a GPU with deterministic kernels
@@ -126,10 +128,10 @@ def train_classifier(
             if epoch == decay_epoch:
                 for group in opt.param_groups:
                     group["lr"] *= 0.1
-            order = torch.randperm(n, generator=generator).to(x.device)
-            for start in range(0, n, recipe.batch_size):
+            order = torch.randperm(n, generator=generator).to(y.device)
+            for start, xb in zip(range(0, n, recipe.batch_size), batches(x, order, recipe.batch_size)):
                 idx = order[start : start + recipe.batch_size]
-                xb = x[idx]
+                xb = xb.to(y.device, non_blocking=True)
                 if augment is not None:
                     xb = augment(xb, generator)
                 wb = None if weights is None else weights[idx]
@@ -256,13 +258,12 @@ def train_classifiers(
 
 
 @torch.inference_mode()
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> float:
-    """Top-1 accuracy in percent; ``x`` may live on the CPU, batches move to the model's device."""
+def accuracy(model: nn.Module, x: Images, y: torch.Tensor, batch_size: int = 1024) -> float:
+    """Top-1 accuracy in percent; ``x`` may live on the CPU or be streamed, batches move to the model's device."""
     device = next(model.parameters()).device
     model.eval()
     correct = 0
-    for start in range(0, x.shape[0], batch_size):
-        xb = x[start : start + batch_size].to(device, non_blocking=True)
-        yb = y[start : start + batch_size].to(device, non_blocking=True)
+    for xb, yb in zip(batches(x, torch.arange(x.shape[0]), batch_size), y.split(batch_size)):
+        xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
         correct += (model(xb).argmax(1) == yb).sum().item()
     return 100.0 * correct / max(1, x.shape[0])

@@ -47,6 +47,7 @@ import torch
 from .errors import ConfigError, DataError
 from .runtime import cache_lock
 from .specs import RealData, data_fingerprint
+from .streaming import materialize
 from .synthetic import atomic_torch_save
 
 FORMAT = "dd-bench.zca"
@@ -143,7 +144,9 @@ class ZCA:
         return self._inverse
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
-        """Whiten ``x`` ``[N,C,H,W]``: ``(x - mean) @ T``; differentiable w.r.t. ``x``."""
+        """Whiten ``x`` ``[N,C,H,W]``: ``(x - mean) @ T``; differentiable w.r.t. ``x``. A streamed
+        split is loaded whole first (whitened images are a new tensor of its size anyway)."""
+        x = materialize(x, "ZCA whitening")
         flat = self._flatten(x)
         out = (flat - self._on(x, "mean", self.mean)) @ self._on(x, "T", self._transform)
         return out.view(x.shape)

@@ -6,6 +6,7 @@ import csv
 import os
 
 import pytest
+import torch
 
 from dd_bench.errors import DataError
 from dd_bench.specs import DataRequest
@@ -48,7 +49,7 @@ def test_index_folders_map_through_the_wnid_list_not_a_string_sort(tmp_path):
     by_wnid = write_image_folder(tmp_path / "wnid", classes=wnids, per_class=2)
     a, b = load("imagenette", by_index, resolution=8), load("imagenette", by_wnid, resolution=8)
     assert a.classes == b.classes == wnids
-    assert (a.train_y == b.train_y).all() and (a.train_x == b.train_x).all()
+    assert (a.train_y == b.train_y).all() and torch.equal(a.train_x[:], b.train_x[:])
 
 
 def test_a_flat_val_folder_is_labelled_by_kaggles_solution_file(tmp_path):
@@ -87,11 +88,18 @@ def test_bad_imagenet_folders_are_one_line(tmp_path):
         make_registry().dataset("imagenet1k").load(DataRequest())
 
 
-def test_a_dataset_too_large_for_memory_is_refused_before_decoding(tmp_path, monkeypatch):
+def test_a_dataset_too_large_for_memory_streams_and_an_in_memory_method_is_refused_in_one_line(tmp_path, monkeypatch):
+    from dd_bench import api
     from dd_bench.matching import memory
 
     root = write_image_folder(tmp_path / "in1k", classes=SUBSETS["imagenette"].wnids, per_class=2)
-    monkeypatch.setattr(memory, "free_memory", lambda device: 2**20)
-    with pytest.raises(DataError, match="40 images at 224 px need about .* GiB in memory as float32, but 0.0 GiB"):
-        load("imagenette", root, resolution=224)
-    assert not (tmp_path / "cache" / "images").exists()
+    data = load("imagenette", root, resolution=32)
+    assert data.streamed
+    monkeypatch.setattr(memory, "free_memory", lambda device: 2**10)
+    registry = make_registry()
+    syn = api.distill(registry, "random", data, ipc=1, progress=False)  # streams: reads 10 images
+    assert syn.images.shape == (10, 3, 32, 32)
+    with pytest.raises(DataError, match=r"^imagenette train split: its 20 images of 3x32x32 need 0.0 GiB in memory as"
+                       r" float32, but 0.0 GiB are available; mtt holds the whole training split in memory; distil it"
+                       r" with a method that streams \(.*random.*\), or ask for a smaller --resolution$"):
+        api.distill(registry, "mtt", data, ipc=1, preset="smoke", progress=False)

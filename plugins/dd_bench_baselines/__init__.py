@@ -71,5 +71,6 @@ def ddb_register_distillers() -> list[DistillerSpec]:
             description="the whole training set (upper reference; ignores ipc)",
             deterministic=True,
             ignores_ipc=True,
+            in_memory=True,
         ),
     ]

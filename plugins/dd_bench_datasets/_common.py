@@ -16,7 +16,8 @@ import torch
 
 from dd_bench.errors import DataError
 from dd_bench.runtime import default_cache_dir
-from dd_bench.specs import DataRequest, RealData, split_train_val
+from dd_bench.specs import DataRequest, RealData, train_val_positions
+from dd_bench.streaming import StreamedImages, normalise
 
 T = TypeVar("T")
 
@@ -76,14 +77,6 @@ def nhwc_to_nchw(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
 
 
-def normalise(x: torch.Tensor, mean: Sequence[float], std: Sequence[float], scale: float = 255.0) -> torch.Tensor:
-    """A new float32 tensor ``(x / scale - mean) / std``: one copy of ``x``, then in-place arithmetic."""
-    out = x.to(torch.float32, copy=True)
-    m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1) * scale
-    s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1) * scale
-    return out.sub_(m).div_(s)
-
-
 def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and std of ``[N,C,H,W]``, rounded to 4 places like the literature's constants.
 
@@ -113,10 +106,16 @@ def real_data(
 
     Validation is carved from train with the request's fraction and seed *before* the
     float conversion, so each split is converted exactly once. Images are uint8 (divided by
-    ``scale``=255) or floats already in [0, 1] (``scale=1``).
+    ``scale``=255) or floats already in [0, 1] (``scale=1``), or both splits are streamed
+    (:class:`StreamedImages` on disk): the splits are then row subsets of those, normalised
+    when read, and nothing is loaded here.
     """
     classes = tuple(str(c) for c in classes)
-    train_x, test_x = torch.as_tensor(train_x), torch.as_tensor(test_x)
+    streamed = isinstance(train_x, StreamedImages)
+    if streamed != isinstance(test_x, StreamedImages):
+        raise DataError(f"{name}: stream both splits or neither")
+    if not streamed:
+        train_x, test_x = torch.as_tensor(train_x), torch.as_tensor(test_x)
     train_y = torch.as_tensor(np.asarray(train_y), dtype=torch.long)
     test_y = torch.as_tensor(np.asarray(test_y), dtype=torch.long)
     for split, x, y in (("train", train_x, train_y), ("test", test_x, test_y)):
@@ -130,15 +129,20 @@ def real_data(
             )
     if len(train_y) == 0:
         raise DataError(f"{name}: the training split is empty")
-    tr_x, tr_y, va_x, va_y = split_train_val(train_x, train_y, request.val_fraction, request.seed)
     mean, std = tuple(float(v) for v in mean), tuple(float(v) for v in std)
+    keep, val = train_val_positions(train_y, request.val_fraction, request.seed)
+    if streamed:
+        train_x, test_x = train_x.normalised(mean, std), test_x.normalised(mean, std)
+        splits = train_x.subset(keep), train_x.subset(val), test_x
+    else:
+        splits = tuple(normalise(x, mean, std, scale) for x in (train_x[keep], train_x[val], test_x))
     return RealData(
         name=name,
-        train_x=normalise(tr_x, mean, std, scale),
-        train_y=tr_y,
-        val_x=normalise(va_x, mean, std, scale),
-        val_y=va_y,
-        test_x=normalise(test_x, mean, std, scale),
+        train_x=splits[0],
+        train_y=train_y[keep],
+        val_x=splits[1],
+        val_y=train_y[val],
+        test_x=splits[2],
         test_y=test_y,
         mean=mean,
         std=std,

@@ -4,7 +4,8 @@
 names in sorted order, ``val/`` is the test split (validation is carved from train, as for every
 dataset), images keep their own size unless a resolution is asked for, and the normalisation is
 the training split's per-channel mean and std. Files are decoded once into the cache
-(:mod:`dd_bench.images`). A corrupt or truncated image is refused with its path, not skipped.
+(:mod:`dd_bench.images`) and the splits are streamed from there (never loaded whole; see
+:mod:`dd_bench.streaming`). A corrupt or truncated image is refused with its path, not skipped.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from dd_bench.errors import DataError
 from dd_bench.images import decoded, image_files
 from dd_bench.runtime import default_cache_dir
 from dd_bench.specs import DataRequest, RealData
+from dd_bench.streaming import StreamedImages
 
 from ._common import real_data
 
@@ -49,13 +50,13 @@ def labelled_files(name: str, folders: dict[str, Path], classes: Sequence[str],
     return files, labels
 
 
-def uint8_stats(x: np.ndarray, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and (sample) std of ``[N,C,H,W]`` uint8 in [0, 1] units, rounded to 4 places,
-    read in chunks so a memory-mapped array is never loaded whole."""
+def uint8_stats(x: StreamedImages, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and (sample) std of streamed uint8 images in [0, 1] units, rounded to 4
+    places, read in chunks so the split is never loaded whole."""
     c = x.shape[1]
     total, squares = np.zeros(c), np.zeros(c)
     for s in range(0, len(x), chunk):
-        block = np.asarray(x[s : s + chunk], dtype=np.float64) / 255.0
+        block = x.uint8(slice(s, s + chunk)).astype(np.float64) / 255.0
         total += block.sum(axis=(0, 2, 3))
         squares += (block**2).sum(axis=(0, 2, 3))
     n = x.shape[0] * x.shape[2] * x.shape[3]
@@ -67,8 +68,8 @@ def uint8_stats(x: np.ndarray, chunk: int = 4096) -> tuple[tuple[float, ...], tu
 def folder_data(name: str, root: Path, train: tuple[list[Path], list[int]], test: tuple[list[Path], list[int]],
                 classes: Sequence[str], request: DataRequest, mean: Sequence[float] | None = None,
                 std: Sequence[float] | None = None) -> RealData:
-    """Decode both splits (cached) and build ``RealData``; ``mean``/``std`` default to the training split's."""
-    _check_fits_in_memory(name, len(train[0]) + len(test[0]), request.resolution)
+    """Decode both splits once (cached) and return them streamed from the cache;
+    ``mean``/``std`` default to the training split's."""
     cache = default_cache_dir()
     train_x = decoded(f"{name} train", root, train[0], request.resolution, cache)
     test_x = decoded(f"{name} val", root, test[0], request.resolution, cache)
@@ -77,22 +78,7 @@ def folder_data(name: str, root: Path, train: tuple[list[Path], list[int]], test
                         " (channels x height x width); ask for one size with --resolution N")
     if mean is None or std is None:
         mean, std = uint8_stats(train_x)
-    return real_data(name, torch.from_numpy(np.array(train_x)), train[1], torch.from_numpy(np.array(test_x)), test[1],
-                     mean=mean, std=std, classes=classes, request=request)
-
-
-def _check_fits_in_memory(name: str, n: int, resolution: int | None) -> None:
-    """Refuse, before decoding, a dataset whose float32 copy would not fit in memory: datasets
-    are held in memory whole (streamed ones are not implemented yet)."""
-    from dd_bench.matching.memory import free_memory
-
-    if resolution is None:
-        return  # own size: known only after decoding, and checked by the allocation itself
-    need, free = n * 3 * resolution * resolution * 4, free_memory(torch.device("cpu"))
-    if free is not None and need > 0.8 * free:
-        raise DataError(f"{name}: {n} images at {resolution} px need about {need / 2**30:.1f} GiB in memory as float32,"
-                        f" but {free / 2**30:.1f} GiB are available; ask for a smaller --resolution or a subset"
-                        " (datasets are held in memory whole; streaming them is not implemented yet)")
+    return real_data(name, train_x, train[1], test_x, test[1], mean=mean, std=std, classes=classes, request=request)
 
 
 def load_image_folder(request: DataRequest) -> RealData:

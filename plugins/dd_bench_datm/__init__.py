@@ -319,5 +319,6 @@ def ddb_register_distillers() -> list[DistillerSpec]:
             distill=distill,
             presets=PRESETS,
             description="difficulty-aligned trajectory matching: growing window, soft labels (Guo et al. 2024)",
+            in_memory=True,
         )
     ]

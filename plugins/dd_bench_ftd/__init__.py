@@ -223,5 +223,6 @@ def ddb_register_distillers() -> list[DistillerSpec]:
             distill=distill,
             presets=PRESETS,
             description="flat trajectory distillation: GSAM experts + EMA images (Du et al. 2023)",
+            in_memory=True,
         )
     ]

@@ -86,5 +86,6 @@ def ddb_register_distillers() -> list[DistillerSpec]:
             distill=distill,
             presets=PRESETS,
             description="matching training trajectories (Cazenavette et al. 2022)",
+            in_memory=True,
         )
     ]

@@ -33,6 +33,7 @@ import torch
 from dd_bench import hookimpl
 from dd_bench.errors import ConfigError, require_ints
 from dd_bench.specs import DistillerSpec, DistillRequest, RealData
+from dd_bench.streaming import Images, batches, select
 from dd_bench.synthetic import CACHE_BUILD_SECONDS, SyntheticSet
 
 from .latents import AELatent, AERecipe, Latent, PCALatent, PixelLatent, VAELatent
@@ -245,9 +246,22 @@ def _quantize_class(z: torch.Tensor, k: int, config: OQConfig, generator: torch.
     return lloyd(z, k, generator, config.iterations, config.tol, config.restarts, config.chunk), "lloyd"
 
 
+def pixel_error(x: Images, codes: torch.Tensor, device: torch.device, chunk: int | None, batch: int = 4096) -> float:
+    """Mean squared distance of the images ``x`` to their nearest code image, read in batches."""
+    codes = codes.reshape(codes.shape[0], -1).to(device, torch.float32)
+    total = 0.0
+    for xb in batches(x, torch.arange(len(x)), batch, workers=0):
+        _, dist = assign(xb.to(device).reshape(len(xb), -1), codes, chunk)
+        total += float(dist.to(torch.float64).sum())
+    return total / max(1, len(x))
+
+
 def distill_oq(request: DistillRequest) -> SyntheticSet:
     """Per class: encode, quantize into ``ipc`` weighted code points, decode (or take medoids)."""
     config: OQConfig = request.config
+    if config.labels == "expert":  # expert trajectories are trained on the whole split in memory
+        request = dataclasses.replace(request, data=request.data.in_memory(
+            "oq with labels=expert trains expert trajectories on the whole training split in memory; use labels=hard, which streams"))
     data, device, ipc = request.data, request.device, request.ipc
     generator = request.generator()
     started = time.perf_counter()
@@ -259,7 +273,8 @@ def distill_oq(request: DistillRequest) -> SyntheticSet:
     latent_dim = None
     for c in range(data.num_classes):
         idx = data.indices_of_class(c)
-        z = latent.encode(data.train_x[idx])
+        class_x = select(data.train_x, idx)  # a streamed class is read in batches, never whole
+        z = latent.encode(class_x)
         latent_dim = z.shape[1]
         q, algorithm = _quantize_class(z, ipc, config, generator)
         codes = q.codes
@@ -274,8 +289,7 @@ def distill_oq(request: DistillRequest) -> SyntheticSet:
             decoded = latent.decode(codes)
             masses, error = q.masses, q.error  # the quantizer's final assignment of these codes
         err_latent.append(error)
-        pixel = quantization_error(data.train_x[idx].to(device), decoded, chunk=config.chunk)
-        err_pixel.append(float(pixel["error"]))
+        err_pixel.append(pixel_error(class_x, decoded, device, config.chunk))
         weights.append(masses.cpu() * (idx.numel() / n_total))
         images.append(decoded.float().cpu())
         labels.append(torch.full((ipc,), c, dtype=torch.long))

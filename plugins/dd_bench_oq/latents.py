@@ -27,6 +27,7 @@ from dd_bench.errors import ConfigError, DataError
 from dd_bench.matching.buffers import data_fingerprint
 from dd_bench.runtime import cache_lock, seeded_build
 from dd_bench.specs import RealData
+from dd_bench.streaming import batches
 from dd_bench.synthetic import atomic_torch_save
 
 AE_FORMAT_VERSION = 1
@@ -51,8 +52,8 @@ class Latent:
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """``[N,C,H,W]`` (any device) -> ``[N, d]`` float32 on ``self.device``."""
-        out = [self._encode(x[s : s + self.batch_size].to(self.device, torch.float32)).reshape(len(x[s : s + self.batch_size]), -1)
-               for s in range(0, x.shape[0], self.batch_size)]  # fmt: skip
+        out = [self._encode(xb.to(self.device, torch.float32)).reshape(len(xb), -1)
+               for xb in (x[s : s + self.batch_size] for s in range(0, x.shape[0], self.batch_size))]
         return torch.cat(out) if out else torch.zeros(0, 0, device=self.device)
 
     @torch.no_grad()
@@ -190,8 +191,8 @@ def _train_autoencoder(
         order = torch.randperm(n, generator=generator)
         total = 0.0
         started = time.perf_counter()
-        for s in range(0, n, recipe.batch_size):
-            xb = x[order[s : s + recipe.batch_size]].to(device, non_blocking=True)
+        for xb in batches(x, order, recipe.batch_size):
+            xb = xb.to(device, non_blocking=True)
             loss = F.mse_loss(model(xb), xb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
