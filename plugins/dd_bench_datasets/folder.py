@@ -50,11 +50,12 @@ def labelled_files(name: str, folders: dict[str, Path], classes: Sequence[str],
     return files, labels
 
 
-def uint8_stats(x: StreamedImages, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def uint8_stats(x: StreamedImages, chunk_bytes: int = 2**22) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and (sample) std of streamed uint8 images in [0, 1] units, rounded to 4
-    places, read in chunks so the split is never loaded whole."""
+    places, read ``chunk_bytes`` of pixels at a time so the split is never loaded whole."""
     c = x.shape[1]
     total, squares = np.zeros(c), np.zeros(c)
+    chunk = max(1, chunk_bytes // int(np.prod(x.image_shape)))
     for s in range(0, len(x), chunk):
         block = x.uint8(slice(s, s + chunk)).astype(np.float64) / 255.0
         total += block.sum(axis=(0, 2, 3))

@@ -246,7 +246,7 @@ def _quantize_class(z: torch.Tensor, k: int, config: OQConfig, generator: torch.
     return lloyd(z, k, generator, config.iterations, config.tol, config.restarts, config.chunk), "lloyd"
 
 
-def pixel_error(x: Images, codes: torch.Tensor, device: torch.device, chunk: int | None, batch: int = 4096) -> float:
+def pixel_error(x: Images, codes: torch.Tensor, device: torch.device, chunk: int | None, batch: int = 1024) -> float:
     """Mean squared distance of the images ``x`` to their nearest code image, read in batches."""
     codes = codes.reshape(codes.shape[0], -1).to(device, torch.float32)
     total = 0.0

@@ -91,6 +91,7 @@ class PCALatent(Latent):
         dim = train_x[0].numel()
         n = train_x.shape[0]
         k = min(components, dim)
+        chunk = max(1, min(chunk, 2**28 // (dim * 8)))  # at most 256 MiB of float64 rows at a time
         mean = torch.zeros(dim, dtype=torch.float64, device=device)
         for s in range(0, n, chunk):
             mean += train_x[s : s + chunk].reshape(-1, dim).to(device, torch.float64).sum(0)
