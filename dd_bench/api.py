@@ -17,10 +17,11 @@ from .synthetic import SyntheticSet
 
 def load_data(
     registry: Registry, dataset: str, root: str | Path | None = None, download: bool = False,
-    resolution: int | None = None,
+    resolution: int | None = None, test_crop_pct: float = 1.0,
 ) -> RealData:
     """Load a registered dataset; an explicit ``root`` must be a folder (``download`` may create it).
-    A ``resolution`` the dataset does not deliver (a fixed-size one) is refused in one line."""
+    A ``resolution`` or ``test_crop_pct`` the dataset does not deliver (a fixed-size one) is
+    refused in one line."""
     spec = registry.dataset(dataset)
     folder = Path(root).expanduser() if root else None
     if folder is not None and (folder.is_file() or not (folder.exists() or download)):
@@ -28,11 +29,16 @@ def load_data(
             f"data root {folder} is {'a file' if folder.exists() else 'missing'}: give the folder that holds the"
             f" {dataset} files, pass --download to fetch them into a new one, or leave it out to use the default places"
         )
-    data = spec.load(DataRequest(root=folder, download=download, resolution=resolution))
+    data = spec.load(DataRequest(root=folder, download=download, resolution=resolution, test_crop_pct=test_crop_pct))
     if resolution is not None and (data.shape.height, data.shape.width) != (resolution, resolution):
         raise ConfigError(
             f"resolution={resolution} is not allowed for {dataset}: its images are {data.shape.height}x{data.shape.width}"
             " (only datasets read from image files of any size take one, e.g. image_folder)"
+        )
+    if data.test_crop_pct != test_crop_pct:
+        raise ConfigError(
+            f"test_crop_pct={test_crop_pct} is not allowed for {dataset}: its test images come preprocessed"
+            " (only datasets read from image files take one, e.g. image_folder and imagenet1k; use 1 or the classic recipe)"
         )
     return data
 

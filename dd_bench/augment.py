@@ -323,7 +323,8 @@ def _resample(x: torch.Tensor, lin: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
 
 
-__all__ = ["ALLOWED_OPS", "COLOR_OPS", "DEFAULT_STRATEGY", "DSA", "DSAParams", "dsa", "parse_strategy"]
+__all__ = ["ALLOWED_OPS", "COLOR_OPS", "DEFAULT_STRATEGY", "DSA", "DSAParams", "crop_flip", "dsa", "parse_strategy",
+           "random_resized_crop"]
 
 
 def random_resized_crop(
@@ -369,3 +370,9 @@ def random_resized_crop(
         theta = theta.expand(x.shape[0], 2, 3)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def crop_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """The decoupled papers' training augmentation (SRe2L, RDED: torchvision's
+    ``RandomResizedCrop(scale=(0.08, 1))`` then ``RandomHorizontalFlip``), per image, batched."""
+    return random_resized_crop(x, generator, flip=True)

@@ -103,8 +103,8 @@ def _device(args: argparse.Namespace):
     return resolve_device(args.device, say=lambda text: print(text, file=sys.stderr))
 
 
-def _progress(total: int, desc: str):
-    return tqdm(total=total, desc=desc, unit="epoch", leave=False, disable=None, file=sys.stderr)
+def _progress(total: int, desc: str, shown: bool = True):
+    return tqdm(total=total, desc=desc, unit="epoch", leave=False, disable=None if shown else True, file=sys.stderr)
 
 
 # ---------------------------------------------------------------------------- plugins
@@ -220,7 +220,7 @@ def eval_config_from(args: argparse.Namespace):
     from .evaluate import EvalConfig, with_overrides
 
     return with_overrides(
-        EvalConfig(),
+        EvalConfig.named(getattr(args, "recipe", "classic")),
         epochs=args.epochs,
         lr=args.lr,
         batch_size=args.batch_size,
@@ -244,24 +244,50 @@ def format_report(report: Any) -> str:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from . import api
-    from .evaluate import evaluate
+    """Evaluate in this process, in the process group ``torchrun`` started, or (``--nproc N``)
+    in N processes this command starts: the same figures, each network trained data-parallel."""
+    from . import distributed
+
+    if args.nproc > 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        _evaluation_inputs(args)  # bad input fails here in one line, and data caches are built once
+        distributed.launch(_evaluate_in_group, args.nproc, str(_device(args)), args)
+        return 0
+    distributed.init_from_env(_device(args))
+    return _evaluate(args)
+
+
+def _evaluate_in_group(args: argparse.Namespace) -> None:
+    _evaluate(args)
+
+
+def _evaluation_inputs(args: argparse.Namespace) -> tuple:
+    from . import api, distributed
     from .synthetic import SyntheticSet
 
     registry = _registry()
     syn = SyntheticSet.load(args.synthetic)
     models = [(name, registry.model(name)) for name in args.models]  # typos fail first
     config = eval_config_from(args)
-    device = _device(args)
+    device = distributed.device_for_rank(_device(args))
     resolution = args.resolution if args.resolution is not None else syn.metadata.get("resolution")
-    data = api.load_data(registry, syn.dataset, args.data_root, args.download, resolution)
+    data = api.load_data(registry, syn.dataset, args.data_root, args.download, resolution, config.test_crop_pct)
     syn.check_compatible(data)
-    teacher = api.eval_teacher(registry, syn, data, config, args.cache_dir, device)  # a missing teacher fails before training
-    if teacher is not None:
+    return registry, syn, models, config, device, data
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from . import api, distributed
+    from .evaluate import evaluate
+
+    registry, syn, models, config, device, data = _evaluation_inputs(args)
+    main = distributed.is_main()
+    teacher = api.eval_teacher(registry, syn, data, config, args.cache_dir, device, progress=main)  # a missing teacher fails before training
+    if teacher is not None and main:
         print(f"teacher {teacher.recipe.model} {teacher.key}: validation accuracy {teacher.val_acc:.2f}%", file=sys.stderr)
-    with _progress(config.epochs * len(models) * len(args.seeds), f"evaluate {syn.method}") as bar:
+    with _progress(config.epochs * len(models) * len(args.seeds), f"evaluate {syn.method}", main) as bar:
         report = evaluate(syn, data, models, args.seeds, config, device, bar.update, teacher=teacher)
-    print(json.dumps(report.to_dict(), indent=2) if args.json else format_report(report))
+    if main:
+        print(json.dumps(report.to_dict(), indent=2) if args.json else format_report(report))
     return 0
 
 
@@ -318,6 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("synthetic", type=Path, help="a synthetic set written by `dd-bench distill`")
     p.add_argument("--models", type=_names, default=["convnet"], help="comma-separated model names (default convnet)")
     p.add_argument("--seeds", type=_seeds, default=[0, 1, 2], help="a count (3 = seeds 0,1,2) or a list 0,4,7")
+    p.add_argument("--recipe", choices=["classic", "decoupled"], default="classic",
+                   help="named evaluation recipe the other options override: classic (SGD, step decay, DSA; default) or"
+                        " decoupled (SRe2L/RDED: AdamW, cosine, 300 epochs, crop+flip, teacher labels at T=20, 0.875 test crop)")
     p.add_argument("--epochs", type=_int_from(1), help="training epochs (default 1000)")
     p.add_argument("--lr", type=_positive_float, help="learning rate (default: the set's learned lr, else 0.01)")
     p.add_argument("--batch-size", type=_int_from(1), help="minibatch size (default 256)")
@@ -332,6 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher-lr", type=_positive_float, help="learning rate of that teacher (default 0.01)")
     p.add_argument("--cache-dir", type=Path, help="cache folder of teachers (default $DD_BENCH_CACHE or ~/.cache/dd-bench)")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--nproc", type=_int_from(1), default=1,
+                   help="train each network data-parallel in N processes (gloo on the CPU, NCCL on GPUs; the same figures"
+                        " to float tolerance); under torchrun the group is torchrun's")
     data_options(p)
     p.set_defaults(func=cmd_evaluate)
 

@@ -16,7 +16,7 @@ from typing import Any, Literal, get_args
 
 import torch
 
-from .augment import DSA, DEFAULT_STRATEGY, parse_strategy
+from .augment import DSA, DEFAULT_STRATEGY, crop_flip, parse_strategy
 from .errors import ConfigError
 from .runtime import seeded_build
 from .specs import ModelSpec, RealData
@@ -26,6 +26,24 @@ from .training import TrainRecipe, accuracy, compile_wanted, train_classifiers
 
 LabelProtocol = Literal["hard", "set", "teacher"]
 LABEL_PROTOCOLS: tuple[str, ...] = get_args(LabelProtocol)
+RecipeName = Literal["classic", "decoupled"]
+
+EVAL_RECIPES: dict[str, dict[str, Any]] = {
+    # SGD momentum 0.9, weight decay 5e-4, x0.1 at half of 1000 epochs, DSA: the protocol of
+    # DC/DSA/DM/MTT and the default
+    "classic": {},
+    # SRe2L's and RDED's evaluation of ImageNet-scale sets (SRe2L validate/train_KD.py, RDED's
+    # main.py): AdamW lr 0.001, weight decay 0.01, cosine over 300 epochs (set per epoch),
+    # RandomResizedCrop (scale 0.08-1) + horizontal flip instead of DSA, the teacher's soft
+    # labels of every augmented batch at temperature 20 (their scripts' -T 20), RDED's batch
+    # size rule (batch_size none: see EvalConfig.train_recipe), and the test split's images resized
+    # so that the centre crop is 0.875 of their shorter side (224 px from 256)
+    "decoupled": {"optimizer": "adamw", "lr": 0.001, "weight_decay": 0.01, "schedule": "cosine", "epochs": 300,
+                  "batch_size": None, "dsa": False, "crop_flip": True, "labels": "teacher", "temperature": 20.0,
+                  "test_crop_pct": 0.875},
+}
+"""Named evaluation recipes: the field values each sets before a suite's or the command line's
+own overrides (``EvalConfig.named``)."""
 
 
 @dataclass(frozen=True)
@@ -36,7 +54,8 @@ class EvalConfig:
     lr: float | None = None
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    batch_size: int = 256
+    batch_size: int | None = 256
+    """None: RDED's rule by IPC and classes (see ``train_recipe``)."""
     decay_at: float | None = 0.5
     dsa: bool = True
     dsa_strategy: str = DEFAULT_STRATEGY
@@ -54,11 +73,37 @@ class EvalConfig:
     must name this same recipe); none: the set's own teacher only."""
     teacher_epochs: int = 30
     teacher_lr: float = 0.01
+    recipe: RecipeName = "classic"
+    """The named recipe (``EVAL_RECIPES``) the other fields started from; build with ``named``."""
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    schedule: Literal["step", "cosine"] = "step"
+    """``step``: x0.1 at ``decay_at``; ``cosine``: 0.5 (1 + cos(pi epoch / epochs)) per epoch."""
+    crop_flip: bool = False
+    """RandomResizedCrop (area 0.08-1, aspect 3/4-4/3) back to the image size and a horizontal
+    flip, per image (the decoupled papers' augmentation; use it instead of DSA)."""
+    test_crop_pct: float = 1.0
+    """The test images' centre crop as a fraction of their resized shorter side (timm's crop_pct):
+    1 evaluates the dataset's own preprocessing; 0.875 resizes to 256 and crops 224 (image-file
+    datasets only; others refuse any other value)."""
+
+    @classmethod
+    def named(cls, recipe: str = "classic", **overrides: Any) -> EvalConfig:
+        """The ``recipe``'s values (``EVAL_RECIPES``), then ``overrides``."""
+        if recipe not in EVAL_RECIPES:
+            raise ConfigError(f"eval recipe={recipe!r} is not allowed: use one of {', '.join(EVAL_RECIPES)}")
+        return cls(**{**EVAL_RECIPES[recipe], **overrides, "recipe": recipe})
 
     def __post_init__(self) -> None:
         """A config that would not train (zero epochs, a bad lr or DSA strategy) fails here, before any work."""
-        TrainRecipe(self.epochs, self.lr if self.lr is not None else 0.01, self.momentum, self.weight_decay, self.batch_size, self.decay_at)
+        if self.recipe not in EVAL_RECIPES:
+            raise ConfigError(f"recipe={self.recipe!r} is not allowed: use one of {', '.join(EVAL_RECIPES)}")
+        TrainRecipe(self.epochs, self.lr if self.lr is not None else 0.01, self.momentum, self.weight_decay,
+                    self.batch_size or 1, self.decay_at, self.optimizer, self.schedule)
         parse_strategy(self.dsa_strategy)
+        if self.dsa and self.crop_flip:
+            raise ConfigError("dsa=true and crop_flip=true are not allowed together: pick one augmentation")
+        if not 0 < self.test_crop_pct <= 1:
+            raise ConfigError(f"test_crop_pct={self.test_crop_pct} is not allowed: use a fraction in (0, 1]")
         if self.labels not in get_args(LabelProtocol):
             raise ConfigError(f"labels={self.labels!r} is not allowed: use one of {', '.join(get_args(LabelProtocol))}")
         if isinstance(self.temperature, bool) or not isinstance(self.temperature, (int, float)) or not 0 < self.temperature < math.inf:
@@ -73,9 +118,16 @@ class EvalConfig:
 
         return TeacherRecipe(model=self.teacher_model, epochs=self.teacher_epochs, lr=float(self.teacher_lr))
 
-    def recipe(self, syn: SyntheticSet) -> TrainRecipe:
+    def train_recipe(self, syn: SyntheticSet) -> TrainRecipe:
+        """The training recipe for ``syn``; ``batch_size`` none is RDED's rule: 10, 50 or 100 for
+        IPC 1, up to 10 and more, doubled for 100 classes or more."""
         lr = self.lr if self.lr is not None else (syn.lr if syn.lr is not None else 0.01)
-        return TrainRecipe(self.epochs, lr, self.momentum, self.weight_decay, self.batch_size, self.decay_at)
+        batch = self.batch_size or (10 if syn.ipc <= 1 else 50 if syn.ipc <= 10 else 100) * (2 if syn.num_classes >= 100 else 1)
+        return TrainRecipe(self.epochs, lr, self.momentum, self.weight_decay, batch, self.decay_at, self.optimizer, self.schedule)
+
+    def augment(self) -> Any:
+        """The training augmentation: DSA, crop and flip, or none."""
+        return DSA(self.dsa_strategy) if self.dsa else crop_flip if self.crop_flip else None
 
 
 @dataclass(frozen=True)
@@ -165,9 +217,9 @@ def evaluate_model(
     if config.labels == "teacher" and teacher is None:
         raise ConfigError(f"labels=teacher needs a teacher for the {syn.method} set: resolve one with dd_bench.api.eval_teacher")
     models = [seeded_build(lambda: model_spec.build(data.shape), seed, device) for seed in seeds]
-    augment = DSA(config.dsa_strategy) if config.dsa else None
+    augment = config.augment()
     weights = syn.weights.to(device) if (config.use_weights and syn.weights is not None) else None
-    recipe = config.recipe(syn)
+    recipe = config.train_recipe(syn)
     train_classifiers(
         models,
         syn.images.to(device),

@@ -10,8 +10,9 @@ never sees a half-built array (it is renamed into place when complete).
 
 Resizing: with a ``resolution`` R the shorter side is scaled to R (PIL bilinear, antialiased;
 JPEGs are first reduced by their decoder's DCT scaling where that stays above R) and the centre
-R x R is cropped, the usual ImageNet preprocessing. Without one, every image must already have
-the same size. Channels: 1 when every image is greyscale, else 3 (RGB).
+R x R is cropped, the usual ImageNet preprocessing (with ``crop_pct`` < 1 the shorter side goes
+to R / crop_pct first: 256 for a 224 crop at 0.875, the ImageNet evaluation's). Without one,
+every image must already have the same size. Channels: 1 when every image is greyscale, else 3 (RGB).
 """
 
 from __future__ import annotations
@@ -42,11 +43,12 @@ def image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
-def files_key(root: Path, files: Sequence[Path], resolution: int | None) -> str:
+def files_key(root: Path, files: Sequence[Path], resolution: int | None, crop_pct: float = 1.0) -> str:
     """A cache key for ``files`` at ``resolution``: what changes when any file is added, removed,
     renamed, rewritten or touched (size and modification time stand in for the content, whose
     hash would cost a read of every file before the cache could answer)."""
-    digest = hashlib.sha256(f"format={FORMAT};resolution={resolution}\n".encode())
+    extra = "" if crop_pct == 1.0 else f";crop_pct={crop_pct!r}"  # keys made before crop_pct existed stay valid
+    digest = hashlib.sha256(f"format={FORMAT};resolution={resolution}{extra}\n".encode())
     for path in files:
         stat = path.stat()
         digest.update(f"{path.relative_to(root).as_posix()}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
@@ -66,8 +68,9 @@ def _header(path: Path) -> tuple[str, tuple[int, int]]:
 class _Decode(torch.utils.data.Dataset):
     """One image file -> ``[C,H,W]`` uint8, or the reason it could not be decoded."""
 
-    def __init__(self, files: Sequence[Path], channels: int, size: tuple[int, int], resolution: int | None):
-        self.files, self.channels, self.size, self.resolution = files, channels, size, resolution
+    def __init__(self, files: Sequence[Path], channels: int, size: tuple[int, int], resolution: int | None,
+                 crop_pct: float = 1.0):
+        self.files, self.channels, self.size, self.resolution, self.crop_pct = files, channels, size, resolution, crop_pct
 
     def __len__(self) -> int:
         return len(self.files)
@@ -79,10 +82,11 @@ class _Decode(torch.utils.data.Dataset):
         try:
             with Image.open(self.files[i]) as im:
                 if self.resolution is not None:
-                    im.draft("RGB" if self.channels == 3 else "L", (self.resolution, self.resolution))
+                    side = round(self.resolution / self.crop_pct)
+                    im.draft("RGB" if self.channels == 3 else "L", (side, side))
                 im = im.convert("RGB" if self.channels == 3 else "L")
                 if self.resolution is not None:
-                    im = _resize_centre_crop(im, self.resolution)
+                    im = _resize_centre_crop(im, self.resolution, self.crop_pct)
                 pixels = np.asarray(im, dtype=np.uint8).reshape(h, w, self.channels)
         except (OSError, ValueError) as exc:  # PIL: truncated or corrupt data
             return torch.zeros(self.channels, h, w, dtype=torch.uint8), f"{self.files[i]}: cannot decode ({exc})"
@@ -94,11 +98,12 @@ def _as_list(batch: list) -> list:
     return batch
 
 
-def _resize_centre_crop(im, size: int):
+def _resize_centre_crop(im, size: int, crop_pct: float = 1.0):
+    """Shorter side to ``size / crop_pct``, then the centre ``size`` x ``size``."""
     from PIL import Image
 
     w, h = im.size
-    scale = size / min(w, h)
+    scale = round(size / crop_pct) / min(w, h)
     nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
     if (nw, nh) != (w, h):
         im = im.resize((nw, nh), Image.BILINEAR)
@@ -107,17 +112,17 @@ def _resize_centre_crop(im, size: int):
 
 
 def decoded(name: str, root: Path, files: Sequence[Path], resolution: int | None, cache_dir: Path,
-            workers: int | None = None, progress: bool = True) -> StreamedImages:
+            workers: int | None = None, progress: bool = True, crop_pct: float = 1.0) -> StreamedImages:
     """``files`` (under ``root``) as streamed ``[N,C,H,W]`` images in [0, 1] (not yet normalised),
     decoded once into ``cache_dir/images/<key>.npy``. ``name`` prefixes every error."""
     if not files:
         raise DataError(f"{name}: no images to decode")
-    key = files_key(root, files, resolution)
+    key = files_key(root, files, resolution, crop_pct)
     final = cache_dir / "images" / f"{key}.npy"
     if not final.exists():
         with cache_lock(final):
             if not final.exists():  # another process may have built it while we waited
-                _build(name, root, files, resolution, final, workers, progress)
+                _build(name, root, files, resolution, final, workers, progress, crop_pct)
     return StreamedImages(final)
 
 
@@ -136,7 +141,7 @@ def _shape(name: str, files: Sequence[Path], resolution: int | None) -> tuple[in
 
 
 def _build(name: str, root: Path, files: Sequence[Path], resolution: int | None, final: Path,
-           workers: int | None, progress: bool) -> None:
+           workers: int | None, progress: bool, crop_pct: float = 1.0) -> None:
     import sys
 
     from tqdm import tqdm
@@ -156,7 +161,7 @@ def _build(name: str, root: Path, files: Sequence[Path], resolution: int | None,
     offset, row_bytes = npy_offset(partial), channels * h * w
     workers = min(4, os.cpu_count() or 1) if workers is None else workers
     loader = torch.utils.data.DataLoader(
-        torch.utils.data.Subset(_Decode(files, channels, (h, w), resolution), range(done, len(files))),
+        torch.utils.data.Subset(_Decode(files, channels, (h, w), resolution, crop_pct), range(done, len(files))),
         batch_size=CHUNK, num_workers=workers, collate_fn=_as_list,
     )
     fd = os.open(partial, os.O_WRONLY)

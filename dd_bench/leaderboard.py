@@ -42,7 +42,7 @@ from typing import Any
 
 from . import tracking
 from .errors import ConfigError
-from .suite import Suite
+from .suite import Suite, eval_config
 
 LRS_LAMBDA = 0.5
 
@@ -244,8 +244,6 @@ def _rank(values: Mapping[str, float]) -> dict[str, float]:
 
 
 def _protocols(suite: Suite) -> dict[str, str]:
-    from .suite import eval_config
-
     return {m.name: eval_config(suite.eval, m.eval).labels for m in suite.methods or ()}
 
 
@@ -549,6 +547,7 @@ HOW = """\
   distillation. Each cell trains {k} fresh network(s) per evaluation architecture (network
   seeds {eval_seeds}, the same in every cell) with the evaluation protocol of `dd_bench/evaluate.py`
   ({epochs} epochs unless a method overrides it{overrides}) and reports the final-epoch test accuracy.
+- **Evaluation recipe** (`eval.recipe`, recorded with every run): {recipes}.
 - **Entries.** mean ± sample std over distillation seeds of the per-cell mean accuracy;
   n = number of distillation seeds ({n}). Evaluation networks within a cell share one
   synthetic set, so they are averaged first rather than counted as independent samples.
@@ -593,6 +592,25 @@ def render_markdown(board: Board, prov: Mapping[str, str], images: Sequence[str]
     return "\n".join(parts)
 
 
+RECIPE_TEXT = {
+    "classic": "SGD momentum 0.9, x0.1 at half the epochs, DSA",
+    "decoupled": "SRe2L/RDED's: AdamW, cosine, random-resized crop + flip, teacher labels, test crop 0.875",
+}
+
+
+def _recipes_text(suite: Suite, methods: list[str]) -> str:
+    """Which named evaluation recipe each method ran under, in one phrase."""
+    by_method = {m.name: eval_config(suite.eval, m.eval).recipe for m in suite.methods or ()}
+    default = eval_config(suite.eval).recipe
+    groups: dict[str, list[str]] = {}
+    for m in methods:
+        groups.setdefault(by_method.get(m, default), []).append(m)
+    if len(groups) <= 1:
+        name = next(iter(groups), default)
+        return f"`{name}` ({RECIPE_TEXT[name]}) for every method"
+    return "; ".join(f"`{name}` ({RECIPE_TEXT[name]}) for {', '.join(ms)}" for name, ms in sorted(groups.items()))
+
+
 def _how(board: Board) -> str:
     s = board.suite
     overrides = [f"{m.name}: {dict(m.eval)}" for m in s.methods or () if m.eval]
@@ -601,7 +619,8 @@ def _how(board: Board) -> str:
     return HOW.format(
         k=len(s.eval_seeds),
         eval_seeds=", ".join(map(str, s.eval_seeds)),
-        epochs=s.eval.get("epochs", 1000),
+        epochs=eval_config(s.eval).epochs,
+        recipes=_recipes_text(s, board.methods),
         overrides="; overrides: " + "; ".join(overrides) if overrides else "",
         n=n,
         lam=LRS_LAMBDA,

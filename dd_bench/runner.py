@@ -42,16 +42,17 @@ DEVICE_TYPES = ("cpu", "cuda")
 
 
 def hashed_eval(ev: Mapping[str, Any]) -> dict[str, Any]:
-    """The evaluation config as the cell hash sees it: the label-protocol settings (added with
-    the teacher protocol) are left out while at their defaults, so the cells of suites written
-    before them keep their hashes and their finished runs (``set`` is what they ran)."""
+    """The evaluation config as the cell hash sees it: settings added after the first suites
+    (the label protocol's, the named recipes') are left out while at their defaults, so the
+    cells of suites written before them keep their hashes and their finished runs."""
     from .evaluate import EvalConfig
 
-    defaults = {f.name: f.default for f in dataclasses.fields(EvalConfig) if f.name in LABEL_KEYS}
+    defaults = {f.name: f.default for f in dataclasses.fields(EvalConfig) if f.name in LATER_KEYS}
     return {k: v for k, v in ev.items() if not (k in defaults and v == defaults[k])}
 
 
-LABEL_KEYS = ("labels", "temperature", "teacher_model", "teacher_epochs", "teacher_lr")
+LATER_KEYS = ("labels", "temperature", "teacher_model", "teacher_epochs", "teacher_lr",
+              "recipe", "optimizer", "schedule", "crop_flip", "test_crop_pct")
 
 
 @dataclass(frozen=True, eq=False)
@@ -292,12 +293,12 @@ def _default_registry() -> Any:
     return _REGISTRY
 
 
-def _data(registry: Any, ctx: RunContext, dataset: str) -> Any:
+def _data(registry: Any, ctx: RunContext, dataset: str, test_crop_pct: float = 1.0) -> Any:
     from . import api
 
-    key = (id(registry), dataset, ctx.data_root, ctx.download, ctx.resolution)
+    key = (id(registry), dataset, ctx.data_root, ctx.download, ctx.resolution, test_crop_pct)
     if key not in _DATA:
-        _DATA[key] = api.load_data(registry, dataset, ctx.data_root, ctx.download, ctx.resolution)
+        _DATA[key] = api.load_data(registry, dataset, ctx.data_root, ctx.download, ctx.resolution, test_crop_pct)
     return _DATA[key]
 
 
@@ -480,6 +481,8 @@ def _run_cell_body(
             tracking.set_tags(c, run_id, {f"{tracking.TAG}status": tracking.DISTILLED, f"{tracking.TAG}synthetic": tracking.SAVED})
 
     config = EvalConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cell.eval.items()})
+    if config.test_crop_pct != 1.0:  # the same training split, the test images cropped as the recipe says
+        data = _data(registry, ctx, cell.dataset, config.test_crop_pct)
     accs: dict[str, float] = {m: r.data.metrics.get("test_acc_mean", float("nan")) for m, r in done_evals.items()}
     teacher = None
     if config.labels == "teacher" and any(m not in done_evals for m in cell.eval_models):

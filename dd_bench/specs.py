@@ -69,6 +69,9 @@ class RealData:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     classes: tuple[str, ...]
+    test_crop_pct: float = 1.0
+    """How the test images were preprocessed: their centre crop's share of the resized shorter
+    side (``DataRequest.test_crop_pct``; 1 for every dataset that does not read image files)."""
 
     def __post_init__(self) -> None:
         c = len(self.mean)
@@ -174,11 +177,17 @@ class DataRequest:
     resolution: int | None = None
     """Square side the images are resized and centre-cropped to, for datasets read from image files
     of any size (``image_folder``, ImageNet); ``None``: their own size."""
+    test_crop_pct: float = 1.0
+    """Datasets read from image files at a ``resolution``: resize the test images' shorter side to
+    ``resolution / test_crop_pct`` before the centre crop (0.875: 256 then 224, the ImageNet
+    evaluation's); 1 crops at the resolution itself, as the training images are."""
 
     def __post_init__(self) -> None:
         if self.resolution is not None and (isinstance(self.resolution, bool) or not isinstance(self.resolution, int)
                                             or self.resolution < 1):
             raise ConfigError(f"resolution={self.resolution!r} is not allowed: use an integer >= 1 or none")
+        if not 0 < self.test_crop_pct <= 1:
+            raise ConfigError(f"test_crop_pct={self.test_crop_pct!r} is not allowed: use a fraction in (0, 1]")
 
 
 @dataclass(frozen=True)

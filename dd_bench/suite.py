@@ -385,7 +385,7 @@ def check_eval_overrides(values: Mapping[str, Any], where: str, errors: list[str
 
 
 def eval_config(*layers: Mapping[str, Any]) -> Any:
-    """``EvalConfig`` defaults, then each layer of overrides in turn."""
+    """``EvalConfig`` of the named ``recipe`` the layers give (default classic), then each layer of overrides in turn."""
     from .evaluate import EvalConfig
 
     values: dict[str, Any] = {}
@@ -393,7 +393,7 @@ def eval_config(*layers: Mapping[str, Any]) -> Any:
         values.update(layer)
     if isinstance(values.get("lr"), int):
         values["lr"] = float(values["lr"])
-    return EvalConfig(**values)
+    return EvalConfig.named(values.pop("recipe", "classic"), **values)
 
 
 def validate(suite: Suite, registry: Any, *, check_data: bool = True, data_cache: dict | None = None) -> Suite:

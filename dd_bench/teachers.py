@@ -14,6 +14,7 @@ evaluation rebuilds or loads exactly that teacher and refuses one whose key diff
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sys
@@ -27,6 +28,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from . import distributed
 from .augment import DEFAULT_STRATEGY, DSA, parse_strategy
 from .errors import ConfigError, DataError
 from .runtime import cache_lock
@@ -163,12 +165,15 @@ def ensure_teacher(
     path = teacher_path(cache_dir, data, recipe, zca)
     train_x = data.train_x if train_x is None else train_x
     trained_seconds = 0.0
-    if not path.exists():
-        with cache_lock(path) as _:
-            if not path.exists():  # another process may have trained it while we waited
+    if distributed.world_size() > 1 or not path.exists():
+        # data-parallel processes train one teacher together: the first holds the lock and decides for all
+        with cache_lock(path) if distributed.is_main() else contextlib.nullcontext():
+            if distributed.agree(not path.exists()):  # another process may have trained it while we waited
                 compile = compile_wanted(device, recipe.train_recipe().steps(train_x.shape[0]))
                 how = ", compiling the network first" if compile else ""
-                print(f"training teacher {recipe.model} ({recipe.epochs} epochs{how}) into {path}", file=sys.stderr)
+                progress = progress and distributed.is_main()
+                if progress:
+                    print(f"training teacher {recipe.model} ({recipe.epochs} epochs{how}) into {path}", file=sys.stderr)
                 started = time.perf_counter()
                 with tqdm(total=recipe.epochs, desc="teacher", unit="epoch", disable=None if progress else True, file=sys.stderr) as bar:
                     model = train_teacher(build, data, train_x, recipe, device, bar.update, compile)
@@ -190,8 +195,10 @@ def ensure_teacher(
                     "device_type": torch.device(device).type,
                     "compiled": compile,
                 }
-                atomic_torch_save(blob, path)
-                atomic_write_text(path.with_suffix(".json"), json.dumps({k: v for k, v in blob.items() if k != "state_dict"}, indent=2))
+                if distributed.is_main():
+                    atomic_torch_save(blob, path)
+                    atomic_write_text(path.with_suffix(".json"), json.dumps({k: v for k, v in blob.items() if k != "state_dict"}, indent=2))
+        distributed.barrier()
     return load_teacher(build, path, recipe, key, device, zca, trained_seconds)
 
 

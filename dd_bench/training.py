@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from . import distributed
 from .errors import ConfigError
 from .streaming import Images, batches
 
@@ -149,6 +150,8 @@ def train_classifier(
     evaluation its whole gain); same results to float tolerance, not bit-equal.
     """
     n = x.shape[0]
+    sharded = distributed.world_size() > 1
+    model = distributed.prepare(model)
     forward = compiled(model) if compile else model
     opt = optimizer or recipe.make_optimizer(model.parameters())
     initial = [group["lr"] for group in opt.param_groups]
@@ -163,17 +166,25 @@ def train_classifier(
                 xb = xb.to(y.device, non_blocking=True)
                 if augment is not None:
                     xb = augment(xb, generator)
-                wb = None if weights is None else weights[idx]
+                yb, wb, share = y[idx], None if weights is None else weights[idx], 1.0
+                if sharded:  # this process's part of the global batch, weighted by its share of it
+                    part = distributed.shard(len(idx))
+                    share = (float(wb[part].sum() / wb.sum()) if wb is not None else len(idx[part]) / len(idx))
+                    xb, yb, wb = xb[part], yb[part], None if wb is None else wb[part]
                 tb = None
-                if teacher is not None:
+                if teacher is not None and len(xb):
                     with torch.no_grad():
                         tb = teacher(xb)
 
-                def closure(xb=xb, yb=y[idx], wb=wb, tb=tb) -> torch.Tensor:
+                def closure(xb=xb, yb=yb, wb=wb, tb=tb, share=share) -> torch.Tensor:
                     opt.zero_grad(set_to_none=True)
-                    out = forward(xb)
-                    loss = classification_loss(out, yb, wb) if tb is None else distillation_loss(out, tb, temperature, wb)
-                    loss.backward()
+                    if not len(xb):  # an empty shard still joins the all-reduce, with zero gradients
+                        loss = sum(p.sum() for p in model.parameters()) * 0.0
+                    else:
+                        out = forward(xb)
+                        loss = classification_loss(out, yb, wb) if tb is None else distillation_loss(out, tb, temperature, wb)
+                    (loss * share if sharded else loss).backward()
+                    distributed.sum_gradients(model)
                     return loss
 
                 opt.step(closure)
@@ -252,7 +263,7 @@ def train_classifiers(
     """
     if len(models) != len(generators):
         raise ValueError(f"{len(models)} models but {len(generators)} generators")
-    if teacher is not None or not (batched and len(models) > 1 and can_train_batched(models[0])):
+    if teacher is not None or distributed.world_size() > 1 or not (batched and len(models) > 1 and can_train_batched(models[0])):
         return [train_classifier(m, x, y, recipe, g, weights=weights, augment=augment, progress=progress,
                                  teacher=teacher, temperature=temperature, compile=compile)
                 for m, g in zip(models, generators)]
@@ -291,7 +302,8 @@ def accuracy(model: nn.Module, x: Images, y: torch.Tensor, batch_size: int = 256
     device = next(model.parameters()).device
     model.eval()
     correct = 0
-    for xb, yb in zip(batches(x, torch.arange(x.shape[0]), batch_size), y.split(batch_size)):
+    positions = torch.arange(x.shape[0])[distributed.shard(x.shape[0])]  # all of them in one process
+    for xb, yb in zip(batches(x, positions, batch_size), y[positions.to(y.device)].split(batch_size)):
         xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
         correct += (model(xb).argmax(1) == yb).sum().item()
-    return 100.0 * correct / max(1, x.shape[0])
+    return 100.0 * distributed.sum_count(correct, device) / max(1, x.shape[0])

@@ -101,6 +101,7 @@ def real_data(
     classes: Iterable[Any],
     request: DataRequest,
     scale: float = 255.0,
+    test_crop_pct: float = 1.0,
 ) -> RealData:
     """Un-normalised ``[N,C,H,W]`` images and labels -> ``RealData``.
 
@@ -108,7 +109,8 @@ def real_data(
     float conversion, so each split is converted exactly once. Images are uint8 (divided by
     ``scale``=255) or floats already in [0, 1] (``scale=1``), or both splits are streamed
     (:class:`StreamedImages` on disk): the splits are then row subsets of those, normalised
-    when read, and nothing is loaded here.
+    when read, and nothing is loaded here. ``test_crop_pct``: how the test images were cropped
+    (see ``DataRequest.test_crop_pct``), for loaders that honour it.
     """
     classes = tuple(str(c) for c in classes)
     streamed = isinstance(train_x, StreamedImages)
@@ -147,4 +149,5 @@ def real_data(
         mean=mean,
         std=std,
         classes=classes,
+        test_crop_pct=test_crop_pct,
     )

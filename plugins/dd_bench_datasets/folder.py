@@ -73,13 +73,16 @@ def folder_data(name: str, root: Path, train: tuple[list[Path], list[int]], test
     ``mean``/``std`` default to the training split's."""
     cache = default_cache_dir()
     train_x = decoded(f"{name} train", root, train[0], request.resolution, cache)
-    test_x = decoded(f"{name} val", root, test[0], request.resolution, cache)
+    if request.test_crop_pct != 1.0 and request.resolution is None:
+        raise DataError(f"{name}: test_crop_pct={request.test_crop_pct} needs a resolution to crop to: ask for one with --resolution N")
+    test_x = decoded(f"{name} val", root, test[0], request.resolution, cache, crop_pct=request.test_crop_pct)
     if train_x.shape[1:] != test_x.shape[1:]:
         raise DataError(f"{name}: train images are {list(train_x.shape[1:])} but val images {list(test_x.shape[1:])}"
                         " (channels x height x width); ask for one size with --resolution N")
     if mean is None or std is None:
         mean, std = uint8_stats(train_x)
-    return real_data(name, train_x, train[1], test_x, test[1], mean=mean, std=std, classes=classes, request=request)
+    return real_data(name, train_x, train[1], test_x, test[1], mean=mean, std=std, classes=classes, request=request,
+                     test_crop_pct=request.test_crop_pct)
 
 
 def load_image_folder(request: DataRequest) -> RealData:
