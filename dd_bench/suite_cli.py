@@ -27,7 +27,7 @@ def _run(args: argparse.Namespace, suite_name: str) -> tuple[SuiteRun, Registry]
     from .runner import run_suite
     from .suite import load_suite
 
-    suite = load_suite(suite_name)
+    suite = _with_data_root(load_suite(suite_name), args)
     registry = Registry()
     result = run_suite(
         suite,
@@ -45,9 +45,38 @@ def _run(args: argparse.Namespace, suite_name: str) -> tuple[SuiteRun, Registry]
     return result, registry
 
 
+def _with_data_root(suite, args: argparse.Namespace):
+    """``--data-root`` replaces the suite's ``data.root``."""
+    import dataclasses
+
+    root = getattr(args, "data_root", None)
+    return dataclasses.replace(suite, data_root=str(root.expanduser())) if root else suite
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """The cells a run would make, with every name and value checked, without loading any data."""
+    from .plugins import Registry
+    from .runner import plan
+    from .suite import load_suite, validate
+
+    registry = Registry()
+    suite = validate(_with_data_root(load_suite(args.suite), args), registry, check_data=False)
+    device_type = "cuda" if args.device == "cuda" else "cpu"
+    cells = plan(suite, registry, device_type)
+    for cell in cells:
+        print(f"{cell.key}  preset={cell.preset}  eval={cell.eval['recipe']}:{','.join(cell.eval_models)}")
+    methods, ipcs = sorted({c.method for c in cells}), sorted({c.ipc_label for c in cells})
+    print(f"{len(cells)} cells on {device_type}: {len(methods)} methods ({', '.join(methods)}) x datasets"
+          f" {', '.join(suite.datasets)} x IPC {', '.join(ipcs)}; data root {suite.data_root or 'not set (--data-root DIR)'}",
+          file=sys.stderr)
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from . import tracking
 
+    if args.plan:
+        return cmd_plan(args)
     result, _ = _run(args, args.suite)
     uri = tracking.normalise_uri(args.tracking_uri)
     print(f"runs tracked in {uri}; browse them with: {tracking.ui_command(uri)}", file=sys.stderr)
@@ -92,12 +121,15 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ray-cpus-per-task", type=int, metavar="N",
                    help="CPUs (and threads) per Ray task (default: the cluster's CPUs per GPU for GPU cells, 1 for CPU cells)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--data-root", type=Path, help="folder of the suite's dataset files (replaces the suite's data.root)")
 
 
 def add_suite_commands(subparsers: argparse._SubParsersAction) -> None:
     """Add ``run``, ``leaderboard`` and ``demo`` to the ``dd-bench`` parser."""
     p = subparsers.add_parser("run", help="run a suite: distil, evaluate and track every cell in MLflow")
     p.add_argument("suite", help="a suite YAML file, or a name in ./suites (demo, fmnist-cpu, ...)")
+    p.add_argument("--plan", action="store_true", help="print the cells the run would make (names and values checked, no data"
+                   " loaded) and exit")
     _run_options(p)
     p.set_defaults(func=cmd_run)
 

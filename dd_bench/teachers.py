@@ -60,15 +60,19 @@ class TeacherRecipe:
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model:
             raise ConfigError(f"teacher model={self.model!r} is not allowed: use a registered model name")
-        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
-            raise ConfigError(f"teacher epochs={self.epochs!r} is not allowed: use an integer >= 1")
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 0:
+            raise ConfigError(f"teacher epochs={self.epochs!r} is not allowed: use an integer >= 1 (or 0 with pretrained weights)")
+        if self.epochs == 0 and "@" not in self.model:
+            raise ConfigError(f"teacher epochs=0 is not allowed for {self.model}: 0 uses pretrained weights as they are;"
+                              " name them (e.g. tv:resnet18@IMAGENET1K_V1) or train the teacher (epochs >= 1)")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"teacher seed={self.seed!r} is not allowed: use an integer >= 0")
         self.train_recipe()
         parse_strategy(self.dsa_strategy)
 
     def train_recipe(self) -> TrainRecipe:
-        return TrainRecipe(self.epochs, float(self.lr), self.momentum, self.weight_decay, self.batch_size, self.decay_at)
+        """The training loop's recipe (one epoch stands in for a pretrained teacher's none, for validation)."""
+        return TrainRecipe(max(1, self.epochs), float(self.lr), self.momentum, self.weight_decay, self.batch_size, self.decay_at)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> TeacherRecipe:
@@ -132,8 +136,11 @@ class Teacher:
 def train_teacher(build: Callable[[int], nn.Module], data: RealData, train_x: Images, recipe: TeacherRecipe,
                   device: torch.device, progress: Callable[[int], None] | None = None,
                   compile: bool = False) -> nn.Module:
-    """Train one seeded teacher on the whole training split ``train_x`` (in the space it will see)."""
+    """Train one seeded teacher on the whole training split ``train_x`` (in the space it will see);
+    with ``epochs=0`` the network's pretrained weights are the teacher as they are."""
     model = build(recipe.seed)
+    if recipe.epochs == 0:
+        return model.eval()
     train_classifier(
         model, train_x if is_streamed(train_x) else train_x.to(device), data.train_y.to(device), recipe.train_recipe(),
         torch.Generator().manual_seed(recipe.seed),
@@ -169,7 +176,7 @@ def ensure_teacher(
         # data-parallel processes train one teacher together: the first holds the lock and decides for all
         with cache_lock(path) if distributed.is_main() else contextlib.nullcontext():
             if distributed.agree(not path.exists()):  # another process may have trained it while we waited
-                compile = compile_wanted(device, recipe.train_recipe().steps(train_x.shape[0]))
+                compile = recipe.epochs > 0 and compile_wanted(device, recipe.train_recipe().steps(train_x.shape[0]))
                 how = ", compiling the network first" if compile else ""
                 progress = progress and distributed.is_main()
                 if progress:

@@ -118,3 +118,18 @@ def test_timm_tags_read_the_local_cache_only(tmp_path, monkeypatch):
     monkeypatch.setattr(zoo, "_timm_cached_file", lambda full: str(tmp_path / "model.safetensors"))
     model = make_registry().model("timm:resnet18@a1_in1k").build(IMAGENET)
     assert torch.equal(model.fc.weight, ref.fc.weight)
+
+
+def test_a_pretrained_teacher_with_zero_epochs_is_used_as_it_is(tmp_path):
+    from dd_bench import api
+    from dd_bench.teachers import TeacherRecipe, resolve_teacher
+
+    registry = make_registry()
+    data = api.load_data(registry, "digits")
+    trained = registry.model("tv:resnet18").build(data.shape)
+    torch.save(trained.state_dict(), tmp_path / "teacher.pth")
+    recipe = TeacherRecipe(model=f"tv:resnet18@{tmp_path / 'teacher.pth'}", epochs=0)
+    teacher = resolve_teacher(registry, data, recipe, tmp_path / "cache", torch.device("cpu"), progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(trained.state_dict().values(), teacher.model.state_dict().values()))
+    with pytest.raises(ConfigError, match="teacher epochs=0 is not allowed for mlp: 0 uses pretrained weights as they are"):
+        TeacherRecipe(model="mlp", epochs=0)

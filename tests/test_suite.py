@@ -136,3 +136,31 @@ def test_cli_rejects_a_bad_suite_with_one_line_and_does_no_work(tmp_path):
     lines = [l for l in proc.stderr.splitlines() if l.strip()]
     assert len(lines) == 1 and "unknown dataset 'nope'" in lines[0], proc.stderr
     assert not (tmp_path / "mlflow.db").exists()
+
+
+@pytest.mark.parametrize("name,datasets,ipcs,methods", [
+    ("imagenette-gpu", ["imagenette"], ["1", "10", "50", "all"], {"random", "full", "sre2l", "rded", "d4m", "oq"}),
+    ("imagewoof-gpu", ["imagewoof"], ["1", "10", "50", "all"], {"random", "full", "sre2l", "rded", "d4m", "oq"}),
+    ("imagenet1k-gpu", ["imagenet1k"], ["10", "50"], {"random", "sre2l", "rded", "d4m", "oq"}),
+])
+def test_the_imagenet_gpu_suites_plan_under_the_decoupled_recipe_without_data(name, datasets, ipcs, methods, capsys, tmp_path):
+    from dd_bench.cli import main
+    from dd_bench.runner import plan
+
+    assert main(["run", name, "--plan", "--device", "cuda", "--data-root", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    assert f"on cuda: {len(methods)} methods" in err and f"data root {tmp_path}" in err
+    registry = make_registry()
+    suite = validate(load_suite(name), registry, check_data=False)
+    cells = plan(suite, registry, "cuda")
+    assert len(out.strip().splitlines()) == len(cells)
+    assert {c.method for c in cells} == methods and sorted({c.ipc_label for c in cells}) == sorted(ipcs)
+    assert {c.dataset for c in cells} == set(datasets)
+    assert all(c.eval["recipe"] == "decoupled" and c.eval["labels"] == "teacher" for c in cells)
+    assert all(c.eval_models == ("tv:resnet18", "tv:resnet50", "tv:mobilenet_v2", "timm:efficientnet_b0") for c in cells)
+    teacher = (suite.eval["teacher_model"], suite.eval["teacher_epochs"])
+    for c in cells:
+        if c.method in ("sre2l", "rded"):  # the sets' teacher is the relabelling one, or evaluation refuses them
+            assert (c.config["teacher_model"], c.config["teacher_epochs"]) == teacher
+        if c.method == "oq":
+            assert c.config["labels"] == "hard", "streams: expert labels would need the whole split in memory"
