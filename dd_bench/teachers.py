@@ -179,7 +179,7 @@ def ensure_teacher(
                 compile = recipe.epochs > 0 and compile_wanted(device, recipe.train_recipe().steps(train_x.shape[0]))
                 how = ", compiling the network first" if compile else ""
                 progress = progress and distributed.is_main()
-                if progress:
+                if distributed.is_main():
                     print(f"training teacher {recipe.model} ({recipe.epochs} epochs{how}) into {path}", file=sys.stderr)
                 started = time.perf_counter()
                 with tqdm(total=recipe.epochs, desc="teacher", unit="epoch", disable=None if progress else True, file=sys.stderr) as bar:
