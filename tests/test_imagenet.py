@@ -76,6 +76,30 @@ def test_a_flat_val_folder_is_labelled_by_kaggles_solution_file(tmp_path):
         load("imagenette", root, resolution=8)
 
 
+def test_a_flat_val_folder_is_labelled_by_the_devkits_ground_truth(tmp_path):
+    import numpy as np
+    import scipy.io
+
+    wnids = SUBSETS["imagenette"].wnids
+    root = write_image_folder(tmp_path / "in1k", classes=wnids, per_class=2, val_per_class=1)
+    for c, wnid in enumerate(wnids):  # val image i+1 is of class c = 9 - i
+        os.replace(root / "val" / wnid / "00000.jpg", root / "val" / f"ILSVRC2012_val_{10 - c:08d}.JPEG")
+        (root / "val" / wnid).rmdir()
+    data_dir = root / "ILSVRC2012_devkit_t12" / "data"
+    data_dir.mkdir(parents=True)
+    ids = {wnid: 500 + k for k, wnid in enumerate(reversed(wnids))}  # the devkit's IDs are not the sorted order
+    table = [(i, w, "words", "gloss", 0) for w, i in ids.items()] + [(1001, "n00000001", "inner node", "gloss", 3)]
+    fields = ("ILSVRC2012_ID", "WNID", "words", "gloss", "num_children")
+    scipy.io.savemat(data_dir / "meta.mat", {"synsets": np.array(table, dtype=[(f, "O") for f in fields])})
+    truth = data_dir / "ILSVRC2012_validation_ground_truth.txt"
+    truth.write_text("".join(f"{ids[wnids[9 - i]]}\n" for i in range(10)))
+    data = load("imagenette", root, resolution=8)
+    assert data.test_y.tolist() == list(range(9, -1, -1)), "val_00000001 is class 9, ..., val_00000010 class 0"
+    truth.write_text("".join(f"{ids[wnids[9 - i]]}\n" for i in range(9)) + "1001\n")
+    with pytest.raises(DataError, match="line 10 of .* is '1001', not a class ID of .*meta.mat"):
+        load("imagenette", root, resolution=8)
+
+
 def test_bad_imagenet_folders_are_one_line(tmp_path):
     wnids = SUBSETS["imagenette"].wnids
     partial = write_image_folder(tmp_path / "partial", classes=wnids[:9], per_class=1)

@@ -1,7 +1,8 @@
 """ImageNet-1K and its standard subsets, from the usual ImageFolder layout.
 
 ``--data-root DIR`` holds ``train/<class>/*.JPEG`` and ``val/``, either in class folders or flat
-with Kaggle's ``LOC_val_solution.csv`` (in ``DIR`` or ``DIR/val``). Class folders are named by
+with Kaggle's ``LOC_val_solution.csv`` or the ILSVRC-2012 devkit's ``ILSVRC2012_devkit_t12/``
+(in ``DIR`` or ``DIR/val``). Class folders are named by
 wnid (``n01440764``) or by ImageNet class index (``00000`` ... ``00999``), which maps through the
 pinned wnid list, never through a string sort of numbers. Classes are the subset's wnids in
 sorted order (:mod:`.imagenet_classes` says where each list comes from); ``val`` is the test
@@ -33,6 +34,7 @@ from .imagenet_classes import IMAGENET1K_NAMES, IMAGENET1K_WNIDS, SUBSETS
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 KAGGLE_VAL = "LOC_val_solution.csv"
+DEVKIT, DEVKIT_TRUTH = "ILSVRC2012_devkit_t12", "ILSVRC2012_validation_ground_truth.txt"
 NAME_OF = dict(zip(IMAGENET1K_WNIDS, IMAGENET1K_NAMES))
 
 
@@ -65,32 +67,60 @@ def _split(name: str, split_dir: Path, wnids: Sequence[str]) -> tuple[list[Path]
 
 
 def _flat_val(name: str, root: Path, wnids: Sequence[str]) -> tuple[list[Path], list[int]]:
-    """ImageNet's val as flat files labelled by Kaggle's ``LOC_val_solution.csv``."""
-    sheet = next((p for p in (root / KAGGLE_VAL, root / "val" / KAGGLE_VAL) if p.is_file()), None)
-    if sheet is None:
-        raise DataError(f"{name}: {root / 'val'} has no class folders and no {KAGGLE_VAL} labels them"
-                        f" (put Kaggle's {KAGGLE_VAL} in {root}, or sort val/ into <wnid>/ folders)")
+    """ImageNet's val as flat files, labelled by Kaggle's ``LOC_val_solution.csv`` or by the
+    ILSVRC-2012 devkit (``ILSVRC2012_devkit_t12/data/``: ``meta.mat`` and
+    ``ILSVRC2012_validation_ground_truth.txt``, whose line i labels ``ILSVRC2012_val_<i>``)."""
+    places = (root, root / "val")
+    sheet = next((p / KAGGLE_VAL for p in places if (p / KAGGLE_VAL).is_file()), None)
+    devkit = next((p / DEVKIT for p in places if (p / DEVKIT / "data" / DEVKIT_TRUTH).is_file()), None)
+    if sheet is not None:
+        wnid_of, source = _kaggle_labels(name, sheet), sheet
+    elif devkit is not None:
+        wnid_of, source = _devkit_labels(name, devkit / "data"), devkit
+    else:
+        raise DataError(f"{name}: {root / 'val'} has no class folders and no ground truth labels them (put Kaggle's"
+                        f" {KAGGLE_VAL} or the devkit's {DEVKIT}/ folder in {root}, or sort val/ into <wnid>/ folders)")
     by_stem = {p.stem: p for p in image_files(root / "val")}
     index = {w: i for i, w in enumerate(wnids)}
     files, labels = [], []
-    with open(sheet, newline="") as fh:
-        for row in csv.DictReader(fh):
-            wnid = (row.get("PredictionString") or "").split(" ")[0]
-            if wnid not in NAME_OF:
-                raise DataError(f"{name}: {sheet} labels {row.get('ImageId')!r} with {wnid!r}, not an ImageNet-1K wnid")
-            if wnid in index:
-                if row["ImageId"] not in by_stem:
-                    raise DataError(f"{name}: {sheet} names {row['ImageId']!r}, which is not in {root / 'val'}")
-                files.append(by_stem[row["ImageId"]])
-                labels.append(index[wnid])
+    for stem, wnid in wnid_of.items():
+        if wnid not in NAME_OF:
+            raise DataError(f"{name}: {source} labels {stem!r} with {wnid!r}, not an ImageNet-1K wnid")
+        if wnid in index:
+            if stem not in by_stem:
+                raise DataError(f"{name}: {source} names {stem!r}, which is not in {root / 'val'}")
+            files.append(by_stem[stem])
+            labels.append(index[wnid])
     order = sorted(range(len(files)), key=lambda i: files[i])
     return [files[i] for i in order], [labels[i] for i in order]
+
+
+def _kaggle_labels(name: str, sheet: Path) -> dict[str, str]:
+    with open(sheet, newline="") as fh:
+        return {row["ImageId"]: (row.get("PredictionString") or "").split(" ")[0] for row in csv.DictReader(fh)}
+
+
+def _devkit_labels(name: str, data: Path) -> dict[str, str]:
+    """The devkit's labels: ILSVRC2012_IDs of the leaf synsets in ``meta.mat`` -> wnids."""
+    import scipy.io
+
+    try:
+        synsets = scipy.io.loadmat(data / "meta.mat", squeeze_me=True)["synsets"]
+        wnid_of_id = {int(s["ILSVRC2012_ID"]): str(s["WNID"]) for s in synsets if int(s["num_children"]) == 0}
+    except (OSError, ValueError, KeyError) as exc:
+        raise DataError(f"{name}: {data / 'meta.mat'} is not the devkit's synset table ({type(exc).__name__}: {exc})") from None
+    labels = {}
+    for i, line in enumerate((data / DEVKIT_TRUTH).read_text().split(), start=1):
+        if not line.isdigit() or int(line) not in wnid_of_id:
+            raise DataError(f"{name}: line {i} of {data / DEVKIT_TRUTH} is {line!r}, not a class ID of {data / 'meta.mat'}")
+        labels[f"ILSVRC2012_val_{i:08d}"] = wnid_of_id[int(line)]
+    return labels
 
 
 def load_imagenet(name: str, wnids: Sequence[str], resolution: int, request: DataRequest) -> RealData:
     if request.root is None:
         raise DataError(f"{name}: needs --data-root DIR (or data.root in a suite): a folder holding train/<wnid>/"
-                        " and val/ (class folders, or flat with LOC_val_solution.csv)")
+                        " and val/ (class folders, or flat with LOC_val_solution.csv or the devkit)")
     root = Path(request.root).expanduser()
     request = dataclasses.replace(request, resolution=request.resolution or resolution)
     val = root / "val"
