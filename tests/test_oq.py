@@ -218,3 +218,14 @@ def test_runs_on_gpu_with_the_same_objective(registry, digits, tmp_path):
                       device=torch.device("cuda"), cache_dir=tmp_path, progress=False)  # fmt: skip
     assert gpu.images.device.type == "cpu"
     assert gpu.metadata["quantization_error"] == pytest.approx(cpu.metadata["quantization_error"], rel=0.05)
+
+
+def test_lloyd_moves_an_empty_cells_code_onto_the_worst_served_point():
+    from dd_bench_oq.quantize import lloyd
+
+    x = torch.cat([torch.zeros(5, 2), torch.full((5, 2), 5.0)])
+    x[:5] += torch.linspace(0, 0.1, 5).unsqueeze(1)
+    far = torch.tensor([[0.0, 0.0], [100.0, 100.0]])  # the second code serves no point at the start
+    q = lloyd(x, 2, torch.Generator().manual_seed(0), iterations=10, init=far)
+    assert (q.masses > 0).all(), "the empty cell was reseeded"
+    assert q.error < 1e-2, "one code per cluster"

@@ -52,9 +52,14 @@ class Latent:
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """``[N,C,H,W]`` (any device) -> ``[N, d]`` float32 on ``self.device``."""
-        out = [self._encode(xb.to(self.device, torch.float32)).reshape(len(xb), -1)
-               for xb in (x[s : s + self.batch_size] for s in range(0, x.shape[0], self.batch_size))]
-        return torch.cat(out) if out else torch.zeros(0, 0, device=self.device)
+        out = None  # filled in place: one copy of the latents, never a list of chunks and their concatenation
+        for s in range(0, x.shape[0], self.batch_size):
+            xb = x[s : s + self.batch_size]
+            z = self._encode(xb.to(self.device, torch.float32)).reshape(len(xb), -1)
+            if out is None:
+                out = torch.empty(x.shape[0], z.shape[1], dtype=z.dtype, device=self.device)
+            out[s : s + len(xb)] = z
+        return out if out is not None else torch.zeros(0, 0, device=self.device)
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor) -> torch.Tensor:

@@ -110,11 +110,14 @@ def _update_means(x: torch.Tensor, index: torch.Tensor, codes: torch.Tensor) -> 
     return new, counts
 
 
-def _reseed_empty(x: torch.Tensor, codes: torch.Tensor, counts: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
-    """Move each empty cell's code onto the point that is worst served (this only lowers the error)."""
+def _reseed_empty(x: torch.Tensor, codes: torch.Tensor, counts: torch.Tensor, index: torch.Tensor,
+                  rows: int = 4096) -> torch.Tensor:
+    """Move each empty cell's code onto the point that is worst served by the current assignment
+    at the new ``codes`` (this only lowers the error); distances only when a cell is empty, in chunks."""
     empty = torch.nonzero(counts == 0, as_tuple=True)[0]
     if empty.numel() == 0:
         return codes
+    dist = torch.cat([((x[s : s + rows] - codes[index[s : s + rows]]) ** 2).sum(1) for s in range(0, x.shape[0], rows)])
     codes = codes.clone()
     far = dist.argsort(descending=True)[: empty.numel()]
     codes[empty] = x[far]
@@ -145,7 +148,7 @@ def lloyd(
         for _step in range(iterations):
             new, counts = _update_means(x, index, codes)
             # the error of the current assignment at the new means: never above the old one
-            new = _reseed_empty(x, new, counts, ((x - new[index]) ** 2).sum(1))
+            new = _reseed_empty(x, new, counts, index)
             new_index, new_dist = assign(x, new, chunk)
             value = float(new_dist.to(torch.float64).mean())
             done += 1
