@@ -1,4 +1,4 @@
-"""image_folder: any class-folder dataset, decoded once into a memory-mapped cache."""
+"""image_folder: any class-folder dataset, decoded once into a cache and streamed from it."""
 
 from __future__ import annotations
 
