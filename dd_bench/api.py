@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -12,6 +13,8 @@ import torch
 from .errors import ConfigError, DataError
 from .plugins import Registry
 from .runtime import default_cache_dir, seeded_build
+from .shards import distill_sharded
+from .shards import plan as shard_plan
 from .specs import DataRequest, DistillerSpec, DistillRequest, RealData
 from .synthetic import SyntheticSet
 
@@ -80,10 +83,13 @@ def distill(
     log_metric: Any = None,
     progress: bool = True,
     resolution: int | None = None,
+    shards: int = 1,
 ) -> SyntheticSet:
     """Run one distiller (a registered name, or a spec itself) on one dataset; the result is
     validated against the data. ``registry`` supplies the model and expert optimizers.
-    ``resolution``: the one ``data`` was loaded at, recorded so evaluation loads it the same way."""
+    ``resolution``: the one ``data`` was loaded at, recorded so evaluation loads it the same way.
+    ``shards``: run a method that declares :class:`~dd_bench.specs.Sharding` as that many
+    shards in turn (see :mod:`dd_bench.shards`); the set is the same for any count."""
     spec = method if isinstance(method, DistillerSpec) else registry.distiller(method)
     check_ipc(data, ipc)
     config = resolve_config(registry, spec, preset, overrides)
@@ -114,7 +120,10 @@ def distill(
         teacher=teacher,
     )
     started = time.perf_counter()
-    syn = spec.distill(request)
+    if shard_plan(spec, request, shards):
+        syn = distill_sharded(spec, request, shards, say=_progress_line if progress else lambda text: None)
+    else:
+        syn = spec.distill(request)
     if not isinstance(syn, SyntheticSet):
         raise DataError(f"distiller {spec.name!r} returned {type(syn).__name__}, not a SyntheticSet")
     syn.check_compatible(data)
@@ -125,6 +134,10 @@ def distill(
         syn.metadata["resolution"] = resolution
     syn.metadata.setdefault("distill_seconds", round(time.perf_counter() - started, 3))
     return syn
+
+
+def _progress_line(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
 
 
 def eval_teacher(

@@ -286,10 +286,23 @@ class DistillRequest:
     """``teacher(recipe)``: the cached, seeded :class:`dd_bench.teachers.Teacher` that a
     :class:`dd_bench.teachers.TeacherRecipe` names for this data, trained on first use. Record
     ``teacher.ref()`` as ``metadata["teacher"]`` so evaluation can find it again."""
+    units: range | None = None
+    """A sharded method's part of the cell (see :class:`Sharding`): the units (classes, or
+    batches of IPC slots) this run distils; None: all of them (read it with :meth:`shard`)."""
 
     def generator(self, offset: int = 0) -> torch.Generator:
         """A CPU generator seeded from the cell's seed; ``offset`` separates streams."""
         return torch.Generator().manual_seed(self.seed * 1_000_003 + offset)
+
+    def shard(self, total: int) -> range:
+        """The units this run distils: the host's shard, or all ``total`` when it gave none."""
+        return range(total) if self.units is None else self.units
+
+    def unit_generator(self, unit: int) -> torch.Generator:
+        """A CPU generator for one unit (class or batch) of a sharded method, seeded from the
+        cell's seed and the unit alone, so a unit's draws do not depend on which shard ran it."""
+        digest = hashlib.sha256(f"dd-bench unit {self.seed} {unit}".encode()).digest()
+        return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
 
     def checkpoint_path(self, method: str) -> Path:
         """Where a resumable distiller keeps its checkpoint: under the cache, keyed by everything
@@ -298,6 +311,33 @@ class DistillRequest:
                "seed": self.seed, "model": self.model}  # fmt: skip
         digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
         return Path(self.cache_dir) / "checkpoints" / f"{method}-{self.data.name}-{digest}.pt"
+
+
+@dataclass(frozen=True)
+class Sharding:
+    """A method's declaration that its work splits into independent units, each drawing from
+    :meth:`DistillRequest.unit_generator`: the host may then run a cell as shards of
+    consecutive units (in turn, or one Ray task each) and merge them into one set that is the
+    same, bit for bit on a CPU, however many shards ran.
+
+    ``units(request)``: how many units a request has (classes, or recovery batches).
+    A shard's set holds its units' images class-major; the host concatenates the shards' sets
+    in order and sorts them stably by class (so shards of IPC slots interleave into class-major
+    order), concatenates list-valued metadata in shard order (per-unit lists), takes every other
+    metadata value from the first shard and sums ``CACHE_BUILD_SECONDS``. ``finish(set, request)``,
+    when given, runs once on the merged set with the whole cell's request: aggregates over all
+    units, or labels that need every image (it runs on an unsharded cell too)."""
+
+    units: Callable[[DistillRequest], int]
+    finish: Callable[[Any, DistillRequest], Any] | None = None
+
+
+def _classes(request: DistillRequest) -> int:
+    return request.data.num_classes
+
+
+PER_CLASS = Sharding(units=_classes)
+"""The usual declaration: every class is distilled independently of the others."""
 
 
 @dataclass(frozen=True)
@@ -312,7 +352,9 @@ class DistillerSpec:
     the method holds the whole training split as one tensor (trajectory matching, ZCA), so a
     streamed dataset is loaded whole before it runs, or refused in one line when it would not
     fit; other methods get the data as the dataset returns it and read it through the
-    interface of :class:`RealData`.
+    interface of :class:`RealData`. ``sharding``: the method's classes (or batches) are
+    independent (:class:`Sharding`), so ``--shards N`` may split a cell; without it, ``--shards``
+    above 1 is refused.
     """
 
     name: str
@@ -323,6 +365,7 @@ class DistillerSpec:
     deterministic: bool = False
     ignores_ipc: bool = False
     in_memory: bool = False
+    sharding: Sharding | None = None
 
     def __post_init__(self) -> None:
         _check_name("DistillerSpec", self.name)

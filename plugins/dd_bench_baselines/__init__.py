@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from dd_bench import hookimpl
-from dd_bench.specs import DistillerSpec, DistillRequest
+from dd_bench.specs import PER_CLASS, DistillerSpec, DistillRequest
 from dd_bench.synthetic import SyntheticSet
 
 
@@ -17,12 +17,12 @@ class RandomConfig:
 
 
 def random_subset(request: DistillRequest) -> SyntheticSet:
-    """``ipc`` real training images per class, drawn without replacement from the seed."""
-    data, g = request.data, request.generator()
+    """``ipc`` real training images per class, drawn without replacement from the seed and the class."""
+    data = request.data
     picks = []
-    for c in range(data.num_classes):
+    for c in request.shard(data.num_classes):
         idx = data.indices_of_class(c)
-        picks.append(idx[torch.randperm(len(idx), generator=g)[: request.ipc]])
+        picks.append(idx[torch.randperm(len(idx), generator=request.unit_generator(c))[: request.ipc]])
     idx = torch.cat(picks)
     return SyntheticSet(
         images=data.train_x[idx].clone(),
@@ -62,6 +62,7 @@ def ddb_register_distillers() -> list[DistillerSpec]:
             distill=random_subset,
             presets={"smoke": {}},
             description="seeded random subset of real training images, ipc per class",
+            sharding=PER_CLASS,
         ),
         DistillerSpec(
             name="full",

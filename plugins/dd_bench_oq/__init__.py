@@ -32,7 +32,7 @@ import torch
 
 from dd_bench import hookimpl
 from dd_bench.errors import ConfigError, require_ints
-from dd_bench.specs import DistillerSpec, DistillRequest, RealData
+from dd_bench.specs import PER_CLASS, DistillerSpec, DistillRequest, RealData
 from dd_bench.streaming import Images, batches, select
 from dd_bench.synthetic import CACHE_BUILD_SECONDS, SyntheticSet
 
@@ -49,6 +49,8 @@ __all__ = [
     "clvq",
     "ddb_register_distillers",
     "distill_oq",
+    "finish_d4m",
+    "finish_oq",
     "expert_logits",
     "kmeans_plus_plus",
     "lloyd",
@@ -257,13 +259,12 @@ def pixel_error(x: Images, codes: torch.Tensor, device: torch.device, chunk: int
 
 
 def distill_oq(request: DistillRequest) -> SyntheticSet:
-    """Per class: encode, quantize into ``ipc`` weighted code points, decode (or take medoids)."""
+    """Per class of the request's shard: encode, quantize into ``ipc`` weighted code points,
+    decode (or take medoids). Aggregates and expert labels come in :func:`finish_oq`."""
     config: OQConfig = request.config
     if config.labels == "expert":  # expert trajectories are trained on the whole split in memory
-        request = dataclasses.replace(request, data=request.data.in_memory(
-            "oq with labels=expert trains expert trajectories on the whole training split in memory; use labels=hard, which streams"))
+        request = _expert_data(request)
     data, device, ipc = request.data, request.device, request.ipc
-    generator = request.generator()
     started = time.perf_counter()
     latent = build_latent(config, data, device, request.cache_dir, request.seed, request.progress)
     latent_seconds = time.perf_counter() - started
@@ -271,12 +272,12 @@ def distill_oq(request: DistillRequest) -> SyntheticSet:
     images, labels, weights, medoids = [], [], [], []
     err_latent, err_pixel, iters, algorithms = [], [], [], []
     latent_dim = None
-    for c in range(data.num_classes):
+    for c in request.shard(data.num_classes):
         idx = data.indices_of_class(c)
         class_x = select(data.train_x, idx)  # a streamed class is read in batches, never whole
         z = latent.encode(class_x)
         latent_dim = z.shape[1]
-        q, algorithm = _quantize_class(z, ipc, config, generator)
+        q, algorithm = _quantize_class(z, ipc, config, request.unit_generator(c))
         codes = q.codes
         if config.medoid:
             pick = nearest_points(z, codes, config.chunk)
@@ -295,9 +296,6 @@ def distill_oq(request: DistillRequest) -> SyntheticSet:
         labels.append(torch.full((ipc,), c, dtype=torch.long))
         iters.append(q.iterations)
         algorithms.append(algorithm)
-    images_t = torch.cat(images)
-    hard = torch.cat(labels)
-    priors = (data.class_counts().to(torch.float64) / n_total).tolist()
     metadata: dict[str, Any] = {
         "config": dataclasses.asdict(config),
         "latent": latent.name,
@@ -305,26 +303,17 @@ def distill_oq(request: DistillRequest) -> SyntheticSet:
         "latent_seconds": round(latent_seconds, 3),
         CACHE_BUILD_SECONDS: round(latent_seconds, 3) if latent.info.get("ae_trained_now") else 0.0,
         **{k: v for k, v in latent.info.items()},
-        "algorithm": sorted(set(algorithms)),
+        "algorithm_per_class": algorithms,
         "iterations_per_class": iters,
-        "quantization_error": sum(p * e for p, e in zip(priors, err_latent)),
         "quantization_error_per_class": err_latent,
-        "quantization_error_pixel": sum(p * e for p, e in zip(priors, err_pixel)),
         "quantization_error_pixel_per_class": err_pixel,
         "labels": config.labels,
     }
     if config.medoid:
         metadata["medoid_train_indices"] = torch.cat(medoids).tolist()
-    label_tensor = hard
-    if config.labels == "expert":
-        label_tensor, info = expert_logits(request, images_t)
-        metadata[CACHE_BUILD_SECONDS] += info.pop("trained_seconds")
-        metadata.update(info)
-        metadata["expert_agreement"] = float((label_tensor.argmax(1) == hard).float().mean())
-        metadata["class_labels"] = hard.tolist()
     return SyntheticSet(
-        images=images_t,
-        labels=label_tensor,
+        images=torch.cat(images),
+        labels=torch.cat(labels),
         num_classes=data.num_classes,
         dataset=data.name,
         method="oq",
@@ -334,6 +323,31 @@ def distill_oq(request: DistillRequest) -> SyntheticSet:
         weights=torch.cat(weights).float(),
         metadata=metadata,
     )
+
+
+def _expert_data(request: DistillRequest) -> DistillRequest:
+    return dataclasses.replace(request, data=request.data.in_memory(
+        "oq with labels=expert trains expert trajectories on the whole training split in memory; use labels=hard, which streams"))
+
+
+def finish_oq(syn: SyntheticSet, request: DistillRequest) -> SyntheticSet:
+    """The whole cell's figures once its classes are in: quantization errors averaged with the
+    class priors, and (``labels=expert``) the expert's soft labels on every image."""
+    config: OQConfig = request.config
+    data, meta = request.data, syn.metadata
+    priors = (data.class_counts().to(torch.float64) / data.train_x.shape[0]).tolist()
+    meta["algorithm"] = sorted(set(meta.pop("algorithm_per_class")))
+    meta["quantization_error"] = sum(p * e for p, e in zip(priors, meta["quantization_error_per_class"]))
+    meta["quantization_error_pixel"] = sum(p * e for p, e in zip(priors, meta["quantization_error_pixel_per_class"]))
+    if config.labels != "expert":
+        return syn
+    hard = syn.labels
+    soft, info = expert_logits(_expert_data(request), syn.images)
+    meta[CACHE_BUILD_SECONDS] += info.pop("trained_seconds")
+    meta.update(info)
+    meta["expert_agreement"] = float((soft.argmax(1) == hard).float().mean())
+    meta["class_labels"] = hard.tolist()
+    return dataclasses.replace(syn, labels=soft, metadata=meta)
 
 
 def set_quantization_error(
@@ -383,12 +397,17 @@ D4M_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def distill_d4m(request: DistillRequest) -> SyntheticSet:
+def finish_d4m(syn: SyntheticSet, request: DistillRequest) -> SyntheticSet:
     """OQ's quantization and decoding with unit weights: D4M's prototypes."""
-    syn = distill_oq(request)
+    syn = finish_oq(syn, request)
     syn.metadata["cell_masses"] = syn.weights.tolist()  # recorded, not trained with
     syn.metadata["label_protocol"] = "teacher"
     return dataclasses.replace(syn, method="d4m", weights=None, metadata=syn.metadata)
+
+
+def distill_d4m(request: DistillRequest) -> SyntheticSet:
+    """D4M's whole cell in one call (the host runs ``distill_oq`` per shard, then :func:`finish_d4m`)."""
+    return finish_d4m(distill_oq(request), request)
 
 
 @hookimpl
@@ -400,13 +419,15 @@ def ddb_register_distillers() -> list[DistillerSpec]:
             distill=distill_oq,
             presets=PRESETS,
             description="optimal quantization (Tan & Slade): weighted per-class k-means in a latent space, decoded",
+            sharding=dataclasses.replace(PER_CLASS, finish=finish_oq),
         ),
         DistillerSpec(
             name="d4m",
             config_cls=D4MConfig,
-            distill=distill_d4m,
+            distill=distill_oq,
             presets=D4M_PRESETS,
             description="D4M (Su et al. 2024) as OQ with unit weights: per-class k-means prototypes in a latent, decoded"
             " by the latent's decoder (no diffusion denoising or class prompt); evaluate with labels=teacher",
+            sharding=dataclasses.replace(PER_CLASS, finish=finish_d4m),
         ),
     ]

@@ -32,7 +32,7 @@ from torch import Tensor
 from dd_bench import hookimpl
 from dd_bench.augment import random_resized_crop
 from dd_bench.errors import ConfigError, require_ints
-from dd_bench.specs import DistillerSpec, DistillRequest
+from dd_bench.specs import PER_CLASS, DistillerSpec, DistillRequest
 from dd_bench.synthetic import SyntheticSet
 from dd_bench.teachers import CPU_TEACHER, TeacherSettings
 
@@ -121,18 +121,19 @@ def stitch(patches: Tensor, factor: int) -> Tensor:
 
 
 def distill_rded(request: DistillRequest) -> SyntheticSet:
-    """Per class: score candidate crops with the teacher, keep the best, stitch them."""
+    """Per class of the request's shard: score candidate crops with the teacher, keep the best, stitch them."""
     config: RDEDConfig = request.config
     data, device, ipc, k = request.data, request.device, request.ipc, request.data.num_classes
-    generator = request.generator()
+    classes = request.shard(k)
     started = time.perf_counter()
     teacher = request.teacher(config.teacher_recipe())
     teacher_seconds = time.perf_counter() - started
     teacher.model.to(device).eval()
     per_image = config.factor**2
     images, losses, chosen = [], [], []
-    for c in range(k):
+    for c in classes:
         idx = data.indices_of_class(c)
+        generator = request.unit_generator(c)
         pick = idx[torch.randperm(len(idx), generator=generator)[: config.candidates]]
         patches, loss, order = select_patches(
             data.train_x[pick], c, lambda x: teacher.model(x.to(device)), ipc * per_image, config.crops, generator,
@@ -144,7 +145,7 @@ def distill_rded(request: DistillRequest) -> SyntheticSet:
         request.log_metric("patch_loss", losses[-1], c)
     return SyntheticSet(
         images=torch.cat(images).contiguous(),
-        labels=torch.arange(k).repeat_interleave(ipc),
+        labels=torch.arange(classes.start, classes.stop).repeat_interleave(ipc),
         num_classes=k,
         dataset=data.name,
         method="rded",
@@ -171,5 +172,6 @@ def ddb_register_distillers() -> list[DistillerSpec]:
             presets=PRESETS,
             description="RDED (Sun et al. 2024): real crops the teacher scores best, stitched factor x factor;"
             " evaluate with labels=teacher",
+            sharding=PER_CLASS,
         )
     ]

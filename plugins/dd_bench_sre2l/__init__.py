@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from dd_bench import hookimpl
 from dd_bench.augment import random_resized_crop
 from dd_bench.errors import ConfigError, require_ints
-from dd_bench.specs import DistillerSpec, DistillRequest
+from dd_bench.specs import DistillerSpec, DistillRequest, Sharding
 from dd_bench.synthetic import SyntheticSet
 from dd_bench.teachers import CPU_TEACHER, TeacherSettings
 
@@ -178,20 +178,29 @@ def recover(teacher: nn.Module, init: Tensor, targets: Tensor, config: SRe2LConf
     return x.detach(), {"ce": ce.item(), "bn": bn.item()}
 
 
+def recovery_batches(request: DistillRequest) -> int:
+    """SRe2L's independent units: its recovery batches (``group`` IPC slots of every class each)."""
+    return math.ceil(request.ipc / request.config.group)
+
+
 def distill_sre2l(request: DistillRequest) -> SyntheticSet:
-    """Recover ``ipc`` images per class from the request's teacher, ``group`` IPC indices per batch."""
+    """Recover the images of the request's shard of recovery batches from its teacher; each
+    batch holds ``group`` IPC slots of every class and draws from its own generator."""
     config: SRe2LConfig = request.config
     data, device, ipc, k = request.data, request.device, request.ipc, request.data.num_classes
-    generator = request.generator()
     started = time.perf_counter()
     teacher = request.teacher(config.teacher_recipe())
     teacher_seconds = time.perf_counter() - started
     mean = torch.tensor(data.mean).view(1, -1, 1, 1)
     std = torch.tensor(data.std).view(1, -1, 1, 1)
     lo, hi = ((0 - mean) / std).to(device), ((1 - mean) / std).to(device)
-    images = torch.empty(ipc, k, *data.train_x.shape[1:])
+    shard = request.shard(recovery_batches(request))
+    first, stop = shard.start * config.group, min(ipc, shard.stop * config.group)
+    images = torch.empty(stop - first, k, *data.train_x.shape[1:])
     losses = []
-    for start in range(0, ipc, config.group):
+    for batch in shard:
+        generator = request.unit_generator(batch)
+        start = batch * config.group
         n = min(config.group, ipc - start)
         targets = torch.arange(k).repeat(n)  # n images of every class
         if config.init == "real":
@@ -207,9 +216,9 @@ def distill_sre2l(request: DistillRequest) -> SyntheticSet:
 
         x, final = recover(teacher.model, init.to(device), targets.to(device), config, generator, lo, hi, log)
         losses.append(final)
-        images[start : start + n] = x.cpu().view(n, k, *x.shape[1:])
-    images = images.transpose(0, 1).reshape(k * ipc, *data.train_x.shape[1:])  # class-major
-    labels = torch.arange(k).repeat_interleave(ipc)
+        images[start - first : start - first + n] = x.cpu().view(n, k, *x.shape[1:])
+    images = images.transpose(0, 1).reshape(k * (stop - first), *data.train_x.shape[1:])  # class-major
+    labels = torch.arange(k).repeat_interleave(stop - first)
     return SyntheticSet(
         images=images.contiguous(),
         labels=labels,
@@ -239,5 +248,6 @@ def ddb_register_distillers() -> list[DistillerSpec]:
             presets=PRESETS,
             description="SRe2L (Yin et al. 2023): images recovered from a BN teacher (CE + BN-statistics loss, random crops);"
             " evaluate with labels=teacher (relabel)",
+            sharding=Sharding(units=recovery_batches),
         )
     ]
