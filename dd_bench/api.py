@@ -90,6 +90,42 @@ def distill(
     ``resolution``: the one ``data`` was loaded at, recorded so evaluation loads it the same way.
     ``shards``: run a method that declares :class:`~dd_bench.specs.Sharding` as that many
     shards in turn (see :mod:`dd_bench.shards`); the set is the same for any count."""
+    spec, request = _request(registry, method, data, ipc, seed, preset, overrides, device, cache_dir, model, log_metric, progress)
+    started = time.perf_counter()
+    if shard_plan(spec, request, shards):
+        syn = distill_sharded(spec, request, shards, say=_progress_line if progress else lambda text: None)
+    else:
+        syn = spec.distill(request)
+    if not isinstance(syn, SyntheticSet):
+        raise DataError(f"distiller {spec.name!r} returned {type(syn).__name__}, not a SyntheticSet")
+    syn.check_compatible(request.data)
+    syn.metadata.setdefault("seed", seed)
+    syn.metadata.setdefault("preset", preset)
+    syn.metadata.setdefault("distill_model", model)
+    if resolution is not None:
+        syn.metadata["resolution"] = resolution
+    syn.metadata.setdefault("distill_seconds", round(time.perf_counter() - started, 3))
+    return syn
+
+
+def distill_shard(
+    registry: Registry, method: str, data: RealData, ipc: int, index: int, shards: int, seed: int = 0,
+    preset: str | None = None, overrides: Mapping[str, Any] | None = None, device: torch.device = torch.device("cpu"),
+    cache_dir: Path | None = None, model: str = "convnet", progress: bool = True,
+) -> Path:
+    """Distil shard ``index`` of ``shards`` of a cell into the cache (where :func:`distill`
+    with the same arguments and ``shards`` finds it); the job of one Ray task."""
+    from .shards import ensure_shard
+
+    spec, request = _request(registry, method, data, ipc, seed, preset, overrides, device, cache_dir, model, None, progress)
+    return ensure_shard(spec, request, shard_plan(spec, request, shards)[index])
+
+
+def _request(
+    registry: Registry, method: str | DistillerSpec, data: RealData, ipc: int, seed: int, preset: str | None,
+    overrides: Mapping[str, Any] | None, device: torch.device, cache_dir: Path | None, model: str, log_metric: Any,
+    progress: bool,
+) -> tuple[DistillerSpec, DistillRequest]:
     spec = method if isinstance(method, DistillerSpec) else registry.distiller(method)
     check_ipc(data, ipc)
     config = resolve_config(registry, spec, preset, overrides)
@@ -105,7 +141,7 @@ def distill(
 
         return resolve_teacher(registry, data, recipe, cache, device, progress=progress)
 
-    request = DistillRequest(
+    return spec, DistillRequest(
         data=data,
         ipc=ipc,
         seed=seed,
@@ -119,21 +155,6 @@ def distill(
         expert_optimizer=registry.optimizer,
         teacher=teacher,
     )
-    started = time.perf_counter()
-    if shard_plan(spec, request, shards):
-        syn = distill_sharded(spec, request, shards, say=_progress_line if progress else lambda text: None)
-    else:
-        syn = spec.distill(request)
-    if not isinstance(syn, SyntheticSet):
-        raise DataError(f"distiller {spec.name!r} returned {type(syn).__name__}, not a SyntheticSet")
-    syn.check_compatible(data)
-    syn.metadata.setdefault("seed", seed)
-    syn.metadata.setdefault("preset", preset)
-    syn.metadata.setdefault("distill_model", model)
-    if resolution is not None:
-        syn.metadata["resolution"] = resolution
-    syn.metadata.setdefault("distill_seconds", round(time.perf_counter() - started, 3))
-    return syn
 
 
 def _progress_line(text: str) -> None:

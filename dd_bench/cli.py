@@ -125,6 +125,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
             }
             if with_presets:
                 row["presets"] = sorted(reg.spec.presets)
+                row["shards"] = reg.spec.sharding is not None
             out.append(row)
         return out
 
@@ -141,6 +142,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         for row in items:
             origin = f"{row['plugin']} ({row['distribution'] or 'unpackaged'} {row['version'] or ''})".replace(" )", ")")
             presets = f" [presets: {', '.join(row['presets'])}]" if "presets" in row else ""
+            presets += " [shards]" if row.get("shards") else ""
             print(f"  {row['name']:<16} {origin:<34} {row['description']}{presets}")
     print("models also resolve namespaced names through plugins, e.g. timm:resnet18, tv:vgg11")
     return 0
@@ -152,11 +154,15 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 def cmd_distill(args: argparse.Namespace) -> int:
     from . import api
 
+    from .shards import check_count
+
     registry = _registry()
     api.resolve_config(registry, args.method, args.preset, dict(args.set or []))  # typos and bad values fail before any data loads
+    check_count(registry.distiller(args.method), args.shards)
     device = _device(args)
     data = api.load_data(registry, args.dataset, args.data_root, args.download, args.resolution)
-    print(f"distilling {args.method} on {args.dataset} at ipc {args.ipc} (seed {args.seed}, {device})", file=sys.stderr)
+    shards = f", {args.shards} shards in turn" if args.shards > 1 else ""
+    print(f"distilling {args.method} on {args.dataset} at ipc {args.ipc} (seed {args.seed}, {device}{shards})", file=sys.stderr)
     syn = api.distill(
         registry,
         args.method,
@@ -169,6 +175,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir,
         model=args.model,
         resolution=args.resolution,
+        shards=args.shards,
     )
     path = syn.save(args.out)
     print(f"wrote {path} ({len(syn)} images, {syn.nbytes() / 1024:.1f} KiB)", file=sys.stderr)
@@ -323,6 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="convnet", help="distillation architecture (default convnet)")
     p.add_argument("--cache-dir", type=Path, help="cache for expert buffers (default $DD_BENCH_CACHE or ~/.cache/dd-bench)")
     p.add_argument("--grid", type=Path, help="also write a PNG grid of the images here")
+    p.add_argument("--shards", type=_int_from(1), default=1, metavar="N",
+                   help="run a method whose classes are independent as N shards in turn, each kept in the cache when done"
+                        " (the set does not depend on N)")
     data_options(p)
     p.set_defaults(func=cmd_distill)
 

@@ -81,6 +81,8 @@ class Cell:
     """``cpu`` or ``cuda``: part of the hash, so a GPU run never counts a CPU run's cell as done."""
     resolution: int | None = None
     """The suite's ``data.resolution`` (image-file datasets); in the hash only when set."""
+    shards: int = 1
+    """Class shards the set is distilled in; not in the hash: the set does not depend on it."""
 
     @property
     def ipc_label(self) -> str:
@@ -128,6 +130,7 @@ class Cell:
             "role": self.role,
             "device_type": self.device_type,
             **({"resolution": self.resolution} if self.resolution is not None else {}),
+            "shards": self.shards,
             "config_hash": self.config_hash,
         }
 
@@ -160,6 +163,7 @@ def plan(suite: Suite, registry: Any, device_type: str = "cpu") -> list[Cell]:
     for entry in suite.methods or ():
         spec = registry.distiller(entry.name)
         ev = _jsonable(dataclasses.asdict(eval_config(suite.eval, entry.eval)))
+        shards = entry.shards or (suite.shards if spec.sharding is not None else 1)
         role = "full" if entry.name == suite.full_method else "random" if entry.name == suite.random_method else "method"
         ipcs: Sequence[int | None] = [None] if role == "full" else (entry.ipcs or suite.ipcs)
         for dataset in suite.datasets:
@@ -185,6 +189,7 @@ def plan(suite: Suite, registry: Any, device_type: str = "cpu") -> list[Cell]:
                             role=role,
                             device_type=device_type,
                             resolution=suite.resolution,
+                            shards=shards,
                         )
                     )
     return cells
@@ -417,6 +422,7 @@ def _params(cell: Cell) -> dict[str, Any]:
         "distill_model": cell.distill_model,
         "eval_seeds": ",".join(map(str, cell.eval_seeds)),
         "config_hash": cell.config_hash,
+        "shards": cell.shards,
         "suite_version": cell.suite_version,
         "config": dict(cell.config),
         "eval": dict(cell.eval),
@@ -456,10 +462,12 @@ def _run_cell_body(
                     log_metric=metrics.log,
                     progress=not ctx.quiet,
                     resolution=ctx.resolution,
+                    shards=cell.shards,
                 )
             metrics.log_many(
                 {
                     "distill_seconds": float(syn.metadata.get("distill_seconds", 0.0)),
+                    **({"distill_wall_seconds": float(syn.metadata["distill_wall_seconds"])} if "distill_wall_seconds" in syn.metadata else {}),
                     "peak_memory_mb": mem.peak_mb,
                     "synthetic_bytes": float(syn.nbytes()),
                     "synthetic_images": float(len(syn)),
@@ -591,9 +599,31 @@ def run_local(cells: Sequence[Cell], ctx: RunContext, registry: Any = None, on_r
     return results
 
 
-def _ray_cell(cell: Cell, ctx: RunContext, threads: int) -> CellResult:  # runs in a Ray worker
+def _ray_cell(cell: Cell, ctx: RunContext, threads: int, *shards_done: Any) -> CellResult:  # runs in a Ray worker
     """A cell in a Ray worker: its device is checked here, not on the driver, and Ray's
-    ``OMP_NUM_THREADS=1`` is replaced by the CPUs the task reserved."""
+    ``OMP_NUM_THREADS=1`` is replaced by the CPUs the task reserved. ``shards_done``: the
+    results of its shard tasks (Ray starts the cell only once they are in; it merges them)."""
+    _ray_worker_setup(ctx, threads)
+    return run_cell(cell, ctx)
+
+
+def _ray_shard(cell: Cell, ctx: RunContext, threads: int, index: int) -> str:  # runs in a Ray worker
+    """Shard ``index`` of a cell distilled into the cache, where the cell's merge finds it."""
+    from . import api
+    from .runtime import resolve_device
+
+    _ray_worker_setup(ctx, threads)
+    registry = _default_registry()
+    data = _data(registry, ctx, cell.dataset)
+    path = api.distill_shard(
+        registry, cell.method, data, cell.ipc if cell.ipc is not None else 1, index, cell.shards, seed=cell.seed,
+        preset=cell.preset, overrides=cell.overrides, device=resolve_device(ctx.device),
+        cache_dir=Path(ctx.cache_dir) if ctx.cache_dir else None, model=cell.distill_model, progress=not ctx.quiet,
+    )  # fmt: skip
+    return str(path)
+
+
+def _ray_worker_setup(ctx: RunContext, threads: int) -> None:
     import torch
 
     from .runtime import set_deterministic
@@ -601,7 +631,13 @@ def _ray_cell(cell: Cell, ctx: RunContext, threads: int) -> CellResult:  # runs 
     torch.set_num_threads(threads)
     if ctx.deterministic:
         set_deterministic(True)
-    return run_cell(cell, ctx)
+
+
+def _set_saved(cell: Cell, ctx: RunContext) -> bool:
+    """Whether a cell's set is already in the store (its shards need not run)."""
+    c = tracking.client(ctx.tracking_uri)
+    runs = tracking.search(c, tracking.experiment_id(c, ctx.experiment, ctx.tracking_uri), tracking.tag_filter(kind="cell", hash=cell.config_hash))
+    return bool(runs) and tracking.tags_of(runs[0]).get("synthetic") == tracking.SAVED
 
 
 def ray_device_type(device: str, cluster_gpus: float) -> str:
@@ -649,10 +685,19 @@ def run_ray(
         device_type = ray_device_type(ctx.device, gpus)
         on_gpu = device_type == "cuda"
         threads = cpus_per_task or (max(1, int(resources.get("CPU", 1) // gpus)) if on_gpu else 1)
+        most = max((cell.shards for cell in cells), default=1)
+        if on_gpu and most > gpus:
+            raise ConfigError(f"shards={most} is not allowed on this Ray cluster: it has {int(gpus)} GPUs and a shard takes one;"
+                              f" use shards <= {int(gpus)} or a larger cluster")  # fmt: skip
         worker_ctx = dataclasses.replace(ctx, device=device_type)  # a worker sees its one GPU as cuda
         cells = [dataclasses.replace(cell, device_type=device_type) for cell in cells]
-        task = ray.remote(num_cpus=threads, num_gpus=1 if on_gpu else 0, max_retries=0)(_ray_cell)
-        pending = {task.remote(cell, worker_ctx, threads): cell for cell in cells}
+        options = {"num_cpus": threads, "num_gpus": 1 if on_gpu else 0, "max_retries": 0}
+        task, shard_task = ray.remote(**options)(_ray_cell), ray.remote(**options)(_ray_shard)
+        pending = {}
+        for cell in cells:
+            shard_refs = ([shard_task.remote(cell, worker_ctx, threads, i) for i in range(cell.shards)]
+                          if cell.shards > 1 and not _set_saved(cell, ctx) else [])  # fmt: skip
+            pending[task.remote(cell, worker_ctx, threads, *shard_refs)] = cell
         _say(ctx, f"submitted {len(pending)} cells to Ray ({device_type}: {1 if on_gpu else 0} GPU and {threads} CPUs per task; cluster {int(gpus)} GPUs)")
         results: dict[str, CellResult] = {}
         while pending:

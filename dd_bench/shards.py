@@ -37,15 +37,20 @@ def partition(units: int, shards: int) -> list[range]:
     return [range(a, b) for a, b in zip(bounds, bounds[1:])]
 
 
+def check_count(spec: DistillerSpec, shards: int) -> None:
+    """One line when ``shards`` is not a count ``spec`` allows (what the data allows: :func:`plan`)."""
+    if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
+        raise ConfigError(f"shards={shards!r} is not allowed: use an integer >= 1")
+    if spec.sharding is None and shards > 1:
+        raise ConfigError(f"shards={shards} is not allowed for {spec.name}: its classes are not declared independent"
+                          " (methods that shard: see `dd-bench plugins`); use shards=1")  # fmt: skip
+
+
 def plan(spec: DistillerSpec, request: DistillRequest, shards: int) -> list[range]:
     """The shards of ``request``'s cell (none for a method that does not shard), or one line
     saying why ``shards`` is not allowed."""
-    if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
-        raise ConfigError(f"shards={shards!r} is not allowed: use an integer >= 1")
+    check_count(spec, shards)
     if spec.sharding is None:
-        if shards > 1:
-            raise ConfigError(f"shards={shards} is not allowed for {spec.name}: its classes are not declared independent"
-                              " (methods that shard: see `dd-bench methods`); use shards=1")  # fmt: skip
         return []
     units = spec.sharding.units(request)
     if shards > units:

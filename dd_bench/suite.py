@@ -21,6 +21,7 @@ Schema (``suites/demo.yaml`` is a complete example)::
         eval: {epochs: 50}          # per-method evaluation overrides (e.g. the full-data row)
         seeds: [0]                  # per-method distillation seeds (default: the suite's)
         ipcs: [1]                   # per-method IPCs (default: the suite's)
+        shards: 4                   # run each cell as 4 class shards (methods that declare them)
     default_preset: smoke           # preset for methods that name none (default: none = defaults)
     distill_model: convnet          # the distillation architecture
     eval_models: [convnet, mlp]     # evaluation architectures (cross-architecture columns)
@@ -30,6 +31,8 @@ Schema (``suites/demo.yaml`` is a complete example)::
     references: {random: random, full: full}   # lower/upper reference rows (null: none)
     budget_hours: 0.2               # expected wall time; the runner warns when it is exceeded
     data: {root: null, download: false, resolution: null}   # resolution: N x N for image-file datasets
+    shards: 1                       # class shards per cell for every method that declares them
+                                    # (others run whole); not in the cell hash: the set is the same
 
 The upper reference (``references.full``) ignores IPC: it gets one cell per dataset x seed.
 """
@@ -52,9 +55,9 @@ from .limits import FLOAT_MAX, INT64_MAX, MAX_SEED, MAX_SEED_COUNT
 SUITE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
 TOP_LEVEL = {
     "name", "version", "description", "datasets", "ipcs", "methods", "default_preset", "distill_model",
-    "eval_models", "seeds", "eval_seeds", "eval", "references", "budget_hours", "data",
+    "eval_models", "seeds", "eval_seeds", "eval", "references", "budget_hours", "data", "shards",
 }  # fmt: skip
-METHOD_KEYS = {"preset", "overrides", "eval", "seeds", "ipcs"}
+METHOD_KEYS = {"preset", "overrides", "eval", "seeds", "ipcs", "shards"}
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,8 @@ class MethodEntry:
     eval: Mapping[str, Any] = field(default_factory=dict)
     seeds: tuple[int, ...] | None = None
     ipcs: tuple[int, ...] | None = None
+    shards: int | None = None
+    """Class shards per cell (default: the suite's ``shards`` when the method declares them)."""
 
     def preset_for(self, ipc: int | None) -> str | None:
         if isinstance(self.preset, Mapping):
@@ -106,6 +111,8 @@ class Suite:
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
     include_all: bool = False
     """``methods`` has an ``all`` key: the listed entries plus every other registered distiller."""
+    shards: int = 1
+    """Class shards per cell of every method that declares :class:`~dd_bench.specs.Sharding`."""
     problems: tuple[str, ...] = ()
     """Shape problems found by :func:`parse`; :func:`validate` reports them with the rest."""
 
@@ -165,6 +172,15 @@ def _mapping(value: Any, key: str, errors: list[str]) -> dict[str, Any]:
         errors.append(f"{key}={value!r} is not allowed: use a mapping of key: value")
         return {}
     return dict(value)
+
+
+def _shard_count(value: Any, where: str, errors: list[str]) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= INT64_MAX:
+        errors.append(f"{where}={value!r} is not allowed: use an integer >= 1")
+        return None
+    return value
 
 
 def parse(doc: Any, path: Path | None = None) -> tuple[Suite | None, list[str]]:
@@ -239,6 +255,7 @@ def parse(doc: Any, path: Path | None = None) -> tuple[Suite | None, list[str]]:
                 preset = None  # reported; validation goes on without it
             m_seeds = _int_list(body["seeds"], f"{where}.seeds", errors, 0, MAX_SEED) if body.get("seeds") is not None else None
             m_ipcs = _int_list(body["ipcs"], f"{where}.ipcs", errors, 1) if body.get("ipcs") is not None else None
+            m_shards = _shard_count(body.get("shards"), f"{where}.shards", errors)
             entries.append(
                 MethodEntry(
                     str(mname),
@@ -247,6 +264,7 @@ def parse(doc: Any, path: Path | None = None) -> tuple[Suite | None, list[str]]:
                     _mapping(body.get("eval"), f"{where}.eval", errors),
                     m_seeds,
                     m_ipcs,
+                    m_shards,
                 )
             )
         methods = tuple(entries)
@@ -300,6 +318,7 @@ def parse(doc: Any, path: Path | None = None) -> tuple[Suite | None, list[str]]:
         path=path,
         raw=dict(doc),
         include_all=include_all,
+        shards=_shard_count(doc.get("shards"), "shards", errors) or 1,
         problems=tuple(errors),
     )
     return suite, errors
@@ -405,6 +424,7 @@ def validate(suite: Suite, registry: Any, *, check_data: bool = True, data_cache
     """
     from . import api
     from .errors import UnknownNameError
+    from .shards import check_count
 
     errors: list[str] = list(suite.problems)
     suite = expand(suite, registry)
@@ -432,6 +452,11 @@ def validate(suite: Suite, registry: Any, *, check_data: bool = True, data_cache
         for preset in entry.presets():
             try:
                 api.resolve_config(registry, entry.name, preset, entry.overrides)
+            except DDBenchError as exc:
+                errors.append(f"methods.{entry.name}: {exc}")
+        if entry.shards is not None:
+            try:
+                check_count(registry.distiller(entry.name), entry.shards)
             except DDBenchError as exc:
                 errors.append(f"methods.{entry.name}: {exc}")
         if isinstance(entry.preset, Mapping):

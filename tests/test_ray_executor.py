@@ -35,3 +35,32 @@ def test_ray_executor_runs_every_cell_and_a_rerun_skips_them(tmp_path, monkeypat
         assert {r.status for r in again.results} == {"skipped"}
     finally:
         ray.shutdown()
+
+
+def test_ray_runs_a_cells_shards_as_tasks_and_merges_them(tmp_path, monkeypatch, registry):
+    """Two shard tasks write the cache, the cell task merges: the set is the unsharded one."""
+    import mlflow
+    import torch
+
+    from dd_bench import api
+    from dd_bench.synthetic import SyntheticSet
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("DD_BENCH_CACHE", str(tmp_path / "cache"))
+    suite, errors = parse(toy_suite_doc(name="unit-ray-shards", ipcs=[2], methods={"random": {"shards": 2}}, references={"full": None}))
+    assert not errors
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        result = run_suite(suite, tracking_uri=uri, executor="ray", quiet=True, device="cpu")
+    finally:
+        ray.shutdown()
+    assert [r.status for r in result.results] == ["done"]
+    assert len(list((tmp_path / "cache" / "shards").glob("*/units-*.pt"))) == 2
+    run_id = result.results[0].run_id
+    path = mlflow.MlflowClient(uri).download_artifacts(run_id, "synthetic/synthetic.pt", str(tmp_path))
+    merged = SyntheticSet.load(path)
+    whole = api.distill(registry, "random", api.load_data(registry, "toy"), 2, progress=False, cache_dir=tmp_path / "other")
+    assert torch.equal(merged.images, whole.images) and torch.equal(merged.labels, whole.labels)
+    assert merged.metadata["shards"]["count"] == 2
