@@ -467,7 +467,7 @@ def _run_cell_body(
             metrics.log_many(
                 {
                     "distill_seconds": float(syn.metadata.get("distill_seconds", 0.0)),
-                    **({"distill_wall_seconds": float(syn.metadata["distill_wall_seconds"])} if "distill_wall_seconds" in syn.metadata else {}),
+                    **({"distill_wall_seconds": float(syn.metadata["distill_wall_seconds"])} if "shards" in syn.metadata else {}),
                     "peak_memory_mb": mem.peak_mb,
                     "synthetic_bytes": float(syn.nbytes()),
                     "synthetic_images": float(len(syn)),

@@ -72,12 +72,14 @@ def shard_path(folder: Path, units: range) -> Path:
 
 
 def run_shard(spec: DistillerSpec, request: DistillRequest, units: range) -> SyntheticSet:
-    """One shard's set, with the seconds it took in ``metadata["shard_seconds"]``."""
-    started = time.perf_counter()
+    """One shard's set, with the seconds it took and when it started (the epoch time: shards
+    may run on other machines, and the cell's wall time starts at the first) in its metadata."""
+    began, started = time.time(), time.perf_counter()
     syn = spec.distill(dataclasses.replace(request, units=units))
     if not isinstance(syn, SyntheticSet):
         raise DataError(f"distiller {spec.name!r} returned {type(syn).__name__}, not a SyntheticSet")
     syn.metadata["shard_seconds"] = round(time.perf_counter() - started, 3)
+    syn.metadata["shard_started"] = began
     return syn
 
 
@@ -95,7 +97,6 @@ def distill_sharded(
     """The cell's set from ``shards`` shards run in turn (finished ones read back from the
     cache), merged and finished; one shard runs in memory and writes nothing."""
     ranges = plan(spec, request, shards)
-    started = time.perf_counter()
     if len(ranges) == 1:
         parts = [run_shard(spec, request, ranges[0])]
     else:
@@ -115,10 +116,12 @@ def distill_sharded(
     if spec.sharding is not None and spec.sharding.finish is not None:
         syn = spec.sharding.finish(syn, request)
     seconds = [float(p.metadata["shard_seconds"]) for p in parts]
+    began = min(float(p.metadata["shard_started"]) for p in parts)
     syn.metadata.pop("shard_seconds", None)
+    syn.metadata.pop("shard_started", None)
     syn.metadata["distill_seconds"] = round(sum(seconds), 3)  # device-seconds: what the shards cost
-    syn.metadata["distill_wall_seconds"] = round(time.perf_counter() - started, 3)
-    if len(ranges) > 1:
+    if len(ranges) > 1:  # wall time from the first shard's start (a resumed cell's includes the pause)
+        syn.metadata["distill_wall_seconds"] = round(time.time() - began, 3)
         syn.metadata["shards"] = {"count": len(ranges), "units": [[r.start, r.stop] for r in ranges], "seconds": seconds}
     return syn
 

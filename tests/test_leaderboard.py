@@ -161,7 +161,24 @@ def test_cache_building_time_gets_a_cost_column_only_when_reported(tmp_path):
 def test_no_caches_column_for_runs_that_never_reported_it(board, tmp_path):
     write(board, tmp_path, PROV)
     readme = (tmp_path / "README.md").read_text()
-    assert "of which caches s" not in readme[readme.index("## toy: cost"):readme.index("## Plots")]
+    cost_table = readme[readme.index("## toy: cost"):readme.index("## Plots")]
+    assert "of which caches s" not in cost_table and "· wall s" not in cost_table
+
+
+def test_a_sharded_cell_shows_its_wall_time_beside_its_summed_shards(tmp_path):
+    suite, errors = parse(DOC)
+    assert not errors
+    records = [rec("alpha", 1, s, 40.0, secs=100.0) for s in (0, 1)]
+    for r in records:
+        r.distill_wall_seconds = 60.0  # two shards in parallel: 100 device-seconds in 60 s
+    records += [rec("random", 1, s, 30.0, role="random", secs=4.0) for s in (0, 1)]
+    write(build(suite, records), tmp_path, PROV)
+    readme = (tmp_path / "README.md").read_text()
+    cost_table = readme[readme.index("## toy: cost"):readme.index("## Plots")]
+    assert "· wall s" in cost_table
+    row = lambda m: next(line for line in cost_table.splitlines() if line.startswith(f"| {m}")).split("|")  # noqa: E731
+    assert row("alpha")[2:4] == [" 100.0 ", " 60.0 "]
+    assert row("random")[2:4] == [" 4.0 ", " 4.0 "]  # ran whole: its wall time is its distill time
 
 
 def test_provenance_paths_are_relative_to_the_working_directory(tmp_path, monkeypatch):

@@ -164,3 +164,25 @@ def test_the_imagenet_gpu_suites_plan_under_the_decoupled_recipe_without_data(na
             assert (c.config["teacher_model"], c.config["teacher_epochs"]) == teacher
         if c.method == "oq":
             assert c.config["labels"] == "hard", "streams: expert labels would need the whole split in memory"
+
+
+def test_shards_apply_to_methods_that_declare_them_and_leave_the_hash_alone(tmp_path):
+    reg = make_registry(KnobPlugin())
+    doc = dict(GOOD, methods={"knob": {}, "random": {}, "full": {}})
+    before = {c.key: c.config_hash for c in plan(validate(load_suite(write(tmp_path, doc)), reg), reg)}
+    cells = plan(validate(load_suite(write(tmp_path, dict(doc, shards=2))), reg), reg)
+    assert {c.key: c.shards for c in cells if c.ipc == 1 and c.seed == 0} == {
+        "knob/toy/ipc1/seed0": 1, "random/toy/ipc1/seed0": 2}  # knob and full do not declare shards
+    assert {c.key: c.config_hash for c in cells} == before
+    per_method = dict(doc, methods={"knob": {}, "random": {"shards": 3}, "full": {}})
+    assert {c.shards for c in plan(validate(load_suite(write(tmp_path, per_method)), reg), reg) if c.method == "random"} == {3}
+
+
+def test_shards_on_a_method_that_does_not_declare_them_are_refused(tmp_path):
+    reg = make_registry(KnobPlugin())
+    bad = dict(GOOD, methods={"knob": {"shards": 2}, "random": {"shards": 0}, "full": {}})
+    with pytest.raises(SuiteError) as err:
+        validate(load_suite(write(tmp_path, bad)), reg)
+    text = str(err.value)
+    assert "methods.knob: shards=2 is not allowed for knob: its classes are not declared independent" in text
+    assert "methods.random.shards=0 is not allowed: use an integer >= 1" in text
