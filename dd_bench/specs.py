@@ -72,9 +72,14 @@ class RealData:
     test_crop_pct: float = 1.0
     """How the test images were preprocessed: their centre crop's share of the resized shorter
     side (``DataRequest.test_crop_pct``; 1 for every dataset that does not read image files)."""
+    names: tuple[str, ...] | None = None
+    """Human names of the classes, where ``classes`` are ids (ImageNet's wnids): what a
+    text prompt says (read :meth:`class_name`)."""
 
     def __post_init__(self) -> None:
         c = len(self.mean)
+        if self.names is not None and len(self.names) != len(self.classes):
+            raise DataError(f"{self.name}: {len(self.names)} class names for {len(self.classes)} classes")
         for split in ("train", "val", "test"):
             x, y = getattr(self, f"{split}_x"), getattr(self, f"{split}_y")
             if x.ndim != 4 or x.shape[1] != c:
@@ -94,6 +99,10 @@ class RealData:
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    def class_name(self, c: int) -> str:
+        """Class ``c`` in words: its human name, else its label."""
+        return (self.names or self.classes)[c]
 
     def class_counts(self) -> torch.Tensor:
         return torch.bincount(self.train_y, minlength=self.num_classes)

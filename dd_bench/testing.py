@@ -103,3 +103,47 @@ def check_model(spec: ModelSpec, registry: Registry | None = None) -> list[confo
 def check_dataset(spec: DatasetSpec) -> list[conformance.CheckResult]:
     """Run the dataset checks on ``spec``; fail the test on any failure, skip it if the data is missing."""
     return _assert_conform(conformance.dataset_checks(spec))
+
+
+def write_tiny_diffusion_pipeline(folder: Any, seed: int = 0) -> Any:
+    """Save a tiny, randomly initialised Stable Diffusion img2img pipeline (UNet, VAE with a 2x
+    downsampling, one-layer CLIP text encoder, byte-level tokenizer, DDIM) to ``folder``, for
+    tests of methods that decode through a latent diffusion model without any download. Needs
+    the ``diffusion`` extra (diffusers, transformers); returns ``folder`` as a ``Path``."""
+    import json
+    from pathlib import Path
+
+    import torch
+    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionImg2ImgPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    folder = Path(folder)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        unet = UNet2DConditionModel(
+            block_out_channels=(8, 16), layers_per_block=1, sample_size=8, in_channels=4, out_channels=4,
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+            cross_attention_dim=16, norm_num_groups=4, attention_head_dim=2,
+        )  # fmt: skip
+        vae = AutoencoderKL(block_out_channels=(8, 16), in_channels=3, out_channels=3, latent_channels=4, norm_num_groups=4,
+                            down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2)  # fmt: skip
+        text = CLIPTextModel(CLIPTextConfig(vocab_size=514, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                            num_attention_heads=2, max_position_embeddings=32, bos_token_id=512,
+                                            eos_token_id=513, pad_token_id=513))  # fmt: skip
+    # CLIP's byte-level alphabet (printable bytes as themselves, the rest shifted past 255), each
+    # symbol alone and word-final: every string tokenizes, one token per byte, no merges
+    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    symbols = [chr(b) for b in keep] + [chr(256 + i) for i in range(256 - len(keep))]
+    vocab = {**{c: i for i, c in enumerate(symbols)}, **{c + "</w>": 256 + i for i, c in enumerate(symbols)},
+             "<|startoftext|>": 512, "<|endoftext|>": 513}  # fmt: skip
+    words = folder / "words"
+    words.mkdir(parents=True, exist_ok=True)
+    (words / "vocab.json").write_text(json.dumps(vocab))
+    (words / "merges.txt").write_text("#version: 0.2\n")
+    tokenizer = CLIPTokenizer(str(words / "vocab.json"), str(words / "merges.txt"), model_max_length=32)
+    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+                              set_alpha_to_one=False, steps_offset=1)  # fmt: skip
+    pipe = StableDiffusionImg2ImgPipeline(vae=vae, text_encoder=text, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
+                                          safety_checker=None, feature_extractor=None, requires_safety_checker=False)  # fmt: skip
+    pipe.save_pretrained(folder)
+    return folder

@@ -102,6 +102,7 @@ def real_data(
     request: DataRequest,
     scale: float = 255.0,
     test_crop_pct: float = 1.0,
+    names: Sequence[str] | None = None,
 ) -> RealData:
     """Un-normalised ``[N,C,H,W]`` images and labels -> ``RealData``.
 
@@ -110,7 +111,8 @@ def real_data(
     ``scale``=255) or floats already in [0, 1] (``scale=1``), or both splits are streamed
     (:class:`StreamedImages` on disk): the splits are then row subsets of those, normalised
     when read, and nothing is loaded here. ``test_crop_pct``: how the test images were cropped
-    (see ``DataRequest.test_crop_pct``), for loaders that honour it.
+    (see ``DataRequest.test_crop_pct``), for loaders that honour it; ``names``: the classes'
+    human names where ``classes`` are ids.
     """
     classes = tuple(str(c) for c in classes)
     streamed = isinstance(train_x, StreamedImages)
@@ -150,4 +152,5 @@ def real_data(
         std=std,
         classes=classes,
         test_crop_pct=test_crop_pct,
+        names=tuple(names) if names is not None else None,
     )

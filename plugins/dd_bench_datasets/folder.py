@@ -68,9 +68,9 @@ def uint8_stats(x: StreamedImages, chunk_bytes: int = 2**22) -> tuple[tuple[floa
 
 def folder_data(name: str, root: Path, train: tuple[list[Path], list[int]], test: tuple[list[Path], list[int]],
                 classes: Sequence[str], request: DataRequest, mean: Sequence[float] | None = None,
-                std: Sequence[float] | None = None) -> RealData:
+                std: Sequence[float] | None = None, names: Sequence[str] | None = None) -> RealData:
     """Decode both splits once (cached) and return them streamed from the cache;
-    ``mean``/``std`` default to the training split's."""
+    ``mean``/``std`` default to the training split's; ``names``: the classes' human names."""
     cache = default_cache_dir()
     train_x = decoded(f"{name} train", root, train[0], request.resolution, cache)
     if request.test_crop_pct != 1.0 and request.resolution is None:
@@ -82,7 +82,7 @@ def folder_data(name: str, root: Path, train: tuple[list[Path], list[int]], test
     if mean is None or std is None:
         mean, std = uint8_stats(train_x)
     return real_data(name, train_x, train[1], test_x, test[1], mean=mean, std=std, classes=classes, request=request,
-                     test_crop_pct=request.test_crop_pct)
+                     test_crop_pct=request.test_crop_pct, names=names)
 
 
 def load_image_folder(request: DataRequest) -> RealData:

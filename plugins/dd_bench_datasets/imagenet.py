@@ -127,7 +127,7 @@ def load_imagenet(name: str, wnids: Sequence[str], resolution: int, request: Dat
     has_folders = val.is_dir() and any(p.is_dir() for p in val.iterdir())
     test = _split(name, val, wnids) if has_folders else _flat_val(name, root, wnids)
     return folder_data(name, root, _split(name, root / "train", wnids), test, tuple(wnids), request,
-                       mean=IMAGENET_MEAN, std=IMAGENET_STD)
+                       mean=IMAGENET_MEAN, std=IMAGENET_STD, names=[NAME_OF[w] for w in wnids])
 
 
 DATASETS = {

@@ -18,12 +18,14 @@ subset), so the two can be compared.
 Presets: ``smoke`` (digits, seconds), ``cpu`` and ``cpu-ipc1`` (medoids in the small autoencoder's
 or PCA's latent, chosen on validation), ``pca-cpu`` and ``ae-cpu`` (decoded centroids), ``pixel``,
 ``gpu`` (autoencoder, more epochs, CLVQ for big classes), ``paper`` (the paper's setting as far
-as it maps onto dd-bench; see ``PRESETS``).
+as it maps onto dd-bench, centroids decoded through Stable Diffusion's img2img: ``diffusion.py``;
+see ``PRESETS``) and ``paper-vae`` (the same, decoded by the VAE alone).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
@@ -36,6 +38,7 @@ from dd_bench.specs import PER_CLASS, DistillerSpec, DistillRequest, RealData
 from dd_bench.streaming import Images, batches, select
 from dd_bench.synthetic import CACHE_BUILD_SECONDS, SyntheticSet
 
+from .diffusion import Img2ImgDecoder
 from .latents import AELatent, AERecipe, Latent, PCALatent, PixelLatent, VAELatent
 from .quantize import Quantization, assign, cell_masses, clvq, kmeans_plus_plus, lloyd, nearest_points, quantization_error
 
@@ -61,6 +64,7 @@ __all__ = [
 LatentName = Literal["pixel", "pca", "ae", "vae"]
 Algorithm = Literal["auto", "lloyd", "clvq"]
 LabelMode = Literal["hard", "expert"]
+Decode = Literal["latent", "img2img"]
 
 
 @dataclass(frozen=True)
@@ -113,15 +117,28 @@ class OQConfig:
     """Soft labels are expert logits divided by this."""
     chunk: int | None = None
     """Rows per distance block (none: about 16M distances per block)."""
+    decode: Decode = "latent"
+    """latent: the latent's own decoder (for vae, the VAE decoder alone); img2img: through the latent
+    diffusion model (``vae`` then names a whole Stable Diffusion pipeline; see ``diffusion.py``)."""
+    prompt: str = "{name}"
+    """decode=img2img: the class prompt; ``{name}`` is replaced by the class's name."""
+    negative_prompt: str = "cartoon, anime, painting"
+    strength: float = 0.7
+    """decode=img2img: how far along the noise schedule the prototype starts (0: kept, 1: pure noise)."""
+    guidance_scale: float = 8.0
+    denoise_steps: int = 50
+    denoise_batch: int = 10
+    """Prototypes denoised together."""
 
     def __post_init__(self) -> None:
-        for name, allowed in (("latent", LatentName), ("algorithm", Algorithm), ("labels", LabelMode)):
+        for name, allowed in (("latent", LatentName), ("algorithm", Algorithm), ("labels", LabelMode), ("decode", Decode)):
             value = getattr(self, name)
             if value not in get_args(allowed):
                 raise ConfigError(f"{name}={value!r} is not allowed (allowed: {', '.join(get_args(allowed))})")
         positive = (
             "pca_components", "ae_channels", "ae_hidden", "ae_epochs", "ae_batch", "clvq_above", "iterations",
-            "restarts", "clvq_iterations", "clvq_batch", "expert_epochs", "num_experts", "expert_batch",
+            "restarts", "clvq_iterations", "clvq_batch", "expert_epochs", "num_experts", "expert_batch", "denoise_steps",
+            "denoise_batch",
         )  # fmt: skip
         require_ints(self, positive)
         for name in ("ae_lr", "expert_lr", "label_temperature"):
@@ -141,6 +158,21 @@ class OQConfig:
             raise ConfigError(f"medoid={self.medoid!r}, expert_dsa={self.expert_dsa!r}: use true or false")
         if self.latent == "vae" and not self.vae:
             raise ConfigError("vae=None is not allowed with latent='vae' (allowed: a local path or cached name of a diffusers AutoencoderKL)")
+        if self.decode == "img2img":
+            if self.latent != "vae" or self.medoid or not self.vae_subfolder:
+                raise ConfigError(f"decode='img2img' is not allowed with latent={self.latent!r}, medoid={self.medoid},"
+                                  f" vae_subfolder={self.vae_subfolder!r}: it denoises Stable Diffusion VAE latents, so use"
+                                  " latent=vae, medoid=false, vae=<the pipeline's folder> and vae_subfolder=vae")  # fmt: skip
+            if not isinstance(self.prompt, str) or "{name}" not in self.prompt:
+                raise ConfigError(f"prompt={self.prompt!r} is not allowed: the template must contain {{name}} (the class's name), e.g. 'a photo of a {{name}}'")
+            try:
+                self.prompt.format(name="x")
+            except (KeyError, IndexError, ValueError):
+                raise ConfigError(f"prompt={self.prompt!r} is not allowed: use {{name}} as its only placeholder") from None
+            if not 0 < self.strength <= 1:
+                raise ConfigError(f"strength={self.strength!r} is not allowed: use 0 < strength <= 1")
+            if not 0 <= self.guidance_scale < math.inf:
+                raise ConfigError(f"guidance_scale={self.guidance_scale!r} is not allowed: use a finite number >= 0")
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -164,23 +196,31 @@ PRESETS: dict[str, dict[str, Any]] = {
     "pixel": {"latent": "pixel", "iterations": 100, "restarts": 3},
     # GPU-sized: a wider autoencoder trained longer, CLVQ for classes above 20k images
     "gpu": {"latent": "ae", "ae_hidden": 64, "ae_epochs": 30, "restarts": 5, "iterations": 300, "algorithm": "auto"},
-    # The paper's setting as we map it (ImageNet-1K, IPC 10/50/100): Stable Diffusion v1.5's
-    # VAE latent, per-class mini-batch k-means (CLVQ) from k-means++ seeds, cell-mass weights,
-    # soft labels from a trained teacher, weighted training. Differences: the paper decodes
-    # through the latent diffusion model (D4M-style img2img with a class prompt), we decode
-    # with the VAE decoder alone; its teacher is a pretrained ResNet-18 and its soft labels are
-    # recomputed per augmented batch (SRe2L/RDED relabelling), ours are fixed expert logits.
+    # The paper's setting as we map it (ImageNet-1K, IPC 10/50/100; DDOQ with Stable Diffusion,
+    # "the same model" as D4M): SD v1.5's VAE latent at its native 512 px (4x64x64), per-class
+    # mini-batch k-means (CLVQ) from k-means++ seeds, cell-mass weights, the weighted centroids
+    # decoded through the latent diffusion model as D4M does (img2img from the centroid with the
+    # class name as prompt, strength 0.7, guidance 8), soft labels from a trained teacher,
+    # weighted training. Differences: its teacher is a pretrained ResNet-18 and its soft labels
+    # are recomputed per augmented batch (SRe2L/RDED relabelling), ours are fixed expert logits.
+    # Not implemented: the paper's variant with the quantized latents as noise initialisations
+    # of a diffusion transformer (its best rows), whose procedure (which DiT, how the latents
+    # become its initial noise, its sampler settings) is not in the material available here.
     "paper": {
         "latent": "vae",
         "vae": "runwayml/stable-diffusion-v1-5",
         "vae_subfolder": "vae",
+        "vae_size": 512,
         "algorithm": "clvq",
         "clvq_iterations": 5000,
         "clvq_batch": 1024,
+        "decode": "img2img",
         "labels": "expert",
         "expert_epochs": 50,
     },
 }
+# the same without the denoising step (the VAE decoder alone): what the diffusion model adds
+PRESETS["paper-vae"] = {**PRESETS["paper"], "decode": "latent"}
 
 
 # ------------------------------------------------------------------------------------ latents
@@ -267,17 +307,19 @@ def distill_oq(request: DistillRequest) -> SyntheticSet:
     data, device, ipc = request.data, request.device, request.ipc
     started = time.perf_counter()
     latent = build_latent(config, data, device, request.cache_dir, request.seed, request.progress)
+    decoder = Img2ImgDecoder.load(config, latent, data, device) if config.decode == "img2img" else None
     latent_seconds = time.perf_counter() - started
     n_total = data.train_x.shape[0]
     images, labels, weights, medoids = [], [], [], []
-    err_latent, err_pixel, iters, algorithms = [], [], [], []
+    err_latent, err_pixel, iters, algorithms, prompts = [], [], [], [], []
     latent_dim = None
     for c in request.shard(data.num_classes):
         idx = data.indices_of_class(c)
         class_x = select(data.train_x, idx)  # a streamed class is read in batches, never whole
         z = latent.encode(class_x)
         latent_dim = z.shape[1]
-        q, algorithm = _quantize_class(z, ipc, config, request.unit_generator(c))
+        generator = request.unit_generator(c)  # one stream per class: k-means, then the denoising noise
+        q, algorithm = _quantize_class(z, ipc, config, generator)
         codes = q.codes
         if config.medoid:
             pick = nearest_points(z, codes, config.chunk)
@@ -287,7 +329,8 @@ def distill_oq(request: DistillRequest) -> SyntheticSet:
             index, dist = assign(z, codes, config.chunk)  # the medoids' own cells
             masses, error = cell_masses(index, ipc), float(dist.to(torch.float64).mean())
         else:
-            decoded = latent.decode(codes)
+            decoded = latent.decode(codes) if decoder is None else decoder.decode(codes, c, generator)
+            prompts += [] if decoder is None else [decoder.prompt(c)]
             masses, error = q.masses, q.error  # the quantizer's final assignment of these codes
         err_latent.append(error)
         err_pixel.append(pixel_error(class_x, decoded, device, config.chunk))
@@ -311,6 +354,8 @@ def distill_oq(request: DistillRequest) -> SyntheticSet:
     }
     if config.medoid:
         metadata["medoid_train_indices"] = torch.cat(medoids).tolist()
+    if prompts:
+        metadata["prompts"] = prompts
     return SyntheticSet(
         images=torch.cat(images),
         labels=torch.cat(labels),
@@ -390,11 +435,14 @@ D4M_PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {"latent": "ae", "ae_hidden": 16, "ae_epochs": 5, "iterations": 100, "restarts": 3},
     # and in PCA-64 (IPC 1: a single centroid per class is the class mean in any linear latent)
     "cpu-ipc1": {"latent": "pca", "pca_components": 64, "iterations": 100, "restarts": 3},
-    # The paper's setting as far as it maps: Stable Diffusion's VAE latent, per-class mini-batch
-    # k-means, decoded centroids, relabelled by a teacher at evaluation (labels=teacher).
-    "paper": {"latent": "vae", "vae": "runwayml/stable-diffusion-v1-5", "vae_subfolder": "vae", "algorithm": "clvq",
-              "clvq_iterations": 5000, "clvq_batch": 1024},
+    # The paper's setting as far as it maps: Stable Diffusion v1.5's VAE latent at 512 px,
+    # per-class mini-batch k-means, the prototypes passed through SD's img2img with the class
+    # name as prompt (its scripts: strength 0.7, guidance 8, negative prompt "cartoon, anime,
+    # painting", 50 steps), relabelled by a teacher at evaluation (labels=teacher).
+    "paper": {"latent": "vae", "vae": "runwayml/stable-diffusion-v1-5", "vae_subfolder": "vae", "vae_size": 512,
+              "algorithm": "clvq", "clvq_iterations": 5000, "clvq_batch": 1024, "decode": "img2img"},
 }
+D4M_PRESETS["paper-vae"] = {**D4M_PRESETS["paper"], "decode": "latent"}  # the VAE decoder alone
 
 
 def finish_d4m(syn: SyntheticSet, request: DistillRequest) -> SyntheticSet:
@@ -427,7 +475,8 @@ def ddb_register_distillers() -> list[DistillerSpec]:
             distill=distill_oq,
             presets=D4M_PRESETS,
             description="D4M (Su et al. 2024) as OQ with unit weights: per-class k-means prototypes in a latent, decoded"
-            " by the latent's decoder (no diffusion denoising or class prompt); evaluate with labels=teacher",
+            " by the latent's decoder or (paper preset) through Stable Diffusion's img2img with the class prompt;"
+            " evaluate with labels=teacher",
             sharding=dataclasses.replace(PER_CLASS, finish=finish_d4m),
         ),
     ]

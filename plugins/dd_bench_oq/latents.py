@@ -311,11 +311,18 @@ class VAELatent(Latent):
         return z.float().flatten(1)
 
     def _decode(self, z: torch.Tensor) -> torch.Tensor:
+        x = self.vae.decode(self.unflatten(z).to(self.vae.dtype) / self.scale).sample.float()
+        return self.from_unit((x + 1) / 2)
+
+    def unflatten(self, z: torch.Tensor) -> torch.Tensor:
+        """Flat codes as the VAE's ``[N, C, h, w]`` latents (scaled, as a diffusion model takes them)."""
         if self.latent_shape is None:
             raise RuntimeError("encode before decode: the latent shape is not known yet")
-        z = z.view(z.shape[0], *self.latent_shape) / self.scale
-        x = self.vae.decode(z.to(self.vae.dtype)).sample.float()
-        x = F.interpolate((x + 1) / 2, size=self.shape[1:], mode="bilinear", align_corners=False).clamp(0, 1)
+        return z.view(z.shape[0], *self.latent_shape)
+
+    def from_unit(self, x: torch.Tensor) -> torch.Tensor:
+        """RGB images in [0, 1] at the VAE's size -> the data's size, channels and normalisation."""
+        x = F.interpolate(x.float(), size=self.shape[1:], mode="bilinear", align_corners=False).clamp(0, 1)
         if self.shape[0] == 1:
             x = x.mean(1, keepdim=True)
         return (x - self.mean) / self.std

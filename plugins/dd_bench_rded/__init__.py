@@ -135,11 +135,11 @@ def distill_rded(request: DistillRequest) -> SyntheticSet:
         idx = data.indices_of_class(c)
         generator = request.unit_generator(c)
         pick = idx[torch.randperm(len(idx), generator=generator)[: config.candidates]]
-        patches, loss, order = select_patches(
-            data.train_x[pick], c, lambda x: teacher.model(x.to(device)), ipc * per_image, config.crops, generator,
+        patches, loss, order = select_patches(  # the candidates are read (streamed) once, cropped and scored on the device
+            data.train_x[pick].to(device), c, teacher.model, ipc * per_image, config.crops, generator,
             (config.crop_min, config.crop_max),
         )  # fmt: skip
-        images.append(stitch(patches, config.factor))
+        images.append(stitch(patches, config.factor).cpu())
         losses.append(float(loss.mean()))
         chosen.append(pick[order])
         request.log_metric("patch_loss", losses[-1], c)
