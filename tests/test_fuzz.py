@@ -186,8 +186,8 @@ def test_files_that_are_no_suite_are_one_line_and_exit_2(capsys, tmp_path, text)
 
 # ---------------------------------------------------------------------------- --set values
 
-FREE_TEXT = {"vae", "vae_subfolder"}
-"""Fields any text is a valid value of (a path or a model name): nothing to malform but the key."""
+FREE_TEXT = {"vae", "vae_subfolder", "negative_prompt"}
+"""Fields any text is a valid value of (a path, a model name, a prompt): nothing to malform but the key."""
 CONFIG_FIELDS = [
     (method, f.name, typing.get_type_hints(reg.spec.config_cls)[f.name])
     for method, reg in sorted(REGISTRY.distillers.items())
@@ -215,6 +215,8 @@ def malformed_text(field: str, hint: Any) -> st.SearchStrategy:
         return name.filter(lambda n: n != "sgd" and n not in REGISTRY.optimizers)
     if field == "teacher_model":  # a decoupled method's teacher: a registered model
         return name.filter(lambda n: n not in REGISTRY.models)
+    if field == "prompt":  # a class-prompt template: it must hold {name} and no other placeholder
+        return st.one_of(junk, junk.map(lambda t: t + " {name} {" + "label}"))
     raise AssertionError(f"no malformed values for {field}: {hint}")
 
 

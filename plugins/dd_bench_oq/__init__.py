@@ -163,16 +163,17 @@ class OQConfig:
                 raise ConfigError(f"decode='img2img' is not allowed with latent={self.latent!r}, medoid={self.medoid},"
                                   f" vae_subfolder={self.vae_subfolder!r}: it denoises Stable Diffusion VAE latents, so use"
                                   " latent=vae, medoid=false, vae=<the pipeline's folder> and vae_subfolder=vae")  # fmt: skip
-            if not isinstance(self.prompt, str) or "{name}" not in self.prompt:
-                raise ConfigError(f"prompt={self.prompt!r} is not allowed: the template must contain {{name}} (the class's name), e.g. 'a photo of a {{name}}'")
-            try:
-                self.prompt.format(name="x")
-            except (KeyError, IndexError, ValueError):
-                raise ConfigError(f"prompt={self.prompt!r} is not allowed: use {{name}} as its only placeholder") from None
-            if not 0 < self.strength <= 1:
-                raise ConfigError(f"strength={self.strength!r} is not allowed: use 0 < strength <= 1")
-            if not 0 <= self.guidance_scale < math.inf:
-                raise ConfigError(f"guidance_scale={self.guidance_scale!r} is not allowed: use a finite number >= 0")
+        # the img2img fields are checked whatever decode is, so a bad value is never silently carried
+        if not isinstance(self.prompt, str) or "{name}" not in self.prompt:
+            raise ConfigError(f"prompt={self.prompt!r} is not allowed: the template must contain {{name}} (the class's name), e.g. 'a photo of a {{name}}'")
+        try:
+            self.prompt.format(name="x")
+        except (KeyError, IndexError, ValueError):
+            raise ConfigError(f"prompt={self.prompt!r} is not allowed: use {{name}} as its only placeholder") from None
+        if not 0 < self.strength <= 1:
+            raise ConfigError(f"strength={self.strength!r} is not allowed: use 0 < strength <= 1")
+        if not 0 <= self.guidance_scale < math.inf:
+            raise ConfigError(f"guidance_scale={self.guidance_scale!r} is not allowed: use a finite number >= 0")
 
 
 PRESETS: dict[str, dict[str, Any]] = {
