@@ -1,18 +1,21 @@
 """Class shards on 2 local Ray workers: the same set, and the wall-time ratio.
 
-    python benchmarks/shards.py [--images 3200] [--resolution 32] [--ipc 10] [--work DIR] [--out FILE]
+    python benchmarks/shards.py [--images 3200] [--resolution 32] [--cells oq:10 rded:10 ...] [--work DIR] [--out FILE]
 
 Writes an ImageFolder of 10 classes of generated JPEGs (``streaming.py``'s generator), builds
 the caches every run shares once (the decode-once array, OQ's autoencoder, the CPU teacher of
-RDED and SRe2L), then for each method at its ``cpu`` preset times one cell
+RDED and SRe2L) and starts both Ray workers (each imports dd-bench and loads the data once, so
+neither case pays a cold start the other does not), then for each cell (method at its ``cpu``
+preset, IPC) times
 
 * **1 shard**: one Ray task (1 CPU, 1 thread) distils the whole cell;
 * **2 shards**: two Ray tasks (1 CPU, 1 thread each) distil classes 0-4 and 5-9 (SRe2L: its
   recovery batches) into the cache, then the driver merges them (``api.distill(shards=2)``);
 
-from submission to the merged set, Ray already started (each task imports dd-bench and loads
-the data: that is part of the time), and checks that both sets are bit-identical. The ratio is
-1-shard seconds over 2-shard seconds; 2 cores bound it by 2.
+from submission to the merged set (each task opens the data itself: that is part of the time),
+and checks that both sets are bit-identical. The ratio is 1-shard seconds over 2-shard seconds;
+2 cores bound it by 2, and what a shard does once (open the data, load the autoencoder or the
+teacher, the driver's merge) bounds it further on short cells.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-METHODS = ("oq", "rded", "sre2l")
+CELLS = ("oq:10", "oq:50", "rded:10", "rded:50", "sre2l:10")
 
 
 def _distill(root: str, cache: str, method: str, ipc: int, shards: int, index: int | None) -> dict:
@@ -50,12 +53,23 @@ def _distill(root: str, cache: str, method: str, ipc: int, shards: int, index: i
     return {}
 
 
+def _warm(root: str) -> int:
+    """In a Ray worker: import dd-bench, open the data and run a convolution once."""
+    torch.set_num_threads(1)
+    from dd_bench import api
+    from dd_bench.plugins import Registry, get_plugin_manager
+
+    api.load_data(Registry(get_plugin_manager()), "image_folder", root)
+    torch.nn.functional.conv2d(torch.zeros(1, 3, 8, 8), torch.zeros(4, 3, 3, 3))
+    time.sleep(2)  # hold the worker so the other warm-up lands on the other one
+    return os.getpid()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=3200, help="training images in all (10 classes)")
     parser.add_argument("--resolution", type=int, default=32)
-    parser.add_argument("--ipc", type=int, default=10)
-    parser.add_argument("--methods", nargs="+", default=list(METHODS))
+    parser.add_argument("--cells", nargs="+", default=list(CELLS), help="METHOD:IPC, each timed as 1 and as 2 shards")
     parser.add_argument("--work", type=Path, help="folder for the images and caches (default: a temporary one)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "shards.md")
     args = parser.parse_args()
@@ -66,12 +80,18 @@ def main() -> int:
     from dd_bench.plugins import Registry, get_plugin_manager
     from streaming import write_jpegs
 
+    cells = []
+    for text in args.cells:
+        method, _, ipc = text.partition(":")
+        if method not in ("oq", "rded", "sre2l", "d4m", "random") or not ipc.isdigit() or int(ipc) < 1:
+            parser.error(f"--cells {text!r} is not allowed: use METHOD:IPC with METHOD one of oq, rded, sre2l, d4m, random")
+        cells.append((method, int(ipc)))
     work = args.work or Path(tempfile.mkdtemp(prefix="ddb-shards-"))
     root = write_jpegs(work / f"jpegs-{args.images}-{args.resolution}", args.images, args.resolution)
     cache = work / "cache"
     registry = Registry(get_plugin_manager())
     data = api.load_data(registry, "image_folder", root)
-    for method in args.methods:  # shared caches (autoencoder, teacher) built once, outside the timing
+    for method in dict.fromkeys(m for m, _ in cells):  # shared caches (autoencoder, teacher) built once, outside the timing
         print(f"warming the caches of {method}", file=sys.stderr)
         api.distill(registry, method, data, 1, preset="cpu", cache_dir=cache, progress=False,
                     overrides={"iterations": 1} if method == "sre2l" else None)  # fmt: skip
@@ -80,20 +100,22 @@ def main() -> int:
     task = ray.remote(num_cpus=1, max_retries=0)(_distill)
     rows = []
     try:
-        for method in args.methods:
+        pids = ray.get([ray.remote(num_cpus=1)(_warm).remote(str(root)) for _ in range(2)])
+        print(f"warm Ray workers: {sorted(set(pids))}", file=sys.stderr)
+        for method, ipc in cells:
             shutil.rmtree(cache / "shards", ignore_errors=True)
             t0 = time.perf_counter()
-            whole = ray.get(task.remote(str(root), str(cache), method, args.ipc, 1, None))
+            whole = ray.get(task.remote(str(root), str(cache), method, ipc, 1, None))
             one = time.perf_counter() - t0
             t0 = time.perf_counter()
-            ray.get([task.remote(str(root), str(cache), method, args.ipc, 2, i) for i in range(2)])
-            merged = api.distill(registry, method, data, args.ipc, preset="cpu", cache_dir=cache, progress=False, shards=2)
+            ray.get([task.remote(str(root), str(cache), method, ipc, 2, i) for i in range(2)])
+            merged = api.distill(registry, method, data, ipc, preset="cpu", cache_dir=cache, progress=False, shards=2)
             two = time.perf_counter() - t0
             same = torch.equal(whole["images"], merged.images) and torch.equal(whole["labels"], merged.labels) and (
                 (whole["weights"] is None) == (merged.weights is None)
                 and (whole["weights"] is None or torch.equal(whole["weights"], merged.weights)))  # fmt: skip
-            rows.append((method, one, two, float(whole["seconds"]), float(merged.metadata["distill_seconds"]), same))
-            print(f"{method}: 1 shard {one:.1f} s, 2 shards {two:.1f} s, ratio {one / two:.2f}, same set: {same}", file=sys.stderr)
+            rows.append((method, ipc, one, two, float(whole["seconds"]), float(merged.metadata["distill_seconds"]), same))
+            print(f"{method} IPC {ipc}: 1 shard {one:.1f} s, 2 shards {two:.1f} s, ratio {one / two:.2f}, same set: {same}", file=sys.stderr)
     finally:
         ray.shutdown()
 
@@ -101,18 +123,19 @@ def main() -> int:
     lines = [
         "# Class shards on 2 local Ray workers",
         "",
-        f"Command: `python benchmarks/shards.py --images {args.images} --resolution {args.resolution} --ipc {args.ipc}` at {sha}"
+        f"Command: `python benchmarks/shards.py --images {args.images} --resolution {args.resolution} --cells {' '.join(args.cells)}` at {sha}"
         f" ({time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__},"
         f" ray {ray.__version__}); 10 classes of generated {args.resolution} px JPEGs, {args.images // 10} per class;"
-        f" IPC {args.ipc}; each method's `cpu` preset; caches (decoded images, OQ's autoencoder, the CPU teacher) built"
-        " before timing. Wall time from submitting the Ray task(s) to the merged set; each task has 1 CPU and 1 thread and"
-        " loads the data itself. Device-seconds: the set's `distill_seconds` (the shards' seconds added up).",
+        " each method's `cpu` preset; caches (decoded images, OQ's autoencoder, the CPU teacher) built and both Ray"
+        " workers started before timing. Wall time from submitting the Ray task(s) to the merged set; each task has 1 CPU"
+        " and 1 thread and opens the data itself. Device-seconds: the set's `distill_seconds` (the shards' seconds and"
+        " the merge's finishing step added up).",
         "",
-        "| method | 1 shard wall s | 2 shards wall s | ratio | 1 shard device-s | 2 shards device-s | same set |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        "| method | IPC | 1 shard wall s | 2 shards wall s | ratio | 1 shard device-s | 2 shards device-s | same set |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for method, one, two, d1, d2, same in rows:
-        lines.append(f"| {method} | {one:.1f} | {two:.1f} | {one / two:.2f}x | {d1:.1f} | {d2:.1f} | {'bit-identical' if same else 'DIFFERENT'} |")
+    for method, ipc, one, two, d1, d2, same in rows:
+        lines.append(f"| {method} | {ipc} | {one:.1f} | {two:.1f} | {one / two:.2f}x | {d1:.1f} | {d2:.1f} | {'bit-identical' if same else 'DIFFERENT'} |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}", file=sys.stderr)

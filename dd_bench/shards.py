@@ -113,16 +113,18 @@ def distill_sharded(
             syn.save(path)
             parts.append(syn)
     syn = merge(parts)
+    started = time.perf_counter()
     if spec.sharding is not None and spec.sharding.finish is not None:
         syn = spec.sharding.finish(syn, request)
-    seconds = [float(p.metadata["shard_seconds"]) for p in parts]
+    seconds = [float(p.metadata["shard_seconds"]) for p in parts] + [round(time.perf_counter() - started, 3)]
     began = min(float(p.metadata["shard_started"]) for p in parts)
     syn.metadata.pop("shard_seconds", None)
     syn.metadata.pop("shard_started", None)
-    syn.metadata["distill_seconds"] = round(sum(seconds), 3)  # device-seconds: what the shards cost
+    syn.metadata["distill_seconds"] = round(sum(seconds), 3)  # device-seconds: the shards' and the finish's
     if len(ranges) > 1:  # wall time from the first shard's start (a resumed cell's includes the pause)
         syn.metadata["distill_wall_seconds"] = round(time.time() - began, 3)
-        syn.metadata["shards"] = {"count": len(ranges), "units": [[r.start, r.stop] for r in ranges], "seconds": seconds}
+        syn.metadata["shards"] = {"count": len(ranges), "units": [[r.start, r.stop] for r in ranges], "seconds": seconds[:-1],
+                                  "finish_seconds": seconds[-1]}
     return syn
 
 
