@@ -1,6 +1,6 @@
 """Class shards on 2 local Ray workers: the same set, and the wall-time ratio.
 
-    python benchmarks/shards.py [--images 3200] [--resolution 32] [--cells oq:10 rded:10 ...] [--work DIR] [--out FILE]
+    python benchmarks/shards.py [--images 3200] [--resolution 32] [--cells oq:10 rded:10 ...] [--repeats 3] [--work DIR] [--out FILE]
 
 Writes an ImageFolder of 10 classes of generated JPEGs (``streaming.py``'s generator), builds
 the caches every run shares once (the decode-once array, OQ's autoencoder, the CPU teacher of
@@ -24,6 +24,7 @@ import argparse
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -69,6 +70,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=3200, help="training images in all (10 classes)")
     parser.add_argument("--resolution", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3, help="timings of each case; the table shows their median")
     parser.add_argument("--cells", nargs="+", default=list(CELLS), help="METHOD:IPC, each timed as 1 and as 2 shards")
     parser.add_argument("--work", type=Path, help="folder for the images and caches (default: a temporary one)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "shards.md")
@@ -103,19 +105,23 @@ def main() -> int:
         pids = ray.get([ray.remote(num_cpus=1)(_warm).remote(str(root)) for _ in range(2)])
         print(f"warm Ray workers: {sorted(set(pids))}", file=sys.stderr)
         for method, ipc in cells:
-            shutil.rmtree(cache / "shards", ignore_errors=True)
-            t0 = time.perf_counter()
-            whole = ray.get(task.remote(str(root), str(cache), method, ipc, 1, None))
-            one = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            ray.get([task.remote(str(root), str(cache), method, ipc, 2, i) for i in range(2)])
-            merged = api.distill(registry, method, data, ipc, preset="cpu", cache_dir=cache, progress=False, shards=2)
-            two = time.perf_counter() - t0
+            ones, twos = [], []
+            for _ in range(args.repeats):  # alternating, so drift in the machine's speed hits both alike
+                shutil.rmtree(cache / "shards", ignore_errors=True)
+                t0 = time.perf_counter()
+                whole = ray.get(task.remote(str(root), str(cache), method, ipc, 1, None))
+                ones.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                ray.get([task.remote(str(root), str(cache), method, ipc, 2, i) for i in range(2)])
+                merged = api.distill(registry, method, data, ipc, preset="cpu", cache_dir=cache, progress=False, shards=2)
+                twos.append(time.perf_counter() - t0)
             same = torch.equal(whole["images"], merged.images) and torch.equal(whole["labels"], merged.labels) and (
                 (whole["weights"] is None) == (merged.weights is None)
                 and (whole["weights"] is None or torch.equal(whole["weights"], merged.weights)))  # fmt: skip
+            one, two = statistics.median(ones), statistics.median(twos)
             rows.append((method, ipc, one, two, float(whole["seconds"]), float(merged.metadata["distill_seconds"]), same))
-            print(f"{method} IPC {ipc}: 1 shard {one:.1f} s, 2 shards {two:.1f} s, ratio {one / two:.2f}, same set: {same}", file=sys.stderr)
+            print(f"{method} IPC {ipc}: 1 shard {[round(t, 1) for t in ones]} s, 2 shards {[round(t, 1) for t in twos]} s,"
+                  f" ratio of medians {one / two:.2f}, same set: {same}", file=sys.stderr)  # fmt: skip
     finally:
         ray.shutdown()
 
@@ -123,15 +129,16 @@ def main() -> int:
     lines = [
         "# Class shards on 2 local Ray workers",
         "",
-        f"Command: `python benchmarks/shards.py --images {args.images} --resolution {args.resolution} --cells {' '.join(args.cells)}` at {sha}"
+        f"Command: `python benchmarks/shards.py --images {args.images} --resolution {args.resolution} --cells {' '.join(args.cells)} --repeats {args.repeats}` at {sha}"
         f" ({time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__},"
         f" ray {ray.__version__}); 10 classes of generated {args.resolution} px JPEGs, {args.images // 10} per class;"
         " each method's `cpu` preset; caches (decoded images, OQ's autoencoder, the CPU teacher) built and both Ray"
-        " workers started before timing. Wall time from submitting the Ray task(s) to the merged set; each task has 1 CPU"
+        f" workers started before timing. Wall time (the median of {args.repeats} alternating runs) from submitting the"
+        " Ray task(s) to the merged set; each task has 1 CPU"
         " and 1 thread and opens the data itself. Device-seconds: the set's `distill_seconds` (the shards' seconds and"
         " the merge's finishing step added up).",
         "",
-        "| method | IPC | 1 shard wall s | 2 shards wall s | ratio | 1 shard device-s | 2 shards device-s | same set |",
+        "| method | IPC | 1 shard wall s (median) | 2 shards wall s (median) | ratio | 1 shard device-s | 2 shards device-s | same set |",
         "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for method, ipc, one, two, d1, d2, same in rows:
