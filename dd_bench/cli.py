@@ -184,6 +184,36 @@ def cmd_distill(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- import / export
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from . import api
+    from .interchange import import_set
+
+    registry = _registry()
+    data = api.load_data(registry, args.dataset, args.data_root, args.download, args.resolution)
+    syn = import_set(args.format, args.path, data, args.ipc, experiment=args.experiment, zca=args.zca,
+                     normalization=args.normalization, lr=args.lr, method=args.method)  # fmt: skip
+    if args.resolution is not None:
+        syn.metadata["resolution"] = args.resolution  # evaluate reads the data at the set's resolution
+    path = syn.save(args.out)
+    source = syn.metadata["source"]
+    print(f"wrote {path} ({len(syn)} images of {args.dataset} from {args.format} {args.path}; normalisation"
+          f" {source['normalization']}, {'ZCA, ' if syn.zca else ''}{'soft' if syn.soft_labels else 'hard'} labels"
+          f"{f', learned lr {syn.lr:g}' if syn.lr is not None else ''})", file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .interchange import export_set
+    from .synthetic import SyntheticSet
+
+    syn = SyntheticSet.load(args.synthetic)
+    print(f"wrote {export_set(syn, args.format, args.out)} ({args.format}, {len(syn.decoded())} images)", file=sys.stderr)
+    return 0
+
+
 # ---------------------------------------------------------------------------- buffer
 
 
@@ -335,6 +365,31 @@ def build_parser() -> argparse.ArgumentParser:
                         " (the set does not depend on N)")
     data_options(p)
     p.set_defaults(func=cmd_distill)
+
+    from .interchange import EXPORT_FORMATS, IMPORT_FORMATS, NORMALIZATIONS
+
+    p = sub.add_parser("import", help="turn a published distilled set (DC, MTT, DATM, image folders, tensors) into a dd-bench set")
+    p.add_argument("format", choices=IMPORT_FORMATS, help="the format the set was published in")
+    p.add_argument("path", type=Path, help="the file, or the folder holding the files")
+    p.add_argument("--dataset", required=True, help="the dataset it was distilled from")
+    p.add_argument("--ipc", type=_int_from(1), required=True, help="images per class")
+    p.add_argument("--out", type=Path, required=True, help="where to write the dd-bench set (.pt)")
+    p.add_argument("--experiment", type=_int_from(0), help="dc: which experiment's set (default the last)")
+    p.add_argument("--zca", action="store_true", help="the set lives in ZCA space (the test set is whitened the same way)")
+    p.add_argument("--normalization", help=f"how the images are normalised: {NORMALIZATIONS}"
+                                           " (default: the format's; tensors files must say)")  # fmt: skip
+    p.add_argument("--lr", type=_positive_float, help="the learned evaluation lr, where the source logged but did not save it")
+    p.add_argument("--method", help="the method's name in the set (default: the file's, else the format)")
+    data_options(p)
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("export", help="write a dd-bench set for other tools")
+    p.add_argument("synthetic", type=Path, help="a set written by dd-bench")
+    p.add_argument("--format", choices=EXPORT_FORMATS, required=True,
+                   help="image-folder (PNG class folders 00000/...), tensors (a .pt of images in [0,1] and labels), mtt"
+                        " (images_best.pt, labels_best.pt, lr_best.pt)")  # fmt: skip
+    p.add_argument("--out", type=Path, required=True, help="the file or folder to create (never replaced)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("buffer", help="train expert trajectories for trajectory matching (cached, resumable)")
     p.add_argument("--dataset", required=True)
