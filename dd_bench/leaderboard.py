@@ -33,7 +33,9 @@ import io
 import math
 import os
 import statistics
+import re
 import sys
+import tempfile
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -80,6 +82,8 @@ class CellRecord:
     """Storage under the hard protocol (images + class indices)."""
     distill_wall_seconds: float | None = None
     """Wall time of a cell distilled in several shards (none when it ran whole)."""
+    run_id: str | None = None
+    """The cell's MLflow run (its grid of images is read from there)."""
 
     def hard_acc(self, model: str) -> float | None:
         """Accuracy under the hard protocol: measured beside the protocol's, or the protocol's own
@@ -132,6 +136,7 @@ def records_from_mlflow(suite: Suite, cells: Sequence[Any], uri: str, runs: tupl
             cache_build_seconds=m.get("cache_build_seconds"),
             tags=tracking.tags_of(run),
             labels=str(cell.eval.get("labels", "set")),
+            run_id=run.info.run_id,
         )
         for model in cell.eval_models:
             e = evals.get((run.info.run_id, model))
@@ -215,13 +220,18 @@ class Board:
 
     def method_label(self, m: str) -> str:
         role = self.roles.get(m)
-        return f"{m} (lower reference)" if role == "random" else f"{m} (upper reference: whole training set)" if role == "full" else m
+        if role == "random":
+            return f"{m} (lower reference)"
+        if role == "full":
+            return f"{m} (upper reference: whole training set)"
+        imported = any(e.name == m and e.source is not None for e in self.suite.methods or ())
+        return f"{m} (published set)" if imported else m
 
 
 def _seeds_for(suite: Suite, method: str) -> tuple[int, ...]:
     for entry in suite.methods or ():
         if entry.name == method:
-            return entry.seeds or suite.seeds
+            return (0,) if entry.source is not None else entry.seeds or suite.seeds  # a published set: one cell
     return suite.seeds
 
 
@@ -419,6 +429,9 @@ def provenance(board: Board, command: str, uri: str) -> dict[str, str]:
         "git SHA (runs)": unique("git_sha"),
         "versions (this page)": f"dd-bench {__version__}; torch {torch.__version__}; mlflow {mlflow.__version__}",
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        **({"published sets": "; ".join(
+            f"{e.name}: {e.source['format']} " + ", ".join(f"IPC {i} {_from_cwd(p)}" for i, p in sorted(e.source["paths"].items()))
+            for e in imported) + " (the SHA-256 of each is in its run's config.yaml)"} if (imported := [e for e in s.methods or () if e.source]) else {}),
     }
 
 
@@ -581,7 +594,19 @@ HOW = """\
 """
 
 
-def render_markdown(board: Board, prov: Mapping[str, str], images: Sequence[str]) -> str:
+def _grid_rows(board: Board, grids: Mapping[tuple[str, str, str], bytes]) -> list[tuple[str, str, list[tuple[str, str] | None]]]:
+    """(dataset, method, [(ipc, grid file) or None per IPC column]) for every row with a grid."""
+    out = []
+    for ds in board.suite.datasets:
+        for m in board.methods:
+            ipcs = ["all"] if board.roles[m] == "full" else board.ipcs
+            cells = [(ipc, grid_name(ds, m, ipc)) if (ds, m, ipc) in grids else None for ipc in ipcs]
+            if any(cells):
+                out.append((ds, m, cells + [None] * (len(board.ipcs) - len(cells))))
+    return out
+
+
+def render_markdown(board: Board, prov: Mapping[str, str], images: Sequence[str], grids: Mapping[tuple[str, str, str], bytes] | None = None) -> str:
     s = board.suite
     parts = [f"# Leaderboard: {s.name}", ""]
     if s.description:
@@ -590,6 +615,12 @@ def render_markdown(board: Board, prov: Mapping[str, str], images: Sequence[str]
     for title, note, header, rows in tables(board):
         parts += [f"## {title}", "", note, "", _md_table(header, rows), ""]
     parts += ["## Plots", ""] + [f"![{img}]({img})" for img in images] + [""]
+    rows = _grid_rows(board, grids or {})
+    if rows:
+        parts += ["## Distilled images", "", "The set of each row's lowest distillation seed (the run's `synthetic/grid.png`).", ""]
+        parts += [_md_table(["dataset", "method"] + [f"IPC {ipc}" for ipc in board.ipcs],
+                            [[ds, board.method_label(m)] + [f"![{c[1]}]({c[1]})" if c else "" for c in cells]
+                             for ds, m, cells in rows]), ""]  # fmt: skip
     parts += ["## How the numbers are made", "", _how(board), ""]
     stopped = [r for r in board.records if r.tags.get("stopped_early")]
     if stopped:
@@ -639,32 +670,110 @@ def _how(board: Board) -> str:
     )
 
 
-def render_html(board: Board, prov: Mapping[str, str], images: Mapping[str, bytes]) -> str:
+LOWER_IS_BETTER = ("↓", "rank", " s", "seconds", "MB", "KiB", "spread")
+"""Header words of columns where the smallest value is the best."""
+SORT_SCRIPT = """
+document.querySelectorAll('table.sortable').forEach(function (table) {
+  table.querySelectorAll('th').forEach(function (th, col) {
+    th.title = 'sort'; th.style.cursor = 'pointer';
+    th.addEventListener('click', function () {
+      var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
+      var up = th.getAttribute('data-order') !== 'up';
+      table.querySelectorAll('th').forEach(function (h) { h.removeAttribute('data-order'); });
+      th.setAttribute('data-order', up ? 'up' : 'down');
+      function key(row) { var t = row.cells[col].textContent.trim(), n = parseFloat(t); return isNaN(n) ? t : n; }
+      rows.sort(function (a, b) {
+        var x = key(a), y = key(b), c;
+        if (typeof x === 'number' && typeof y === 'number') c = x - y;
+        else if (typeof x === 'number') c = -1; else if (typeof y === 'number') c = 1;
+        else c = String(x).localeCompare(String(y));
+        return up ? c : -c;
+      });
+      rows.forEach(function (r) { body.appendChild(r); });
+    });
+  });
+});
+"""
+
+
+def best_cells(header: Sequence[str], rows: Sequence[Sequence[str]]) -> set[tuple[int, int]]:
+    """(row, column) of each numeric column's best entry among the method rows (references left
+    out): the highest, or the lowest where the header says lower is better; ties all marked."""
+    best: set[tuple[int, int]] = set()
+    for j, name in enumerate(header[1:], start=1):
+        values = {}
+        for i, row in enumerate(rows):
+            match = re.match(r"-?\d+(\.\d+)?", row[j]) if j < len(row) else None
+            if match and "reference" not in row[0]:
+                values[i] = float(match.group())
+        if len(values) > 1:
+            target = (min if any(w in name for w in LOWER_IS_BETTER) else max)(values.values())
+            best |= {(i, j) for i, v in values.items() if v == target}
+    return best
+
+
+def _inline_html(text: str) -> str:
+    """Markdown's `code` and **bold** as HTML, everything else escaped."""
+    out = html.escape(text, quote=False)
+    out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
+    return re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", out)
+
+
+def _bullets_html(text: str) -> str:
+    """A Markdown list of ``- `` items (continuation lines indented) as an HTML list."""
+    items: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("- "):
+            items.append(line[2:].strip())
+        elif line.strip() and items:
+            items[-1] += " " + line.strip()
+    return "<ul>" + "".join(f"<li>{_inline_html(item)}</li>" for item in items) + "</ul>"
+
+
+def render_html(board: Board, prov: Mapping[str, str], images: Mapping[str, bytes], grids: Mapping[tuple[str, str, str], bytes] | None = None) -> str:
+    """One self-contained page: every image inline, the sorting script inline, no external URL."""
     s = board.suite
     h = html.escape
+    png = lambda data: f"data:image/png;base64,{base64.b64encode(data).decode()}"  # noqa: E731
     parts = [
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>dd-bench leaderboard: {h(s.name)}</title>",
         "<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}"
         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
         "td:first-child,th:first-child{text-align:left}th{background:#f3f3f3}img{max-width:100%}"
-        ".note{color:#555}</style></head><body>",
+        "td.best{font-weight:bold;background:#e8f5e9}th[data-order=up]::after{content:' ▲'}th[data-order=down]::after{content:' ▼'}"
+        "table.grids img{max-width:320px;image-rendering:pixelated}.note{color:#555}code{background:#f3f3f3;padding:0 2px}</style>"
+        "</head><body>",
         f"<h1>Leaderboard: {h(s.name)}</h1>",
     ]
     if s.description:
         parts.append(f"<p>{h(s.description)}</p>")
-    parts.append("<h2>How this was made</h2><ul>" + "".join(f"<li><b>{h(k)}</b>: {h(v)}</li>" for k, v in prov.items()) + "</ul>")
+    parts.append("<h2>How this was made</h2><ul>" + "".join(
+        f"<li><b>{h(k)}</b>: {f'<code>{h(v)}</code>' if k == 'command' else h(v)}</li>" for k, v in prov.items()) + "</ul>")
+    parts.append("<p class='note'>Click a column's header to sort by it; the best entry of each column among the methods"
+                 " (references left out) is marked.</p>")
     for title, note, header, rows in tables(board):
-        parts.append(f"<h2>{h(title)}</h2><p class='note'>{h(note)}</p><table><tr>")
-        parts.append("".join(f"<th>{h(c)}</th>" for c in header) + "</tr>")
-        for row in rows:
-            parts.append("<tr>" + "".join(f"<td>{h(c)}</td>" for c in row) + "</tr>")
-        parts.append("</table>")
+        best = best_cells(header, rows)
+        parts.append(f"<h2>{h(title)}</h2><p class='note'>{_inline_html(note)}</p><table class='sortable'><thead><tr>")
+        parts.append("".join(f"<th>{h(c)}</th>" for c in header) + "</tr></thead><tbody>")
+        for i, row in enumerate(rows):
+            parts.append("<tr>" + "".join(f"<td class='best'>{h(c)}</td>" if (i, j) in best else f"<td>{h(c)}</td>"
+                                          for j, c in enumerate(row)) + "</tr>")  # fmt: skip
+        parts.append("</tbody></table>")
     parts.append("<h2>Plots</h2>")
     for name, data in images.items():
-        parts.append(f"<p><img alt='{h(name)}' src='data:image/png;base64,{base64.b64encode(data).decode()}'></p>")
-    parts.append("<h2>How the numbers are made</h2><pre style='white-space:pre-wrap'>" + h(_how(board)) + "</pre>")
-    parts.append("</body></html>")
+        parts.append(f"<p><img alt='{h(name)}' src='{png(data)}'></p>")
+    rows = _grid_rows(board, grids or {})
+    if rows:
+        parts.append("<h2>Distilled images</h2><p class='note'>The set of each row's lowest distillation seed.</p>"
+                     "<table class='grids'><thead><tr><th>dataset</th><th>method</th>"
+                     + "".join(f"<th>IPC {h(ipc)}</th>" for ipc in board.ipcs) + "</tr></thead><tbody>")  # fmt: skip
+        for ds, m, cells in rows:
+            tds = "".join(f"<td><img alt='{h(c[1])}' src='{png(grids[(ds, m, c[0])])}'></td>" if c else "<td></td>" for c in cells)
+            parts.append(f"<tr><td>{h(ds)}</td><td>{h(board.method_label(m))}</td>{tds}</tr>")
+        parts.append("</tbody></table>")
+    parts.append("<h2>How the numbers are made</h2>" + _bullets_html(_how(board)))
+    parts.append(f"<script>{SORT_SCRIPT}</script></body></html>")
     return "\n".join(parts)
 
 
@@ -796,8 +905,14 @@ def _atomic_write(path: Path, data: bytes | str) -> None:
     os.replace(tmp, path)
 
 
-def write(board: Board, out: Path, prov: Mapping[str, str]) -> list[Path]:
-    """README.md, leaderboard.csv, index.html and the PNGs, each written atomically."""
+def grid_name(ds: str, m: str, ipc: str) -> str:
+    return f"grids/{ds}-{m}-ipc{ipc}.png"
+
+
+def write(board: Board, out: Path, prov: Mapping[str, str], grids: Mapping[tuple[str, str, str], bytes] | None = None) -> list[Path]:
+    """README.md, leaderboard.csv, index.html, the plots and each row's image grids (``grids``:
+    (dataset, method, ipc) -> PNG), each written atomically."""
+    grids = dict(grids or {})
     out.mkdir(parents=True, exist_ok=True)
     caption = f"dd-bench leaderboard {board.suite.name} · {prov['date']} · {prov['device']} · {prov['command']}"
     images = {"accuracy_vs_ipc.png": plot_accuracy_vs_ipc(board, caption), "cross_architecture.png": plot_cross_arch(board, caption)}
@@ -805,7 +920,12 @@ def write(board: Board, out: Path, prov: Mapping[str, str]) -> list[Path]:
     for name, data in images.items():
         _atomic_write(out / name, data)
         written.append(out / name)
-    _atomic_write(out / "README.md", render_markdown(board, prov, list(images)))
+    if grids:
+        (out / "grids").mkdir(exist_ok=True)
+    for key, data in grids.items():
+        _atomic_write(out / grid_name(*key), data)
+        written.append(out / grid_name(*key))
+    _atomic_write(out / "README.md", render_markdown(board, prov, list(images), grids))
     buf = io.StringIO()
     for k, v in prov.items():
         buf.write(f"# {k}: {v}\n")
@@ -814,7 +934,7 @@ def write(board: Board, out: Path, prov: Mapping[str, str]) -> list[Path]:
     w.writerow(header)
     w.writerows(rows)
     _atomic_write(out / "leaderboard.csv", buf.getvalue())
-    _atomic_write(out / "index.html", render_html(board, prov, images))
+    _atomic_write(out / "index.html", render_html(board, prov, images, grids))
     written += [out / "README.md", out / "leaderboard.csv", out / "index.html"]
     return written
 
@@ -847,7 +967,24 @@ def make(
     cells = plan(suite, registry, device_type_of_runs(runs[0], suite, uri, device_type))
     board = build(suite, records_from_mlflow(suite, cells, uri, runs))
     command = command or "dd-bench " + " ".join(sys.argv[1:])
-    return board, write(board, Path(out), provenance(board, command, uri))
+    return board, write(board, Path(out), provenance(board, command, uri), grids_from_mlflow(board, uri))
+
+
+def grids_from_mlflow(board: Board, uri: str) -> dict[tuple[str, str, str], bytes]:
+    """(dataset, method, ipc) -> the PNG grid of the lowest-seed cell's set, as its run saved it."""
+    from mlflow.tracking import MlflowClient
+
+    client, grids = MlflowClient(uri), {}
+    for r in sorted(board.records, key=lambda r: r.seed):
+        key = (r.dataset, r.method, r.ipc)
+        if key in grids or r.run_id is None or r.tags.get("synthetic") != tracking.SAVED:
+            continue
+        with tempfile.TemporaryDirectory(prefix="ddb-grid-") as tmp:
+            try:
+                grids[key] = Path(client.download_artifacts(r.run_id, "synthetic/grid.png", tmp)).read_bytes()
+            except Exception:  # an old run without a grid: the page shows none for it
+                continue
+    return grids
 
 
 __all__ = ["CellRecord", "Entry", "Board", "build", "lrs", "make", "records_from_mlflow", "write", "Iterable"]

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from . import tracking
-from .errors import ConfigError, DDBenchError
+from .errors import ConfigError, DataError, DDBenchError
 from .suite import Suite, eval_config, stable_hash
 
 PROTOCOL = 1
@@ -83,6 +83,9 @@ class Cell:
     """The suite's ``data.resolution`` (image-file datasets); in the hash only when set."""
     shards: int = 1
     """Class shards the set is distilled in; not in the hash: the set does not depend on it."""
+    source: Mapping[str, Any] | None = None
+    """A published set imported instead of distilled (``dd-bench import``'s options, ``path``
+    and the ``sha256`` of its files); in the hash without the path, so moving it reruns nothing."""
 
     @property
     def ipc_label(self) -> str:
@@ -108,6 +111,7 @@ class Cell:
                 "eval_seeds": list(self.eval_seeds),
                 "device_type": self.device_type,
                 **({"resolution": self.resolution} if self.resolution is not None else {}),
+                **({"source": {k: v for k, v in self.source.items() if k != "path"}} if self.source is not None else {}),
             }
         )
 
@@ -131,6 +135,7 @@ class Cell:
             "device_type": self.device_type,
             **({"resolution": self.resolution} if self.resolution is not None else {}),
             "shards": self.shards,
+            **({"source": dict(self.source)} if self.source is not None else {}),
             "config_hash": self.config_hash,
         }
 
@@ -159,8 +164,20 @@ def _jsonable(value: Any) -> Any:
 
 def plan(suite: Suite, registry: Any, device_type: str = "cpu") -> list[Cell]:
     """Every cell of a validated suite (``methods: all`` already expanded) on ``device_type``."""
+    from .interchange import source_files_hash
+
     cells = []
     for entry in suite.methods or ():
+        if entry.source is not None:  # a published set: one cell per IPC, seed 0, nothing distilled
+            options = {k: v for k, v in entry.source.items() if k not in ("paths", "dataset")}
+            ev = _jsonable(dataclasses.asdict(eval_config(suite.eval, entry.eval)))
+            for dataset in [entry.source.get("dataset") or suite.datasets[0]]:
+                for ipc, path in sorted(entry.source["paths"].items()):
+                    source = {**options, "path": path, "sha256": source_files_hash(Path(path))}
+                    cells.append(Cell(suite.name, suite.version, entry.name, None, {}, {}, dataset, ipc, 0, suite.distill_model,
+                                      tuple(suite.eval_models), tuple(suite.eval_seeds), ev, device_type=device_type,
+                                      resolution=suite.resolution, source=source))  # fmt: skip
+            continue
         spec = registry.distiller(entry.name)
         ev = _jsonable(dataclasses.asdict(eval_config(suite.eval, entry.eval)))
         shards = entry.shards or (suite.shards if spec.sharding is not None else 1)
@@ -446,39 +463,52 @@ def _run_cell_body(
             _say(ctx, f"  {cell.key}: reusing the synthetic set of run {run_id[:8]}")
             syn = SyntheticSet.load(Path(c.download_artifacts(run_id, "synthetic/synthetic.pt", str(tmp_path))))
         else:
-            _say(ctx, f"  {cell.key}: distilling ({cell.distill_model}, {device})")
-            with PeakMemory(device) as mem:
-                syn = api.distill(
-                    registry,
-                    cell.method,
-                    data,
-                    cell.ipc if cell.ipc is not None else 1,
-                    seed=cell.seed,
-                    preset=cell.preset,
-                    overrides=cell.overrides,
-                    device=device,
-                    cache_dir=Path(ctx.cache_dir) if ctx.cache_dir else None,
-                    model=cell.distill_model,
-                    log_metric=metrics.log,
-                    progress=not ctx.quiet,
-                    resolution=ctx.resolution,
-                    shards=cell.shards,
+            if cell.source is not None:
+                from .interchange import import_set, source_files_hash
+
+                source = dict(cell.source)
+                _say(ctx, f"  {cell.key}: importing {source['format']} {source['path']}")
+                if source_files_hash(Path(source["path"])) != source["sha256"]:
+                    raise DataError(f"{source['path']} changed since the suite was planned: run it again")
+                syn = import_set(source.pop("format"), Path(source.pop("path")), data, cell.ipc or 1, **{
+                    k: source[k] for k in ("experiment", "zca", "normalization", "lr", "method") if k in source})  # fmt: skip
+                syn = dataclasses.replace(syn, method=cell.method)
+                metrics.log_many({"synthetic_bytes": float(syn.nbytes()), "synthetic_images": float(len(syn)), "soft_labels": float(syn.soft_labels)})
+                metrics.flush()
+            else:
+                _say(ctx, f"  {cell.key}: distilling ({cell.distill_model}, {device})")
+                with PeakMemory(device) as mem:
+                    syn = api.distill(
+                        registry,
+                        cell.method,
+                        data,
+                        cell.ipc if cell.ipc is not None else 1,
+                        seed=cell.seed,
+                        preset=cell.preset,
+                        overrides=cell.overrides,
+                        device=device,
+                        cache_dir=Path(ctx.cache_dir) if ctx.cache_dir else None,
+                        model=cell.distill_model,
+                        log_metric=metrics.log,
+                        progress=not ctx.quiet,
+                        resolution=ctx.resolution,
+                        shards=cell.shards,
+                    )
+                metrics.log_many(
+                    {
+                        "distill_seconds": float(syn.metadata.get("distill_seconds", 0.0)),
+                        **({"distill_wall_seconds": float(syn.metadata["distill_wall_seconds"])} if "shards" in syn.metadata else {}),
+                        "peak_memory_mb": mem.peak_mb,
+                        "synthetic_bytes": float(syn.nbytes()),
+                        "synthetic_images": float(len(syn)),
+                        "soft_labels": float(syn.soft_labels),
+                        **({"cache_build_seconds": float(syn.metadata[CACHE_BUILD_SECONDS])} if CACHE_BUILD_SECONDS in syn.metadata else {}),
+                    }
                 )
-            metrics.log_many(
-                {
-                    "distill_seconds": float(syn.metadata.get("distill_seconds", 0.0)),
-                    **({"distill_wall_seconds": float(syn.metadata["distill_wall_seconds"])} if "shards" in syn.metadata else {}),
-                    "peak_memory_mb": mem.peak_mb,
-                    "synthetic_bytes": float(syn.nbytes()),
-                    "synthetic_images": float(len(syn)),
-                    "soft_labels": float(syn.soft_labels),
-                    **({"cache_build_seconds": float(syn.metadata[CACHE_BUILD_SECONDS])} if CACHE_BUILD_SECONDS in syn.metadata else {}),
-                }
-            )
-            metrics.flush()
-            stopped = syn.metadata.get("stopped_early")  # a matcher kept its last good set after a bad loss
-            tracking.set_tags(c, run_id, {f"{tracking.TAG}memory_kind": mem.kind, f"{tracking.TAG}soft_labels": syn.soft_labels,
-                                          f"{tracking.TAG}stopped_early": stopped and f"at iteration {stopped['iteration']}, kept iteration {stopped['kept_iteration']}"})
+                metrics.flush()
+                stopped = syn.metadata.get("stopped_early")  # a matcher kept its last good set after a bad loss
+                tracking.set_tags(c, run_id, {f"{tracking.TAG}memory_kind": mem.kind, f"{tracking.TAG}soft_labels": syn.soft_labels,
+                                              f"{tracking.TAG}stopped_early": stopped and f"at iteration {stopped['iteration']}, kept iteration {stopped['kept_iteration']}"})
             resolved = {**cell.resolved(), "synthetic_metadata": _jsonable(_safe_metadata(syn.metadata))}
             (tmp_path / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
             c.log_artifact(run_id, str(tmp_path / "config.yaml"))

@@ -22,6 +22,12 @@ Schema (``suites/demo.yaml`` is a complete example)::
         seeds: [0]                  # per-method distillation seeds (default: the suite's)
         ipcs: [1]                   # per-method IPCs (default: the suite's)
         shards: 4                   # run each cell as 4 class shards (methods that declare them)
+      mtt-published:                # a published set instead of a distiller: its own row,
+        import:                     # "mtt-published (published set)"; one cell per IPC (seed 0)
+          format: mtt               # dc, mtt, datm, image-folder or tensors (see `dd-bench import`)
+          path: {10: sets/mtt-cifar10-ipc10}   # per IPC; relative to the suite file's folder
+          dataset: cifar10          # needed when the suite has several datasets
+          zca: true                 # and normalization, lr, experiment, method as `dd-bench import` takes them
     default_preset: smoke           # preset for methods that name none (default: none = defaults)
     distill_model: convnet          # the distillation architecture
     eval_models: [convnet, mlp]     # evaluation architectures (cross-architecture columns)
@@ -57,7 +63,8 @@ TOP_LEVEL = {
     "name", "version", "description", "datasets", "ipcs", "methods", "default_preset", "distill_model",
     "eval_models", "seeds", "eval_seeds", "eval", "references", "budget_hours", "data", "shards",
 }  # fmt: skip
-METHOD_KEYS = {"preset", "overrides", "eval", "seeds", "ipcs", "shards"}
+METHOD_KEYS = {"preset", "overrides", "eval", "seeds", "ipcs", "shards", "import"}
+IMPORT_KEYS = {"format", "path", "dataset", "normalization", "zca", "lr", "experiment", "method"}
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,8 @@ class MethodEntry:
     ipcs: tuple[int, ...] | None = None
     shards: int | None = None
     """Class shards per cell (default: the suite's ``shards`` when the method declares them)."""
+    source: Mapping[str, Any] | None = None
+    """A published set instead of a distiller: ``dd-bench import``'s options, ``paths`` by IPC."""
 
     def preset_for(self, ipc: int | None) -> str | None:
         if isinstance(self.preset, Mapping):
@@ -183,6 +192,34 @@ def _shard_count(value: Any, where: str, errors: list[str]) -> int | None:
     return value
 
 
+def _import_source(body: Mapping[str, Any], where: str, suite_path: Path | None, errors: list[str]) -> dict[str, Any] | None:
+    """A method entry's ``import:`` mapping, checked for shape; paths resolved against the suite's folder."""
+    from .interchange import IMPORT_FORMATS
+
+    spec = _mapping(body.get("import"), f"{where}.import", errors)
+    bad = sorted(set(spec) - IMPORT_KEYS, key=repr)
+    clash = sorted(set(body) & {"preset", "overrides", "shards", "seeds", "ipcs"})
+    if bad:
+        errors.append(f"{where}.import: unknown key {', '.join(map(repr, bad))} (allowed: {', '.join(sorted(IMPORT_KEYS))})")
+    if clash:
+        errors.append(f"{where}: {', '.join(clash)} cannot go with import (a published set is not distilled; give path: {{ipc: path}})")
+    if spec.get("format") not in IMPORT_FORMATS:
+        errors.append(f"{where}.import.format={spec.get('format')!r} is not allowed: use one of {', '.join(IMPORT_FORMATS)}")
+    raw = spec.get("path")
+    if not isinstance(raw, Mapping) or not raw or not all(
+        isinstance(k, int) and not isinstance(k, bool) and k >= 1 and isinstance(v, str) and v for k, v in raw.items()
+    ):
+        errors.append(f"{where}.import.path={raw!r} is not allowed: use {{ipc: path}}, e.g. {{10: sets/mtt-ipc10}}")
+        return None
+    for key, kind in (("dataset", str), ("normalization", str), ("method", str), ("zca", bool), ("experiment", int), ("lr", (int, float))):
+        value = spec.get(key)
+        if value is not None and (not isinstance(value, kind) or (kind is not bool and isinstance(value, bool))):
+            errors.append(f"{where}.import.{key}={value!r} is not allowed: use a {'number' if key == 'lr' else getattr(kind, '__name__', kind)}")
+    base = suite_path.parent if suite_path is not None else Path.cwd()
+    paths = {ipc: str(p if (p := Path(v).expanduser()).is_absolute() else base / p) for ipc, v in raw.items()}
+    return {**{k: v for k, v in spec.items() if k != "path"}, "paths": paths}
+
+
 def parse(doc: Any, path: Path | None = None) -> tuple[Suite | None, list[str]]:
     """A ``Suite`` from a YAML document and the list of problems found in its shape."""
     errors: list[str] = []
@@ -256,6 +293,10 @@ def parse(doc: Any, path: Path | None = None) -> tuple[Suite | None, list[str]]:
             m_seeds = _int_list(body["seeds"], f"{where}.seeds", errors, 0, MAX_SEED) if body.get("seeds") is not None else None
             m_ipcs = _int_list(body["ipcs"], f"{where}.ipcs", errors, 1) if body.get("ipcs") is not None else None
             m_shards = _shard_count(body.get("shards"), f"{where}.shards", errors)
+            source = None
+            if "import" in body:
+                source = _import_source(body, where, path, errors)
+                m_ipcs = tuple(sorted(source["paths"])) if source else m_ipcs
             entries.append(
                 MethodEntry(
                     str(mname),
@@ -265,6 +306,7 @@ def parse(doc: Any, path: Path | None = None) -> tuple[Suite | None, list[str]]:
                     m_seeds,
                     m_ipcs,
                     m_shards,
+                    source,
                 )
             )
         methods = tuple(entries)
@@ -446,6 +488,20 @@ def validate(suite: Suite, registry: Any, *, check_data: bool = True, data_cache
             except DDBenchError as exc:
                 errors.append(f"{where}: {exc}")
     for entry in suite.methods or ():
+        if entry.source is not None:
+            if not SUITE_NAME_RE.match(entry.name):
+                errors.append(f"methods.{entry.name}: an imported row's name must use lower-case letters, digits, '_', '-', '.'")
+            dataset = entry.source.get("dataset")
+            if dataset is None and len(suite.datasets) > 1:
+                errors.append(f"methods.{entry.name}.import: name its dataset (the suite has {', '.join(suite.datasets)})")
+            elif dataset is not None and dataset not in suite.datasets:
+                errors.append(f"methods.{entry.name}.import.dataset={dataset!r} is not one of the suite's datasets ({', '.join(suite.datasets)})")
+            for ipc, where in entry.source["paths"].items():
+                if not Path(where).exists():
+                    errors.append(f"methods.{entry.name}.import.path of ipc {ipc}: {where} does not exist")
+            if entry.eval:
+                check_eval_overrides({**suite.eval, **entry.eval}, f"methods.{entry.name}.eval", errors)
+            continue
         if entry.name not in registry.distillers:
             errors.append(f"methods: {UnknownNameError('method', entry.name, registry.distillers)}")
             continue

@@ -259,3 +259,54 @@ def test_label_protocol_columns_in_csv(tmp_path):
     i, h = header.index("labels"), header.index("hard_mean")
     got = {r[1]: (r[i], r[h]) for r in rows}
     assert got["sre2l"] == ("teacher", 16.0) and got["mtt"] == ("set", 51.0)
+
+
+class _PageChecker(__import__("html.parser").parser.HTMLParser):
+    """Collects what a page references and whether its tags nest."""
+
+    VOID = {"meta", "img", "br", "hr", "link", "input"}
+
+    def __init__(self):
+        super().__init__()
+        self.stack, self.errors, self.refs, self.best, self.scripts = [], [], [], 0, 0
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.refs += [v for k, v in attrs.items() if k in ("src", "href") and v]
+        self.best += tag == "td" and attrs.get("class") == "best"
+        self.scripts += tag == "script"
+        if tag not in self.VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        if not self.stack or self.stack.pop() != tag:
+            self.errors.append(tag)
+
+
+def test_the_page_is_well_formed_self_contained_sortable_and_shows_each_rows_images(board, tmp_path):
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (4, 4), "red").save(buf, format="PNG")
+    grids = {("toy", "alpha", "1"): buf.getvalue(), ("toy", "full", "all"): buf.getvalue()}
+    files = write(board, tmp_path, PROV, grids)
+    assert tmp_path / "grids" / "toy-alpha-ipc1.png" in files
+    page = (tmp_path / "index.html").read_text()
+    checker = _PageChecker()
+    checker.feed(page)
+    assert checker.errors == [] and checker.stack == [] and checker.scripts == 1
+    assert checker.refs and all(r.startswith("data:image/png;base64,") for r in checker.refs)  # nothing outside the file
+    assert checker.best > 0 and "table class='sortable'" in page and "addEventListener('click'" in page
+    assert "<li><b>Cells.</b>" in page and "<pre" not in page  # the notes are HTML
+    readme = (tmp_path / "README.md").read_text()
+    assert "## Distilled images" in readme and "](grids/toy-alpha-ipc1.png)" in readme
+
+
+def test_best_cells_take_the_highest_or_the_lowest_and_skip_references():
+    from dd_bench.leaderboard import best_cells
+
+    header = ["method", "IPC 1 · convnet", "distill s"]
+    rows = [["a", "40.00 ± 1.00 (n=2)", "10.0"], ["b", "45.00 ± 1.00 (n=2)", "30.0"], ["random (lower reference)", "99.0", "1.0"]]
+    assert best_cells(header, rows) == {(1, 1), (0, 2)}
