@@ -24,28 +24,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 SIZES = ((10, 200), (100, 200), (10, 2000))
-
-
-def write_folder(root: Path, classes: int, per_class: int, size: int, seed: int = 0) -> Path:
-    from PIL import Image
-
-    if (root / "done").exists():
-        return root
-    rng = np.random.default_rng(seed)
-    for split, count in (("train", per_class), ("val", max(1, per_class // 10))):
-        for c in range(classes):
-            folder = root / split / f"c{c:03d}"
-            folder.mkdir(parents=True, exist_ok=True)
-            for i in range(count):
-                coarse = rng.random((size // 8, size // 8, 3)) * 160 + 80 * (c / classes)
-                pixels = np.kron(coarse, np.ones((8, 8, 1))) + rng.normal(0, 12, (size, size, 3))
-                Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(folder / f"{i:06d}.jpg", quality=90)
-    (root / "done").touch()
-    return root
 
 
 def worker(task: str, root: Path) -> dict:
@@ -77,11 +59,13 @@ def main() -> int:
     parser.add_argument("--work", type=Path)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "oq_memory.md")
     args = parser.parse_args()
+    from streaming import write_jpegs
+
     work = args.work or Path(tempfile.mkdtemp(prefix="ddb-oqmem-"))
     env = {**os.environ, "DD_BENCH_CACHE": str(work / "cache")}
     rows = []
     for classes, per_class in SIZES:
-        root = write_folder(work / f"{classes}x{per_class}-{args.resolution}", classes, per_class, args.resolution)
+        root = write_jpegs(work / f"{classes}x{per_class}-{args.resolution}", classes * per_class, args.resolution, classes=classes)
         run("decode", root, env)
         r = run("oq", root, env)
         rows.append((classes, per_class, r["train_images"], r["rss_mb"], r["seconds"]))

@@ -38,20 +38,20 @@ CLASSES = 10
 BATCH = 256
 
 
-def write_jpegs(root: Path, n: int, size: int, seed: int = 0) -> Path:
-    """``root/train/cNN/*.jpg`` (``n`` in all) and ``root/val/cNN/*.jpg`` (``n // 10``): smooth
-    random images whose colour depends on the class, JPEG quality 90."""
+def write_jpegs(root: Path, n: int, size: int, seed: int = 0, classes: int = CLASSES) -> Path:
+    """``root/train/cNN/*.jpg`` (``n`` in all, over ``classes`` classes) and ``root/val/cNN/*.jpg``
+    (``n // 10``): smooth random images whose colour depends on the class, JPEG quality 90."""
     from PIL import Image
 
     if (root / "done").exists():
         return root
     rng = np.random.default_rng(seed)
-    for split, count in (("train", n // CLASSES), ("val", n // CLASSES // 10)):
-        for c in range(CLASSES):
+    for split, count in (("train", n // classes), ("val", n // classes // 10)):
+        for c in range(classes):
             folder = root / split / f"c{c:02d}"
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(count):
-                coarse = rng.random((size // 8, size // 8, 3)) * 160 + 80 * (c / CLASSES)
+                coarse = rng.random((size // 8, size // 8, 3)) * 160 + 80 * (c / classes)
                 pixels = np.kron(coarse, np.ones((8, 8, 1))) + rng.normal(0, 12, (size, size, 3))
                 Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(folder / f"{i:06d}.jpg", quality=90)
     (root / "done").touch()

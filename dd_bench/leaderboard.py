@@ -429,10 +429,18 @@ def provenance(board: Board, command: str, uri: str) -> dict[str, str]:
         "git SHA (runs)": unique("git_sha"),
         "versions (this page)": f"dd-bench {__version__}; torch {torch.__version__}; mlflow {mlflow.__version__}",
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        **({"published sets": "; ".join(
-            f"{e.name}: {e.source['format']} " + ", ".join(f"IPC {i} {_from_cwd(p)}" for i, p in sorted(e.source["paths"].items()))
-            for e in imported) + " (the SHA-256 of each is in its run's config.yaml)"} if (imported := [e for e in s.methods or () if e.source]) else {}),
+        **_published_sets(s),
     }
+
+
+def _published_sets(suite: Suite) -> dict[str, str]:
+    """The provenance line of a suite's imported rows (none when it has none)."""
+    imported = [e for e in suite.methods or () if e.source is not None]
+    if not imported:
+        return {}
+    parts = [f"{e.name}: {e.source['format']} " + ", ".join(f"IPC {i} {_from_cwd(p)}" for i, p in sorted(e.source["paths"].items()))
+             for e in imported]  # fmt: skip
+    return {"published sets": "; ".join(parts) + " (the SHA-256 of each is in its run's config.yaml)"}
 
 
 def _fmt(v: float, digits: int = 2) -> str:

@@ -464,14 +464,14 @@ def _run_cell_body(
             syn = SyntheticSet.load(Path(c.download_artifacts(run_id, "synthetic/synthetic.pt", str(tmp_path))))
         else:
             if cell.source is not None:
-                from .interchange import import_set, source_files_hash
+                from .interchange import import_set
 
                 source = dict(cell.source)
                 _say(ctx, f"  {cell.key}: importing {source['format']} {source['path']}")
-                if source_files_hash(Path(source["path"])) != source["sha256"]:
-                    raise DataError(f"{source['path']} changed since the suite was planned: run it again")
-                syn = import_set(source.pop("format"), Path(source.pop("path")), data, cell.ipc or 1, **{
+                syn = import_set(source["format"], Path(source["path"]), data, cell.ipc or 1, **{
                     k: source[k] for k in ("experiment", "zca", "normalization", "lr", "method") if k in source})  # fmt: skip
+                if syn.metadata["source"]["sha256"] != source["sha256"]:  # import_set hashed what it read
+                    raise DataError(f"{source['path']} changed since the suite was planned: run it again")
                 syn = dataclasses.replace(syn, method=cell.method)
                 metrics.log_many({"synthetic_bytes": float(syn.nbytes()), "synthetic_images": float(len(syn)), "soft_labels": float(syn.soft_labels)})
                 metrics.flush()
