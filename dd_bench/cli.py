@@ -253,22 +253,25 @@ def cmd_buffer(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- evaluate
 
 
-def eval_config_from(args: argparse.Namespace):
-    from .evaluate import EvalConfig, with_overrides
+def eval_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The evaluation settings the command line gives (``recipe`` first), as ``EvalConfig`` fields."""
+    values = {
+        "recipe": getattr(args, "recipe", None),
+        "epochs": args.epochs,
+        "lr": args.lr,
+        "batch_size": args.batch_size,
+        "dsa": False if args.no_dsa else None,
+        "use_weights": False if args.no_weights else None,
+        **{k: getattr(args, k, None) for k in ("labels", "temperature", "teacher_model", "teacher_epochs", "teacher_lr")},
+    }
+    return {k: v for k, v in values.items() if v is not None}
 
-    return with_overrides(
-        EvalConfig.named(getattr(args, "recipe", "classic")),
-        epochs=args.epochs,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        dsa=False if args.no_dsa else None,
-        use_weights=False if args.no_weights else None,
-        labels=getattr(args, "labels", None),
-        temperature=getattr(args, "temperature", None),
-        teacher_model=getattr(args, "teacher_model", None),
-        teacher_epochs=getattr(args, "teacher_epochs", None),
-        teacher_lr=getattr(args, "teacher_lr", None),
-    )
+
+def eval_config_from(args: argparse.Namespace):
+    from .evaluate import EvalConfig
+
+    overrides = eval_overrides(args)
+    return EvalConfig.named(overrides.pop("recipe", "classic"), **overrides)
 
 
 def format_report(report: Any) -> str:
@@ -328,7 +331,58 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- report
+
+
+def _references(text: str) -> list[str]:
+    names = [] if text.strip() == "none" else _names(text)
+    if any(n not in ("random", "full") for n in names):
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: use random, full, random,full or none")
+    return names
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    import shlex
+
+    from . import report, tracking
+
+    data = {"root": str(args.data_root) if args.data_root else None, "download": args.download, "resolution": args.resolution}
+    result, files = report.make(
+        args.sets, args.models, args.seeds, eval_overrides(args), args.out, references=args.references,
+        full_epochs=args.full_epochs, experiment=args.experiment, tracking_uri=args.tracking_uri, device=args.device,
+        deterministic=args.deterministic, cache_dir=str(args.cache_dir) if args.cache_dir else None, data=data,
+        command="dd-bench " + " ".join(shlex.quote(a) for a in sys.argv[1:]), quiet=args.quiet,
+    )  # fmt: skip
+    for ds, ipc, rows in result.groups():
+        print(f"{ds}, IPC {ipc} (test accuracy %):")
+        for r in rows:
+            print(f"  {r.label:<40} " + "  ".join(f"{m} {r.text(m)}" for m in args.models))
+    uri = tracking.normalise_uri(args.tracking_uri)
+    print(f"wrote {args.out}/ ({', '.join(sorted({f.relative_to(args.out).parts[0] for f in files}))}); runs in {uri}", file=sys.stderr)
+    return 1 if any(r.error for r in result.rows) else 0
+
+
 # ---------------------------------------------------------------------------- parser
+
+
+def eval_options(p: argparse.ArgumentParser) -> None:
+    """The evaluation protocol's options (``evaluate``, ``report``)."""
+    p.add_argument("--seeds", type=_seeds, default=[0, 1, 2], help="evaluation networks: a count (3 = seeds 0,1,2) or a list 0,4,7")
+    p.add_argument("--recipe", choices=["classic", "decoupled"],
+                   help="named evaluation recipe the other options override: classic (SGD, step decay, DSA; default) or"
+                        " decoupled (SRe2L/RDED: AdamW, cosine, 300 epochs, crop+flip, teacher labels at T=20, 0.875 test crop)")
+    p.add_argument("--epochs", type=_int_from(1), help="training epochs (default 1000)")
+    p.add_argument("--lr", type=_positive_float, help="learning rate (default: the set's learned lr, else 0.01)")
+    p.add_argument("--batch-size", type=_int_from(1), help="minibatch size (default 256)")
+    p.add_argument("--no-dsa", action="store_true", help="train without DSA augmentation")
+    p.add_argument("--no-weights", action="store_true", help="ignore the set's per-sample weights")
+    p.add_argument("--labels", choices=["hard", "set", "teacher"],
+                   help="label protocol: hard (class indices), set (the set's labels; default), teacher (the teacher's"
+                        " softened outputs on every augmented batch, KL at --temperature)")
+    p.add_argument("--temperature", type=_positive_float, help="temperature of the teacher protocol (default 4)")
+    p.add_argument("--teacher-model", help="labels=teacher: teacher architecture for a set that names no teacher")
+    p.add_argument("--teacher-epochs", type=_int_from(1), help="epochs of that teacher (default 30)")
+    p.add_argument("--teacher-lr", type=_positive_float, help="learning rate of that teacher (default 0.01)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -408,22 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="train fresh models on a synthetic set and report test accuracy")
     p.add_argument("synthetic", type=Path, help="a synthetic set written by `dd-bench distill`")
     p.add_argument("--models", type=_names, default=["convnet"], help="comma-separated model names (default convnet)")
-    p.add_argument("--seeds", type=_seeds, default=[0, 1, 2], help="a count (3 = seeds 0,1,2) or a list 0,4,7")
-    p.add_argument("--recipe", choices=["classic", "decoupled"], default="classic",
-                   help="named evaluation recipe the other options override: classic (SGD, step decay, DSA; default) or"
-                        " decoupled (SRe2L/RDED: AdamW, cosine, 300 epochs, crop+flip, teacher labels at T=20, 0.875 test crop)")
-    p.add_argument("--epochs", type=_int_from(1), help="training epochs (default 1000)")
-    p.add_argument("--lr", type=_positive_float, help="learning rate (default: the set's learned lr, else 0.01)")
-    p.add_argument("--batch-size", type=_int_from(1), help="minibatch size (default 256)")
-    p.add_argument("--no-dsa", action="store_true", help="train without DSA augmentation")
-    p.add_argument("--no-weights", action="store_true", help="ignore the set's per-sample weights")
-    p.add_argument("--labels", choices=["hard", "set", "teacher"],
-                   help="label protocol: hard (class indices), set (the set's labels; default), teacher (the teacher's"
-                        " softened outputs on every augmented batch, KL at --temperature)")
-    p.add_argument("--temperature", type=_positive_float, help="temperature of the teacher protocol (default 4)")
-    p.add_argument("--teacher-model", help="labels=teacher: teacher architecture for a set that names no teacher")
-    p.add_argument("--teacher-epochs", type=_int_from(1), help="epochs of that teacher (default 30)")
-    p.add_argument("--teacher-lr", type=_positive_float, help="learning rate of that teacher (default 0.01)")
+    eval_options(p)
     p.add_argument("--cache-dir", type=Path, help="cache folder of teachers (default $DD_BENCH_CACHE or ~/.cache/dd-bench)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--nproc", type=_int_from(1), default=1,
@@ -431,6 +470,25 @@ def build_parser() -> argparse.ArgumentParser:
                         " to float tolerance); under torchrun the group is torchrun's")
     data_options(p)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("report", help="a cross-architecture report on sets, beside the random subset and the whole training set"
+                                      " (Markdown, HTML, PNG; every cell tracked in MLflow)")  # fmt: skip
+    p.add_argument("sets", type=Path, nargs="+", metavar="SET", help="sets written by dd-bench (distill, import)")
+    p.add_argument("--models", type=_names, default=["convnet"], help="comma-separated evaluation architectures (default convnet)")
+    eval_options(p)
+    p.add_argument("--references", type=_references, default=["random", "full"],
+                   help="reference rows: random (a random subset of the same IPC), full (the whole training set), both"
+                        " (random,full; default) or none")  # fmt: skip
+    p.add_argument("--full-epochs", type=_int_from(1), help="epochs of the whole-training-set row (default: --epochs)")
+    p.add_argument("--out", type=Path, required=True, help="folder for report.md, report.html, report.png, report.json, per_class.csv")
+    p.add_argument("--experiment", default="report",
+                   help="MLflow experiment of the cells (default report); a suite's name reuses its finished reference cells"
+                        " where the protocol matches")  # fmt: skip
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlflow.db in the working directory)")
+    p.add_argument("--cache-dir", type=Path, help="cache folder of teachers (default $DD_BENCH_CACHE or ~/.cache/dd-bench)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    data_options(p)
+    p.set_defaults(func=cmd_report)
 
     from .suite_cli import add_suite_commands
 

@@ -90,12 +90,13 @@ def sum_gradients(model: nn.Module) -> None:
             dist.all_reduce(p.grad)
 
 
-def sum_count(value: int, device: torch.device) -> int:
+def sum_counts(counts: torch.Tensor) -> torch.Tensor:
+    """``counts`` (a float64 tensor) summed over every process; itself in one process."""
     if world_size() == 1:
-        return value
-    t = torch.tensor([value], dtype=torch.float64, device=device if dist.get_backend() == "nccl" else "cpu")
+        return counts
+    t = counts.cuda() if dist.get_backend() == "nccl" else counts.cpu()
     dist.all_reduce(t)
-    return int(t.item())
+    return t.to(counts.device)
 
 
 def agree(flag: bool) -> bool:

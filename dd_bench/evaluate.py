@@ -21,7 +21,7 @@ from .errors import ConfigError
 from .runtime import seeded_build
 from .specs import ModelSpec, RealData
 from .synthetic import SyntheticSet
-from .training import TrainRecipe, accuracy, compile_wanted, train_classifiers
+from .training import TrainRecipe, class_accuracy, compile_wanted, train_classifiers
 
 
 LabelProtocol = Literal["hard", "set", "teacher"]
@@ -136,6 +136,8 @@ class Summary:
 
     accs: tuple[float, ...]
     val_accs: tuple[float, ...] = ()
+    class_accs: tuple[tuple[float, ...], ...] = ()
+    """Per seed, the test accuracy of each class (nan for a class without test images)."""
 
     @property
     def n(self) -> int:
@@ -166,6 +168,7 @@ class Summary:
             "n": self.n,
             "ci95": self.ci95,
             "val_accs": list(self.val_accs),
+            "class_accs": [[None if math.isnan(a) else a for a in seed] for seed in self.class_accs],
         }
 
 
@@ -198,8 +201,9 @@ def evaluate_model(
     progress: Callable[[int], None] | None = None,
     batched: bool | None = None,
     teacher: Any = None,
-) -> list[dict[str, float]]:
-    """Train a fresh ``model_spec`` network on ``syn`` per seed; accuracy per split, per seed.
+) -> list[dict[str, Any]]:
+    """Train a fresh ``model_spec`` network on ``syn`` per seed; per seed, each split's accuracy
+    (``{split: acc}``) and its classes' (``{split}_classes``: a tuple in class order).
 
     ``batched``: train the networks together (``train_classifiers``), each with its own seeded
     weights, batch order and DSA draws. By default only on CUDA: on the CPU the vmapped
@@ -234,7 +238,11 @@ def evaluate_model(
         temperature=config.temperature,
         compile=compile_wanted(device, len(seeds) * recipe.steps(syn.images.shape[0]), model_spec.compile_on_cpu),
     )
-    return [{name: accuracy(model, x, y) for name, (x, y) in splits.items()} for model in models]
+    out = []
+    for model in models:
+        measured = {name: class_accuracy(model, x, y, data.num_classes) for name, (x, y) in splits.items()}
+        out.append({**{name: acc for name, (acc, _) in measured.items()}, **{f"{name}_classes": c for name, (_, c) in measured.items()}})
+    return out
 
 
 def _on(teacher: Any, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -272,7 +280,7 @@ def evaluate(
     report = EvalReport(data.name, syn.ipc, syn.method, config)
     for name, spec in models:
         runs = evaluate_model(syn, data, spec, seeds, config, device, splits, progress, teacher=teacher)
-        report.results[name] = Summary(tuple(r["test"] for r in runs), tuple(r["val"] for r in runs))
+        report.results[name] = Summary(tuple(r["test"] for r in runs), tuple(r["val"] for r in runs), tuple(r["test_classes"] for r in runs))
     return report
 
 

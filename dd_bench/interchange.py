@@ -12,7 +12,9 @@ Import formats (``dd-bench import FORMAT PATH``), each read the way its source c
 * ``image-folder``: PNG/JPEG class folders as SRe2L, RDED and CDA publish them, folders named by
   index (``00000``, mapped by number, never by string order) or by the dataset's class id/name;
 * ``tensors``: a file holding ``images`` and ``labels`` (a dict, or a pair) in a stated
-  normalisation (``--normalization``, or the file's own ``normalization`` key as ``export`` writes).
+  normalisation (``--normalization``, or the file's own ``normalization`` key as ``export`` writes);
+* ``dd-bench``: a set written by dd-bench (``distill``, ``import``), checked against the dataset
+  and the IPC and kept as it is, with its source recorded: how suites and ``report`` take such sets.
 
 Every check runs before anything is written; the set records where it came from (format, the
 path as given, a content hash of the files read), the normalisation it came in and how it was
@@ -21,6 +23,7 @@ converted, and carries what its evaluation needs (ZCA, learned lr, soft labels) 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import pickle
@@ -40,7 +43,7 @@ from .errors import ConfigError, DataError
 from .specs import RealData
 from .synthetic import SyntheticSet, atomic_torch_save
 
-IMPORT_FORMATS = ("dc", "mtt", "datm", "image-folder", "tensors")
+IMPORT_FORMATS = ("dc", "mtt", "datm", "image-folder", "tensors", "dd-bench")
 EXPORT_FORMATS = ("image-folder", "tensors", "mtt")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -263,6 +266,10 @@ def import_set(
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path} does not exist")
+    if fmt == "dd-bench":
+        if zca or normalization is not None or lr is not None:
+            raise ConfigError("--zca, --normalization and --lr are not for the dd-bench format: a dd-bench set carries its own")
+        return _own_set(path, data, ipc, method)
     if fmt == "dc":
         read = read_dc(path, experiment)
     elif fmt in ("mtt", "datm"):
@@ -343,6 +350,26 @@ def import_set(
         metadata={"source": source, "imported": True},
     )  # fmt: skip
     return syn
+
+
+def _own_set(path: Path, data: RealData, ipc: int, method: str | None) -> SyntheticSet:
+    """A dd-bench set file as it is, checked against ``data`` and ``ipc``, its source recorded."""
+    if path.is_dir():
+        raise DataError(f"{path} is a folder: the dd-bench format is one set file written by dd-bench distill or import")
+    syn = SyntheticSet.load(path)
+    syn.check_compatible(data)
+    if syn.dataset != data.name:
+        raise DataError(f"{path} holds a set of {syn.dataset}, not of {data.name}")
+    if syn.ipc != ipc:
+        raise ConfigError(f"--ipc {ipc} does not match {path.name}, which holds {syn.ipc} images per class")
+    if (syn.mean, syn.std) != (data.mean, data.std):
+        raise DataError(f"{path} is normalised with mean {list(syn.mean)}, std {list(syn.std)}; {data.name} here uses"
+                        f" {list(data.mean)}, {list(data.std)}: export it (dd-bench export --format tensors) and import that")  # fmt: skip
+    source = {"format": "dd-bench", "path": str(path), "sha256": source_files_hash(path), "files": 1,
+              "normalization": "dataset", "converted": "unchanged: a dd-bench set"}  # fmt: skip
+    if "source" in syn.metadata:  # imported before: keep where it first came from
+        source["imported_from"] = syn.metadata["source"]
+    return dataclasses.replace(syn, method=(method or syn.method).lower(), metadata={**syn.metadata, "source": source})
 
 
 def source_files_hash(path: Path) -> str:

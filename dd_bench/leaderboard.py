@@ -738,19 +738,38 @@ def _bullets_html(text: str) -> str:
     return "<ul>" + "".join(f"<li>{_inline_html(item)}</li>" for item in items) + "</ul>"
 
 
+PAGE_STYLE = (
+    "<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}"
+    "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
+    "td:first-child,th:first-child{text-align:left}th{background:#f3f3f3}img{max-width:100%}"
+    "td.best{font-weight:bold;background:#e8f5e9}th[data-order=up]::after{content:' ▲'}th[data-order=down]::after{content:' ▼'}"
+    "table.grids img{max-width:320px;image-rendering:pixelated}.note{color:#555}code{background:#f3f3f3;padding:0 2px}</style>"
+)
+
+
+def png_uri(data: bytes) -> str:
+    """A PNG as a data URI, so the page needs no file beside it."""
+    return f"data:image/png;base64,{base64.b64encode(data).decode()}"
+
+
+def html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A sortable table (``SORT_SCRIPT``) with each column's best entry marked (``best_cells``)."""
+    h = html.escape
+    best = best_cells(header, rows)
+    body = "".join("<tr>" + "".join(f"<td class='best'>{h(c)}</td>" if (i, j) in best else f"<td>{h(c)}</td>"
+                                    for j, c in enumerate(row)) + "</tr>" for i, row in enumerate(rows))  # fmt: skip
+    return f"<table class='sortable'><thead><tr>{''.join(f'<th>{h(c)}</th>' for c in header)}</tr></thead><tbody>{body}</tbody></table>"
+
+
 def render_html(board: Board, prov: Mapping[str, str], images: Mapping[str, bytes], grids: Mapping[tuple[str, str, str], bytes] | None = None) -> str:
     """One self-contained page: every image inline, the sorting script inline, no external URL."""
     s = board.suite
     h = html.escape
-    png = lambda data: f"data:image/png;base64,{base64.b64encode(data).decode()}"  # noqa: E731
+    png = png_uri
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>dd-bench leaderboard: {h(s.name)}</title>",
-        "<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}"
-        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
-        "td:first-child,th:first-child{text-align:left}th{background:#f3f3f3}img{max-width:100%}"
-        "td.best{font-weight:bold;background:#e8f5e9}th[data-order=up]::after{content:' ▲'}th[data-order=down]::after{content:' ▼'}"
-        "table.grids img{max-width:320px;image-rendering:pixelated}.note{color:#555}code{background:#f3f3f3;padding:0 2px}</style>"
+        PAGE_STYLE,
         "</head><body>",
         f"<h1>Leaderboard: {h(s.name)}</h1>",
     ]
@@ -761,13 +780,7 @@ def render_html(board: Board, prov: Mapping[str, str], images: Mapping[str, byte
     parts.append("<p class='note'>Click a column's header to sort by it; the best entry of each column among the methods"
                  " (references left out) is marked.</p>")
     for title, note, header, rows in tables(board):
-        best = best_cells(header, rows)
-        parts.append(f"<h2>{h(title)}</h2><p class='note'>{_inline_html(note)}</p><table class='sortable'><thead><tr>")
-        parts.append("".join(f"<th>{h(c)}</th>" for c in header) + "</tr></thead><tbody>")
-        for i, row in enumerate(rows):
-            parts.append("<tr>" + "".join(f"<td class='best'>{h(c)}</td>" if (i, j) in best else f"<td>{h(c)}</td>"
-                                          for j, c in enumerate(row)) + "</tr>")  # fmt: skip
-        parts.append("</tbody></table>")
+        parts.append(f"<h2>{h(title)}</h2><p class='note'>{_inline_html(note)}</p>{html_table(header, rows)}")
     parts.append("<h2>Plots</h2>")
     for name, data in images.items():
         parts.append(f"<p><img alt='{h(name)}' src='{png(data)}'></p>")

@@ -20,6 +20,7 @@ its error and traceback, and the suite goes on.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import sys
 import tempfile
@@ -38,6 +39,8 @@ PROTOCOL = 1
 """Bumped when the runner's protocol changes in a way that changes results."""
 
 ONLY_KEYS = ("method", "dataset", "ipc", "seed")
+PER_CLASS_ARTIFACT = "per_class.json"
+"""An evaluation run's per-class test accuracies: ``classes``, ``eval_seeds``, ``test_acc`` (per seed, per class)."""
 DEVICE_TYPES = ("cpu", "cuda")
 
 
@@ -564,6 +567,8 @@ def _run_cell_body(
                 buf.log(f"test_acc_s{seed}", acc)
             buf.log_many({"test_acc_mean": s.mean, "test_acc_std": s.std, "test_acc_n": s.n, "val_acc_mean": sum(s.val_accs) / len(s.val_accs)})
             buf.log_many({"storage_bytes": float(storage), "hard_storage_bytes": float(protocol_bytes(syn, "hard", None))})
+            tracking.log_text(c, child, json.dumps({"classes": list(data.classes), "eval_seeds": list(cell.eval_seeds),
+                                                    "test_acc": s.to_dict()["class_accs"]}), PER_CLASS_ARTIFACT)  # fmt: skip
             if config.labels == "teacher" or (config.labels == "set" and syn.soft_labels):
                 # the hard-label accuracy that HLR needs, and the method's row under `hard`
                 hard = dataclasses.replace(syn, labels=syn.hard_labels(), metadata=dict(syn.metadata))

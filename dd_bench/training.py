@@ -295,15 +295,25 @@ def train_classifiers(
     return list(models)
 
 
-@torch.inference_mode()
 def accuracy(model: nn.Module, x: Images, y: torch.Tensor, batch_size: int = 256) -> float:
     """Top-1 accuracy in percent; ``x`` may live on the CPU or be streamed, batches move to the model's device.
     Batches of 256 (the decoupled papers' test batch) bound the forward pass's memory at any image size."""
+    return class_accuracy(model, x, y, int(y.max()) + 1 if len(y) else 1, batch_size)[0]
+
+
+@torch.inference_mode()
+def class_accuracy(model: nn.Module, x: Images, y: torch.Tensor, num_classes: int, batch_size: int = 256) -> tuple[float, tuple[float, ...]]:
+    """Top-1 accuracy in percent over all images and per class (nan for a class with no image):
+    the per-class figures show which classes a distilled set fails to carry."""
     device = next(model.parameters()).device
     model.eval()
-    correct = 0
+    counts = torch.zeros(2, num_classes, dtype=torch.float64, device=device)  # correct, seen
     positions = torch.arange(x.shape[0])[distributed.shard(x.shape[0])]  # all of them in one process
     for xb, yb in zip(batches(x, positions, batch_size), y[positions.to(y.device)].split(batch_size)):
         xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
-        correct += (model(xb).argmax(1) == yb).sum().item()
-    return 100.0 * distributed.sum_count(correct, device) / max(1, x.shape[0])
+        hit = model(xb).argmax(1) == yb
+        counts[0] += torch.bincount(yb[hit], minlength=num_classes)[:num_classes]
+        counts[1] += torch.bincount(yb, minlength=num_classes)[:num_classes]
+    correct, seen = distributed.sum_counts(counts).cpu()
+    per_class = torch.where(seen > 0, 100.0 * correct / seen.clamp(min=1), torch.nan)
+    return float(100.0 * correct.sum() / max(1, x.shape[0])), tuple(per_class.tolist())

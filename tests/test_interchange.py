@@ -243,3 +243,18 @@ def test_a_suite_row_from_a_published_set_is_evaluated_and_labelled(tmp_path):
         validate(bad, registry)
     text = str(err.value)
     assert "format='npz'" in text and "preset cannot go with import" in text and "nowhere does not exist" in text and "lower-case" in text
+
+
+def test_a_dd_bench_set_imports_as_it_is_with_its_source(capsys, tmp_path, digits):
+    registry = make_registry()
+    syn = api.distill(registry, "random", digits, 2, seed=3)
+    syn.save(tmp_path / "set.pt")
+    again = import_set("dd-bench", tmp_path / "set.pt", digits, 2)
+    assert torch.equal(again.images, syn.images) and torch.equal(again.labels, syn.labels) and again.method == "random"
+    assert again.metadata["source"]["format"] == "dd-bench" and len(again.metadata["source"]["sha256"]) == 64
+    line = one_error_line(capsys, ["import", "dd-bench", str(tmp_path / "set.pt"), "--dataset", "digits", "--ipc", "3",
+                                   "--out", str(tmp_path / "x.pt")])  # fmt: skip
+    assert "--ipc 3" in line and not (tmp_path / "x.pt").exists()
+    line = one_error_line(capsys, ["import", "dd-bench", str(tmp_path / "set.pt"), "--dataset", "digits", "--ipc", "2",
+                                   "--zca", "--out", str(tmp_path / "x.pt")])  # fmt: skip
+    assert "carries its own" in line and not (tmp_path / "x.pt").exists()
