@@ -217,6 +217,8 @@ class Board:
     """method -> its label protocol in this suite (``eval.labels``)."""
     label_effect: dict[tuple[str, str, str], dict[str, Entry]] = field(default_factory=dict)
     """(dataset, method, ipc) -> {"hard", "own", "gain", "hard_kib", "own_kib"} on the primary architecture."""
+    reported: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    """method -> the figures its paper reports (``ReportedResult``; see :func:`reported_for`)."""
 
     def method_label(self, m: str) -> str:
         role = self.roles.get(m)
@@ -477,6 +479,9 @@ def tables(board: Board) -> list[tuple[str, str, list[str], list[list[str]]]]:
                 rows,
             )
         )
+        paper = reported_table(board, ds)
+        if paper:
+            out.append(paper)
         if any(e.values for (d, *_), e in board.val.items() if d == ds):
             header = ["method"] + [f"IPC {ipc} · {m}" for ipc in board.ipcs for m in s.eval_models]
             rows = [
@@ -563,6 +568,40 @@ def tables(board: Board) -> list[tuple[str, str, list[str], list[list[str]]]]:
             )
         )
     return out
+
+
+def reported_for(suite: Suite, registry: Any) -> dict[str, tuple[Any, ...]]:
+    """Each row's paper figures: a distiller's own; a published set's, those of the distiller it
+    names (``import.method``, else the row's name)."""
+    out = {}
+    for entry in suite.methods or ():
+        name = (entry.source.get("method") or entry.name) if entry.source is not None else entry.name
+        if name in registry.distillers and registry.distiller(name).reported:
+            out[entry.name] = registry.distiller(name).reported
+    return out
+
+
+def reported_table(board: Board, ds: str) -> tuple[str, str, list[str], list[list[str]]] | None:
+    """The papers' figures beside the entries measured here in the same setting, or None."""
+    s = board.suite
+    rows = []
+    for m in board.methods:
+        for r in board.reported.get(m, ()):
+            if r.dataset != ds or r.model not in s.eval_models or r.labels != board.protocols.get(m, "set"):
+                continue
+            e = board.acc.get((ds, m, str(r.ipc), r.model))
+            if e is None:
+                continue
+            diff = _fmt(e.mean - r.accuracy) if e.complete else "–"
+            rows.append([f"{board.method_label(m)} · IPC {r.ipc} · {r.model}", r.text(), e.text(), diff,
+                         r.where + (f" ({r.note})" if r.note else "")])  # fmt: skip
+    if not rows:
+        return None
+    note = ("Each figure a method's paper reports for a setting this suite runs (dataset, IPC, evaluation architecture,"
+            " label protocol), beside the entry measured here; difference = measured − reported, in points. The papers'"
+            " other settings (distillation budget, ZCA, resolution, evaluation epochs, runs) can differ from the suite's:"
+            " see each figure's note and the suite's presets.")  # fmt: skip
+    return f"{ds}: reported in the papers and measured here (test accuracy %)", note, ["setting", "reported", "measured", "measured − reported", "where"], rows
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
@@ -706,8 +745,11 @@ document.querySelectorAll('table.sortable').forEach(function (table) {
 
 def best_cells(header: Sequence[str], rows: Sequence[Sequence[str]]) -> set[tuple[int, int]]:
     """(row, column) of each numeric column's best entry among the method rows (references left
-    out): the highest, or the lowest where the header says lower is better; ties all marked."""
+    out): the highest, or the lowest where the header says lower is better; ties all marked.
+    Only tables whose rows are methods or sets (first header ``method`` or ``set``) rank."""
     best: set[tuple[int, int]] = set()
+    if not header or header[0] not in ("method", "set"):
+        return best
     for j, name in enumerate(header[1:], start=1):
         values = {}
         for i, row in enumerate(rows):
@@ -811,10 +853,12 @@ def csv_rows(board: Board) -> tuple[list[str], list[list[Any]]]:
     header = [
         "dataset", "method", "role", "ipc", "eval_model", "mean", "std", "n", "expected_n", "complete", "val_mean", "val_std",
         "hlr", "ior", "lrs", "distill_seconds", "cache_build_seconds", "peak_memory_mb", "storage_kib", "mean_rank",
-        "labels", "hard_mean",
+        "labels", "hard_mean", "reported_mean", "reported_std", "reported_where",
     ]  # fmt: skip
     rows = []
     for (ds, m, ipc, model), e in board.acc.items():
+        paper = next((r for r in board.reported.get(m, ()) if (r.dataset, str(r.ipc), r.model, r.labels)
+                      == (ds, ipc, model, board.protocols.get(m, "set"))), None)  # fmt: skip
         v = board.val[(ds, m, ipc, model)]
         f = board.fairness.get((ds, m, ipc), {})
         c = board.cost.get((ds, m, ipc), {})
@@ -831,6 +875,7 @@ def csv_rows(board: Board) -> tuple[list[str], list[list[Any]]]:
                 val(c["peak_memory_mb"].mean) if c else "",
                 val(c["storage_kib"].mean) if c else "", val(rk),
                 board.protocols.get(m, "set"), val(_hard_mean(board, ds, m, ipc, model)),
+                *((paper.accuracy, val(paper.std), paper.where) if paper and board.roles[m] != "full" else ("", "", "")),
             ]
         )  # fmt: skip
     return header, rows
@@ -987,6 +1032,7 @@ def make(
     runs = tracking.runs_table(uri, suite.name)  # read once: device type and records both come from it
     cells = plan(suite, registry, device_type_of_runs(runs[0], suite, uri, device_type))
     board = build(suite, records_from_mlflow(suite, cells, uri, runs))
+    board.reported = reported_for(suite, registry)
     command = command or "dd-bench " + " ".join(sys.argv[1:])
     return board, write(board, Path(out), provenance(board, command, uri), grids_from_mlflow(board, uri))
 

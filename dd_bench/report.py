@@ -91,6 +91,8 @@ class Report:
     config: EvalConfig
     full_epochs: int
     provenance: dict[str, str]
+    reported: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    """Row label -> the figures the paper of the set's method reports (``ReportedResult``)."""
 
     def groups(self) -> list[tuple[str, int, list[Row]]]:
         keys = sorted({(r.dataset, r.ipc) for r in self.rows})
@@ -152,11 +154,14 @@ def make(
         raise ConfigError("name at least one set to report on")
     by_dataset: dict[str, list[tuple[str, Path, int]]] = {}
     labels: dict[tuple[str, str, int], str] = {}
+    reported: dict[str, tuple[Any, ...]] = {}
     for path in set_paths:
         syn = SyntheticSet.load(path)  # one clear line for anything that is not a set
         name = row_name(syn.method, {n for n, _, i in by_dataset.get(syn.dataset, []) if i == syn.ipc})
         by_dataset.setdefault(syn.dataset, []).append((name, Path(path), syn.ipc))
         labels[(syn.dataset, name, syn.ipc)] = f"{syn.method} ({Path(path).name})"
+        if syn.method in registry.distillers:
+            reported[labels[(syn.dataset, name, syn.ipc)]] = registry.distiller(syn.method).reported
     suites = []
     for ds, sets in by_dataset.items():
         doc = suite_doc(ds, sets, models, eval_seeds, eval_overrides, references, full_epochs, experiment, data or {})
@@ -172,7 +177,7 @@ def make(
                         cache_dir=cache_dir, quiet=quiet)  # fmt: skip
         rows += _rows(run, uri, labels, classes)
     config = eval_config(suites[0].eval)
-    report = Report(rows, list(models), classes, config, full_epochs or config.epochs, {})
+    report = Report(rows, list(models), classes, config, full_epochs or config.epochs, {}, reported)
     report.provenance = _provenance(report, command, uri)
     files = write(report, out)
     _log_report(report, files, uri, experiment)
@@ -290,6 +295,18 @@ def gain_table(report: Report, rows: Sequence[Row]) -> tuple[list[str], list[lis
     return header, out
 
 
+def reported_table(report: Report, rows: Sequence[Row]) -> tuple[list[str], list[list[str]]] | None:
+    """The figures the papers of the sets' methods report for this dataset, IPC, architecture and protocol."""
+    out = []
+    for r in rows:
+        for paper in report.reported.get(r.label, ()):
+            if (paper.dataset, paper.ipc, paper.labels) == (r.dataset, r.ipc, report.config.labels) and paper.model in report.models:
+                diff = r.mean(paper.model) - paper.accuracy
+                out.append([f"{r.label} · {paper.model}", paper.text(), r.text(paper.model), _fmt(diff),
+                            paper.where + (f" ({paper.note})" if paper.note else "")])  # fmt: skip
+    return (["setting", "reported", "measured", "measured − reported", "where"], out) if out else None
+
+
 def class_table(report: Report, rows: Sequence[Row], model: str) -> tuple[list[str], list[list[str]], str] | None:
     """Per-class accuracy of every row on ``model``: all classes, or each set's weakest on large datasets."""
     measured = [r for r in rows if r.class_means(model)]
@@ -330,6 +347,12 @@ def sections(report: Report) -> list[tuple[str, str, list[str], list[list[str]]]
         if gains:
             out.append((f"{ds}, IPC {ipc}: against the references", "Difference of the means in points; gap closed = (set −"
                         " random) / (whole set − random).", *gains))  # fmt: skip
+        paper = reported_table(report, rows)
+        if paper:
+            out.append((f"{ds}, IPC {ipc}: reported in the papers and measured here", "Each figure the paper of a set's"
+                        " method reports for this dataset, IPC, architecture and label protocol; measured = this report's"
+                        " networks on the set. The paper's other settings (evaluation epochs, ZCA, resolution) can differ.",
+                        *paper))  # fmt: skip
         for model in report.models:
             table = class_table(report, rows, model)
             if table:

@@ -350,6 +350,50 @@ PER_CLASS = Sharding(units=_classes)
 
 
 @dataclass(frozen=True)
+class ReportedResult:
+    """A figure a method's paper reports: test accuracy (%) of ``model`` trained on the method's
+    set of ``dataset`` at ``ipc`` (mean ± ``std`` over the paper's runs, ``std`` None where it
+    gives none), evaluated under the ``labels`` protocol (``teacher``: the decoupled papers'
+    relabelling). ``where`` names the paper and the table; ``note`` the settings a reader needs
+    to judge the comparison (ZCA, resolution, epochs). Leaderboards show it beside the measured
+    entry of the same dataset, IPC, architecture and protocol."""
+
+    dataset: str
+    ipc: int
+    model: str
+    accuracy: float
+    std: float | None
+    where: str
+    labels: str = "set"
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        what = f"ReportedResult({self.dataset!r}, ipc {self.ipc!r}, {self.model!r})"
+        for key in ("dataset", "model"):
+            if not isinstance(getattr(self, key), str) or not NAME_RE.match(getattr(self, key)):
+                raise ConfigError(f"{what}.{key} is not a dataset or model name")
+        if isinstance(self.ipc, bool) or not isinstance(self.ipc, int) or self.ipc < 1:
+            raise ConfigError(f"{what}.ipc must be an integer >= 1")
+        if isinstance(self.accuracy, bool) or not isinstance(self.accuracy, (int, float)) or not 0 <= self.accuracy <= 100:
+            raise ConfigError(f"{what}.accuracy={self.accuracy!r} is not allowed: use a percentage in [0, 100]")
+        if self.std is not None and (isinstance(self.std, bool) or not isinstance(self.std, (int, float)) or not 0 <= self.std <= 100):
+            raise ConfigError(f"{what}.std={self.std!r} is not allowed: use a percentage in [0, 100] or none")
+        if self.labels not in ("hard", "set", "teacher"):
+            raise ConfigError(f"{what}.labels={self.labels!r} is not allowed: use hard, set or teacher")
+        if not isinstance(self.where, str) or not self.where.strip():
+            raise ConfigError(f"{what}.where must say where in which paper the figure is")
+
+    @classmethod
+    def table(cls, where: str, model: str, figures: Mapping[tuple[str, int], tuple[float, float | None]],
+              labels: str = "set", note: str = "") -> tuple[ReportedResult, ...]:  # fmt: skip
+        """One paper table's figures for one architecture: ``{(dataset, ipc): (accuracy, std)}``."""
+        return tuple(cls(ds, ipc, model, acc, std, where, labels, note) for (ds, ipc), (acc, std) in figures.items())
+
+    def text(self) -> str:
+        return f"{self.accuracy:.1f}" + (f" ± {self.std:.1f}" if self.std is not None else "")
+
+
+@dataclass(frozen=True)
 class DistillerSpec:
     """A distillation method: a config dataclass, named presets and ``distill(request)``.
 
@@ -363,7 +407,8 @@ class DistillerSpec:
     fit; other methods get the data as the dataset returns it and read it through the
     interface of :class:`RealData`. ``sharding``: the method's classes (or batches) are
     independent (:class:`Sharding`), so ``--shards N`` may split a cell; without it, ``--shards``
-    above 1 is refused.
+    above 1 is refused. ``reported``: the figures the method's paper reports
+    (:class:`ReportedResult`), shown beside the measured ones wherever a suite runs their setting.
     """
 
     name: str
@@ -375,9 +420,16 @@ class DistillerSpec:
     ignores_ipc: bool = False
     in_memory: bool = False
     sharding: Sharding | None = None
+    reported: tuple[ReportedResult, ...] = ()
 
     def __post_init__(self) -> None:
         _check_name("DistillerSpec", self.name)
+        if not isinstance(self.reported, tuple) or not all(isinstance(r, ReportedResult) for r in self.reported):
+            raise ConfigError(f"DistillerSpec({self.name}).reported must be a tuple of ReportedResult")
+        settings = [(r.dataset, r.ipc, r.model, r.labels) for r in self.reported]
+        repeated = sorted({s for s in settings if settings.count(s) > 1})
+        if repeated:
+            raise ConfigError(f"DistillerSpec({self.name}).reported gives {repeated[0]} (dataset, ipc, model, labels) twice")
         if not dataclasses.is_dataclass(self.config_cls):
             raise ConfigError(f"DistillerSpec({self.name}).config_cls must be a dataclass")
         if "smoke" not in self.presets:

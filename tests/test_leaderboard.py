@@ -310,3 +310,46 @@ def test_best_cells_take_the_highest_or_the_lowest_and_skip_references():
     header = ["method", "IPC 1 · convnet", "distill s"]
     rows = [["a", "40.00 ± 1.00 (n=2)", "10.0"], ["b", "45.00 ± 1.00 (n=2)", "30.0"], ["random (lower reference)", "99.0", "1.0"]]
     assert best_cells(header, rows) == {(1, 1), (0, 2)}
+
+
+def test_the_papers_figures_stand_beside_the_measured_entries_of_their_setting(board):
+    from dd_bench.specs import ReportedResult as R
+
+    board.reported = {"alpha": (
+        R("toy", 1, "convnet", 48.0, 0.5, "Alpha paper, Table 1"),           # run here: shown, difference -3
+        R("toy", 10, "convnet", 70.0, None, "Alpha paper, Table 1", note="ZCA"),
+        R("toy", 1, "resnet18", 60.0, 1.0, "Alpha paper, Table 3"),          # an architecture the suite does not run
+        R("toy", 1, "convnet", 55.0, 1.0, "Alpha paper, Table 5", labels="teacher"),  # another protocol
+        R("cifar10", 1, "convnet", 46.0, 1.0, "Alpha paper, Table 1"),       # another dataset
+    )}  # fmt: skip
+    found = [t for t in tables(board) if "reported in the papers" in t[0]]
+    assert len(found) == 1
+    _, note, header, rows = found[0]
+    assert header[:4] == ["setting", "reported", "measured", "measured − reported"]
+    assert rows == [["alpha · IPC 1 · convnet", "48.0 ± 0.5", "45.00 ± 7.07 (n=2)", "-3.00", "Alpha paper, Table 1"],
+                    ["alpha · IPC 10 · convnet", "70.0", "72.00 ± 2.83 (n=2)", "2.00", "Alpha paper, Table 1 (ZCA)"]]  # fmt: skip
+    header, rows = csv_rows(board)
+    got = {(r[1], r[3], r[4]): r[header.index("reported_mean")] for r in rows}
+    assert got[("alpha", "1", "convnet")] == 48.0 and got[("alpha", "1", "mlp")] == "" and got[("beta", "1", "convnet")] == ""
+    from dd_bench.leaderboard import best_cells
+
+    assert best_cells(found[0][2], found[0][3]) == set()  # a table of settings ranks nothing
+
+
+def test_a_published_set_is_compared_with_the_figures_of_the_method_it_names():
+    from dd_bench.leaderboard import reported_for
+    from dd_bench.specs import ReportedResult as R
+    from dd_bench.testing import make_registry
+
+    registry = make_registry()
+    spec = registry.distiller("random")
+    object.__setattr__(spec, "reported", (R("toy", 1, "mlp", 30.0, 1.0, "somewhere, Table 1"),))
+    try:
+        doc = {**DOC, "methods": {"random": {}, "theirs": {"import": {"format": "tensors", "path": {1: "x.pt"}, "method": "random"}},
+                                  "alpha": {}}}  # fmt: skip
+        suite, errors = parse(doc)
+        assert not errors
+        got = reported_for(suite, registry)
+        assert set(got) == {"random", "theirs"} and got["theirs"][0].accuracy == 30.0
+    finally:
+        object.__setattr__(spec, "reported", ())

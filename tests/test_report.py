@@ -128,3 +128,23 @@ def test_bad_input_is_one_line_and_writes_nothing(capsys, tmp_path):
     with pytest.raises(SystemExit) as exc:
         main(["report", str(tmp_path / "s.pt"), "--references", "median", "--out", str(out)])
     assert exc.value.code == 2 and "random, full" in capsys.readouterr().err
+
+
+def test_a_sets_method_brings_its_papers_figures_into_the_report(tmp_path):
+    from dd_bench import report
+    from dd_bench.specs import ReportedResult as R
+
+    registry = make_registry()
+    api.distill(registry, "random", api.load_data(registry, "toy"), 1).save(tmp_path / "s.pt")
+    spec = registry.distiller("random")
+    object.__setattr__(spec, "reported", (R("toy", 1, "mlp", 99.0, 0.5, "Random et al., Table 1"),
+                                          R("toy", 1, "convnet", 50.0, 0.5, "Random et al., Table 2")))  # fmt: skip
+    try:
+        got, _ = report.make([tmp_path / "s.pt"], ["mlp"], [0], {"epochs": 1, "dsa": False}, tmp_path / "out", references=(),
+                             tracking_uri=f"sqlite:///{tmp_path / 'm.db'}", device="cpu", quiet=True, registry=registry)  # fmt: skip
+    finally:
+        object.__setattr__(spec, "reported", ())
+    md = (tmp_path / "out" / "report.md").read_text()
+    measured = got.rows[0].mean("mlp")
+    assert "| random (s.pt) · mlp | 99.0 ± 0.5 |" in md and f"| {measured - 99.0:.2f} | Random et al., Table 1 |" in md
+    assert "Table 2" not in md  # convnet was not evaluated

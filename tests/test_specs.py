@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
@@ -100,3 +101,17 @@ def test_integer_fields_refuse_bools_floats_and_small_values_in_one_line():
             config(**{field: bad})
     require_ints(SRe2LConfig(jitter=0), ("iterations", "group"))
     require_ints(SRe2LConfig(jitter=0), ("jitter",), minimum=0)
+
+
+def test_reported_figures_are_checked_when_declared():
+    from dd_bench.specs import ReportedResult as R
+
+    with pytest.raises(ConfigError, match="percentage"):
+        R("cifar10", 10, "convnet", 146.0, 0.5, "Table 1")
+    with pytest.raises(ConfigError, match="where"):
+        R("cifar10", 10, "convnet", 46.0, 0.5, " ")
+    with pytest.raises(ConfigError, match="labels"):
+        R("cifar10", 10, "convnet", 46.0, 0.5, "Table 1", labels="soft")
+    twice = R.table("Table 1", "convnet", {("cifar10", 10): (46.0, 0.5)}) * 2
+    with pytest.raises(ConfigError, match="twice"):
+        dataclasses.replace(DistillerSpec("x", Cfg, lambda r: None, presets={"smoke": {}}), reported=twice)
