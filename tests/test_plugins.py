@@ -95,3 +95,15 @@ def test_every_hook_is_documented_and_implemented_by_a_builtin():
         doc = inspect.getdoc(getattr(hookspecs, name))
         assert doc and len(doc) > 40, f"hook {name} is not documented"
         assert getattr(pm.hook, name).get_hookimpls(), f"no built-in plugin implements {name}"
+
+
+def test_the_built_ins_reported_figures_name_registered_datasets_and_models():
+    from dd_bench.plugins import Registry
+
+    registry = Registry()
+    figures = [(name, r) for name, reg in registry.distillers.items() for r in reg.spec.reported]
+    assert {name for name, _ in figures} >= {"dc", "dsa", "dm", "ftd", "d4m", "sre2l", "rded"}
+    for name, r in figures:
+        assert r.dataset in registry.datasets, (name, r)
+        registry.model(r.model)  # resolves (namespaced names through their plugins)
+        assert "20" in r.where and r.labels == ("teacher" if name in ("d4m", "sre2l", "rded") else "set"), (name, r)

@@ -29,6 +29,7 @@ from dd_bench.errors import ConfigError
 from dd_bench.fresh import FreshConfig, FreshMatcher, has_batchnorm
 from dd_bench.specs import DistillerSpec, DistillRequest
 from dd_bench.synthetic import SyntheticSet
+from . import reported
 
 __all__ = ["DC", "DCConfig", "DSAConfig", "PRESETS", "layerwise_distance"]
 
@@ -182,6 +183,7 @@ def ddb_register_distillers() -> list[DistillerSpec]:
             distill=distill_dc,
             presets=PRESETS,
             description="gradient matching on fresh networks, layer-wise distance (Zhao, Mopuri & Bilen 2021)",
+            reported=reported.DC,
         ),
         DistillerSpec(
             name="dsa",
@@ -189,5 +191,6 @@ def ddb_register_distillers() -> list[DistillerSpec]:
             distill=distill_dsa,
             presets=PRESETS,
             description="gradient matching with differentiable siamese augmentation (Zhao & Bilen 2021)",
+            reported=reported.DSA,
         ),
     ]

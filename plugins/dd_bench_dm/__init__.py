@@ -27,6 +27,7 @@ from dd_bench.synthetic import SyntheticSet
 
 from .idm import IDM, IDMConfig
 from .m3d import M3D, M3DConfig, mmd
+from . import reported
 
 __all__ = ["DM", "DMConfig", "IDM", "IDMConfig", "M3D", "M3DConfig", "mmd"]
 
@@ -143,6 +144,7 @@ def ddb_register_distillers() -> list[DistillerSpec]:
             distill=distill_dm,
             presets=DM_PRESETS,
             description="distribution matching: mean embeddings under fresh networks (Zhao & Bilen 2023)",
+            reported=reported.DM,
         ),
         DistillerSpec(
             name="idm",

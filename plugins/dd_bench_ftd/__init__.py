@@ -35,6 +35,7 @@ from dd_bench.specs import DistillerSpec, DistillRequest, OptimizerSpec
 from dd_bench.synthetic import SyntheticSet
 
 from .gsam import GSAM, GSAM_DEFAULTS, build_gsam, check_options
+from . import reported
 
 __all__ = ["FTD", "FTDConfig", "GSAM", "GSAM_DEFAULTS", "PRESETS", "alternate_set", "build_gsam", "distill"]
 
@@ -223,6 +224,7 @@ def ddb_register_distillers() -> list[DistillerSpec]:
             distill=distill,
             presets=PRESETS,
             description="flat trajectory distillation: GSAM experts + EMA images (Du et al. 2023)",
+            reported=reported.FTD,
             in_memory=True,
         )
     ]

@@ -41,6 +41,7 @@ from dd_bench.synthetic import CACHE_BUILD_SECONDS, SyntheticSet
 from .diffusion import Img2ImgDecoder
 from .latents import AELatent, AERecipe, Latent, PCALatent, PixelLatent, VAELatent
 from .quantize import Quantization, assign, cell_masses, clvq, kmeans_plus_plus, lloyd, nearest_points, quantization_error
+from . import reported
 
 __all__ = [
     "D4MConfig",
@@ -479,5 +480,6 @@ def ddb_register_distillers() -> list[DistillerSpec]:
             " by the latent's decoder or (paper preset) through Stable Diffusion's img2img with the class prompt;"
             " evaluate with labels=teacher",
             sharding=dataclasses.replace(PER_CLASS, finish=finish_d4m),
+            reported=reported.D4M,
         ),
     ]
