@@ -42,6 +42,8 @@ from dd_bench.matching import MatchingConfig, TrajectoryMatcher
 from dd_bench.specs import DistillerSpec, DistillRequest
 from dd_bench.synthetic import SyntheticSet
 
+from . import reported
+
 __all__ = ["DATM", "DATMConfig", "PRESETS", "distill"]
 
 
@@ -320,5 +322,6 @@ def ddb_register_distillers() -> list[DistillerSpec]:
             presets=PRESETS,
             description="difficulty-aligned trajectory matching: growing window, soft labels (Guo et al. 2024)",
             in_memory=True,
+            reported=reported.DATM,
         )
     ]

@@ -29,6 +29,7 @@ from dd_bench.errors import ConfigError
 from dd_bench.fresh import FreshConfig, FreshMatcher, has_batchnorm
 from dd_bench.specs import DistillerSpec, DistillRequest
 from dd_bench.synthetic import SyntheticSet
+
 from . import reported
 
 __all__ = ["DC", "DCConfig", "DSAConfig", "PRESETS", "layerwise_distance"]

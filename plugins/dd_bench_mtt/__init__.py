@@ -15,6 +15,8 @@ from dd_bench.matching import MatchingConfig, TrajectoryMatcher
 from dd_bench.specs import DistillerSpec, DistillRequest
 from dd_bench.synthetic import SyntheticSet
 
+from . import reported
+
 
 @dataclass(frozen=True)
 class MTTConfig(MatchingConfig):
@@ -87,5 +89,6 @@ def ddb_register_distillers() -> list[DistillerSpec]:
             presets=PRESETS,
             description="matching training trajectories (Cazenavette et al. 2022)",
             in_memory=True,
+            reported=reported.MTT,
         )
     ]

@@ -32,13 +32,11 @@ from torch import Tensor
 from dd_bench import hookimpl
 from dd_bench.augment import random_resized_crop
 from dd_bench.errors import ConfigError, require_ints
-from dd_bench.specs import PER_CLASS, DistillerSpec, DistillRequest, ReportedResult
+from dd_bench.specs import PER_CLASS, DistillerSpec, DistillRequest
 from dd_bench.synthetic import SyntheticSet
 from dd_bench.teachers import CPU_TEACHER, TeacherSettings
 
-REPORTED = (ReportedResult("imagenet1k", 10, "tv:resnet18", 42.0, None, "Sun et al. 2024 (RDED), abstract", labels="teacher",
-                           note="the abstract's rounded '42%'; the paper's tables were not in reach when this was entered"),)
-"""What the RDED paper reports (test accuracy %, students on the observer's soft labels)."""
+from . import reported
 
 __all__ = ["PRESETS", "RDEDConfig", "distill_rded", "select_patches", "stitch"]
 
@@ -177,6 +175,6 @@ def ddb_register_distillers() -> list[DistillerSpec]:
             description="RDED (Sun et al. 2024): real crops the teacher scores best, stitched factor x factor;"
             " evaluate with labels=teacher",
             sharding=PER_CLASS,
-            reported=REPORTED,
+            reported=reported.RDED,
         )
     ]

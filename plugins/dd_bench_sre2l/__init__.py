@@ -35,12 +35,7 @@ from dd_bench.specs import DistillerSpec, DistillRequest, ReportedResult, Shardi
 from dd_bench.synthetic import SyntheticSet
 from dd_bench.teachers import CPU_TEACHER, TeacherSettings
 
-REPORTED = tuple(
-    ReportedResult("imagenet1k", 10, model, acc, None, "Yin et al. 2023 (SRe2L) as quoted in Su et al. 2024 (D4M), Table 2",
-                   labels="teacher", note="relabelled by a ResNet-18; the SRe2L paper's tables were not in reach when these were entered")
-    for model, acc in (("tv:resnet18", 21.3), ("tv:resnet50", 28.4), ("tv:resnet101", 30.9))
-)  # fmt: skip
-"""What the SRe2L paper reports (test accuracy %, students on the teacher's soft labels)."""
+from . import reported
 
 __all__ = ["BNStatistics", "PRESETS", "SRe2LConfig", "distill_sre2l", "recover"]
 
@@ -256,6 +251,6 @@ def ddb_register_distillers() -> list[DistillerSpec]:
             description="SRe2L (Yin et al. 2023): images recovered from a BN teacher (CE + BN-statistics loss, random crops);"
             " evaluate with labels=teacher (relabel)",
             sharding=Sharding(units=recovery_batches),
-            reported=REPORTED,
+            reported=reported.SRE2L,
         )
     ]
