@@ -102,7 +102,7 @@ def test_the_built_ins_reported_figures_name_registered_datasets_and_models():
 
     registry = Registry()
     figures = [(name, r) for name, reg in registry.distillers.items() for r in reg.spec.reported]
-    assert {name for name, _ in figures} >= {"dc", "dsa", "dm", "ftd", "d4m", "sre2l", "rded"}
+    assert {name for name, _ in figures} >= {"dc", "dsa", "dm", "mtt", "ftd", "datm", "d4m", "sre2l", "rded"}
     for name, r in figures:
         assert r.dataset in registry.datasets, (name, r)
         registry.model(r.model)  # resolves (namespaced names through their plugins)
