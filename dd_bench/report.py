@@ -159,7 +159,8 @@ def make(
         syn = SyntheticSet.load(path)  # one clear line for anything that is not a set
         name = row_name(syn.method, {n for n, _, i in by_dataset.get(syn.dataset, []) if i == syn.ipc})
         by_dataset.setdefault(syn.dataset, []).append((name, Path(path), syn.ipc))
-        labels[(syn.dataset, name, syn.ipc)] = f"{syn.method} ({Path(path).name})"
+        label = f"{syn.method} ({Path(path).name})"
+        labels[(syn.dataset, name, syn.ipc)] = label if label not in labels.values() else f"{syn.method} ({path})"
         if syn.method in registry.distillers:
             reported[labels[(syn.dataset, name, syn.ipc)]] = registry.distiller(syn.method).reported
     suites = []
