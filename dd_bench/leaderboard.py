@@ -581,15 +581,17 @@ def reported_for(suite: Suite, registry: Any) -> dict[str, tuple[Any, ...]]:
     return out
 
 
+def _comparable(board: Board, m: str) -> list[Any]:
+    """``m``'s paper figures for an architecture and label protocol the suite evaluates it with."""
+    return [r for r in board.reported.get(m, ()) if r.model in board.suite.eval_models and r.labels == board.protocols.get(m, "set")]
+
+
 def reported_table(board: Board, ds: str) -> tuple[str, str, list[str], list[list[str]]] | None:
     """The papers' figures beside the entries measured here in the same setting, or None."""
-    s = board.suite
     rows = []
     for m in board.methods:
-        for r in board.reported.get(m, ()):
-            if r.dataset != ds or r.model not in s.eval_models or r.labels != board.protocols.get(m, "set"):
-                continue
-            e = board.acc.get((ds, m, str(r.ipc), r.model))
+        for r in _comparable(board, m):
+            e = board.acc.get((ds, m, str(r.ipc), r.model)) if r.dataset == ds else None
             if e is None:
                 continue
             diff = _fmt(e.mean - r.accuracy) if e.complete else "–"
@@ -807,7 +809,6 @@ def render_html(board: Board, prov: Mapping[str, str], images: Mapping[str, byte
     """One self-contained page: every image inline, the sorting script inline, no external URL."""
     s = board.suite
     h = html.escape
-    png = png_uri
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>dd-bench leaderboard: {h(s.name)}</title>",
@@ -825,14 +826,14 @@ def render_html(board: Board, prov: Mapping[str, str], images: Mapping[str, byte
         parts.append(f"<h2>{h(title)}</h2><p class='note'>{_inline_html(note)}</p>{html_table(header, rows)}")
     parts.append("<h2>Plots</h2>")
     for name, data in images.items():
-        parts.append(f"<p><img alt='{h(name)}' src='{png(data)}'></p>")
+        parts.append(f"<p><img alt='{h(name)}' src='{png_uri(data)}'></p>")
     rows = _grid_rows(board, grids or {})
     if rows:
         parts.append("<h2>Distilled images</h2><p class='note'>The set of each row's lowest distillation seed.</p>"
                      "<table class='grids'><thead><tr><th>dataset</th><th>method</th>"
                      + "".join(f"<th>IPC {h(ipc)}</th>" for ipc in board.ipcs) + "</tr></thead><tbody>")  # fmt: skip
         for ds, m, cells in rows:
-            tds = "".join(f"<td><img alt='{h(c[1])}' src='{png(grids[(ds, m, c[0])])}'></td>" if c else "<td></td>" for c in cells)
+            tds = "".join(f"<td><img alt='{h(c[1])}' src='{png_uri(grids[(ds, m, c[0])])}'></td>" if c else "<td></td>" for c in cells)
             parts.append(f"<tr><td>{h(ds)}</td><td>{h(board.method_label(m))}</td>{tds}</tr>")
         parts.append("</tbody></table>")
     parts.append("<h2>How the numbers are made</h2>" + _bullets_html(_how(board)))
@@ -857,8 +858,7 @@ def csv_rows(board: Board) -> tuple[list[str], list[list[Any]]]:
     ]  # fmt: skip
     rows = []
     for (ds, m, ipc, model), e in board.acc.items():
-        paper = next((r for r in board.reported.get(m, ()) if (r.dataset, str(r.ipc), r.model, r.labels)
-                      == (ds, ipc, model, board.protocols.get(m, "set"))), None)  # fmt: skip
+        paper = next((r for r in _comparable(board, m) if (r.dataset, str(r.ipc), r.model) == (ds, ipc, model)), None)
         v = board.val[(ds, m, ipc, model)]
         f = board.fairness.get((ds, m, ipc), {})
         c = board.cost.get((ds, m, ipc), {})
