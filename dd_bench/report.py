@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from . import tracking
-from .errors import ConfigError, DataError
+from .errors import ConfigError
 from .evaluate import EvalConfig
 from .leaderboard import (PAGE_STYLE, RECIPE_TEXT, SORT_SCRIPT, _atomic_write, _from_cwd, _inline_html, _md_table, _png,
-                          _portable_uri, html_table, png_uri)  # fmt: skip
+                          _portable_uri, html_table, numerics, png_uri)  # fmt: skip
 from .runner import PER_CLASS_ARTIFACT
 
 REFERENCES = ("random", "full")
@@ -57,6 +57,8 @@ class Row:
     grid: bytes | None = None
     source: dict[str, Any] | None = None
     error: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    """The cell run's ``ddb.`` tags (device, versions, numerics)."""
 
     def mean(self, model: str) -> float:
         return statistics.fmean(self.accs[model]) if self.accs.get(model) else math.nan
@@ -201,6 +203,7 @@ def _rows(run: Any, uri: str, labels: Mapping[tuple[str, str, int], str], classe
             row = Row(label, "set" if cell.source else cell.role, cell.dataset, ipc, result.run_id, error=result.error,
                       source=dict(cell.source) if cell.source else None)  # fmt: skip
             if result.run_id is not None:
+                row.tags = tracking.tags_of(c.get_run(result.run_id))
                 for model, ev in _eval_runs_done(c, exp, result.run_id).items():
                     if tracking.tags_of(ev).get("status") != tracking.DONE:
                         continue
@@ -235,12 +238,19 @@ def _provenance(report: Report, command: str, uri: str) -> dict[str, str]:
 
     from . import __version__
 
+    def unique(key: str) -> str:
+        return ", ".join(sorted({r.tags[key] for r in report.rows if r.tags.get(key)})) or "unknown"
+
     sets = [r for r in report.rows if r.role == "set"]
     return {
         "command": command,
         "tracking": _portable_uri(uri),
         "sets": "; ".join(f"{_from_cwd(r.source['path'])} (IPC {r.ipc}, SHA-256 {r.source['sha256'][:16]}…)" for r in sets if r.source),
-        "versions": f"dd-bench {__version__}; torch {torch.__version__}; python {platform.python_version()}",
+        "device": unique("device"),
+        "numerics": numerics(report.rows),
+        "versions (runs)": f"dd-bench {unique('dd_bench')}; torch {unique('torch')}; python {unique('python')}",
+        "git SHA (runs)": unique("git_sha"),
+        "versions (this page)": f"dd-bench {__version__}; torch {torch.__version__}; python {platform.python_version()}",
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
 

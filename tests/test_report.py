@@ -93,6 +93,7 @@ def test_report_files_are_a_page_that_needs_nothing_beside_it(reported):
     assert checker.refs and all(r.startswith("data:image/png;base64,") for r in checker.refs)
     md = (out / "report.md").read_text()
     assert "label protocol" in md and "evaluation recipe" in md and "per-class accuracy on mlp" in md
+    assert "- **device**: cpu" in md and "- **git SHA (runs)**:" in md and "- **numerics**: deterministic=" in md
     assert "](report.png)" in md and (out / "report.png").read_bytes()[:4] == b"\x89PNG"
     grids = sorted(p.name for p in (out / "grids").iterdir())
     assert len(grids) == 3  # the two sets and the random subset; the whole training set has none
