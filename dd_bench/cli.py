@@ -483,7 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="folder for report.md, report.html, report.png, report.json, per_class.csv")
     p.add_argument("--experiment", default="report",
                    help="MLflow experiment of the cells (default report); a suite's name reuses its finished reference cells"
-                        " where the protocol matches")  # fmt: skip
+                        " when they are the same cells (same protocol and seeds, the suite's distillation model first in --models)")  # fmt: skip
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlflow.db in the working directory)")
     p.add_argument("--cache-dir", type=Path, help="cache folder of teachers (default $DD_BENCH_CACHE or ~/.cache/dd-bench)")
     p.add_argument("--quiet", action="store_true", help="no progress output")

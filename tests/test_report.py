@@ -149,3 +149,20 @@ def test_a_sets_method_brings_its_papers_figures_into_the_report(tmp_path):
     measured = got.rows[0].mean("mlp")
     assert "| random (s.pt) · mlp | 99.0 ± 0.5 |" in md and f"| {measured - 99.0:.2f} | Random et al., Table 1 |" in md
     assert "Table 2" not in md  # convnet was not evaluated
+
+
+def test_a_suites_finished_reference_cells_serve_a_report_in_its_experiment(tmp_path, capsys):
+    from dd_bench.runner import run_suite
+    from dd_bench.suite import parse
+    from dd_bench.testing import toy_suite_doc
+
+    registry = make_registry()
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    suite, errors = parse(toy_suite_doc())  # random and full on toy, mlp, one network, 1 epoch, no DSA
+    assert not errors
+    assert run_suite(suite, registry=registry, tracking_uri=uri, device="cpu", quiet=True).count("done") == 2
+    api.distill(registry, "random", api.load_data(registry, "toy"), 1, seed=3).save(tmp_path / "s.pt")
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "s.pt"), "--models", "mlp", "--seeds", "1", "--epochs", "1", "--no-dsa",
+                 "--experiment", "toy", "--tracking-uri", uri, "--out", str(tmp_path / "out"), "--device", "cpu"]) == 0  # fmt: skip
+    assert "1 done, 2 skipped" in capsys.readouterr().err  # only the set was evaluated
