@@ -71,7 +71,10 @@ def main() -> int:
         rows.append((classes, per_class, r["train_images"], r["rss_mb"], r["seconds"]))
         print(f"{classes} x {per_class}: {r}", file=sys.stderr)
     base = rows[0][3]
-    sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE).stdout.strip()
+    from dd_bench.runtime import git_sha
+    from dd_bench.synthetic import atomic_write_text
+
+    sha = (git_sha() or "unknown")[:7]
     import torch
 
     lines = [
@@ -93,8 +96,7 @@ def main() -> int:
               " class: 0.9 x images per class, the rest is validation) with k-means' work arrays, and the distilled set"
               " itself (classes x IPC images, held a few times over while it is assembled). The number of training images"
               " alone does not enter: the data are read one class at a time."]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
+    atomic_write_text(args.out, "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 

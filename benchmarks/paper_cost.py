@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -122,7 +121,10 @@ def main() -> int:
         rows.append(("oq (paper-vae)", ipc, TRAIN_IMAGES * encode + images * decode,
                      f"1,281,167 encodes x {encode:.2f} s + {images:,} decodes x {decode:.2f} s"))
 
-    sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE).stdout.strip()
+    from dd_bench.runtime import git_sha
+    from dd_bench.synthetic import atomic_write_text
+
+    sha = (git_sha() or "unknown")[:7]
     lines = [
         "# Paper-settings cost of one ImageNet-1K cell",
         "",
@@ -145,8 +147,7 @@ def main() -> int:
     ]
     for method, ipc, seconds, how in rows:
         lines.append(f"| {method} | {ipc} | {how} | {seconds / 3600:,.0f} | {seconds / 3600 / args.gpu_factor:,.1f} |")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
+    atomic_write_text(args.out, "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 

@@ -25,7 +25,6 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -125,7 +124,10 @@ def main() -> int:
     finally:
         ray.shutdown()
 
-    sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE).stdout.strip()
+    from dd_bench.runtime import git_sha
+    from dd_bench.synthetic import atomic_write_text
+
+    sha = (git_sha() or "unknown")[:7]
     lines = [
         "# Class shards on 2 local Ray workers",
         "",
@@ -143,8 +145,7 @@ def main() -> int:
     ]
     for method, ipc, one, two, d1, d2, same in rows:
         lines.append(f"| {method} | {ipc} | {one:.1f} | {two:.1f} | {one / two:.2f}x | {d1:.1f} | {d2:.1f} | {'bit-identical' if same else 'DIFFERENT'} |")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
+    atomic_write_text(args.out, "\n".join(lines) + "\n")
     print(f"wrote {args.out}", file=sys.stderr)
     return 0 if all(r[-1] for r in rows) else 1
 
