@@ -41,6 +41,33 @@ def tune_cpu_allocator() -> bool:
     return all(libc.mallopt(key, value) == 1 for key, value in settings)
 
 
+COMPILE_ENV = "DD_BENCH_COMPILE"
+
+
+def compile_setting() -> str:
+    """``DD_BENCH_COMPILE`` as given: ``"1"`` (always), ``"0"`` (never) or ``"auto"`` (unset);
+    any other value is one :class:`ConfigError` line."""
+    setting = os.environ.get(COMPILE_ENV, "")
+    if setting not in ("", "0", "1"):
+        raise ConfigError(f"{COMPILE_ENV}={setting!r} is not allowed: use 1 (compile), 0 (never) or leave it unset (auto)")
+    return setting or "auto"
+
+
+def free_memory(device: torch.device) -> int | None:
+    """Bytes this process can still take on ``device``: CUDA's free memory plus what torch's cache
+    holds unused; on the CPU the kernel's ``MemAvailable``. None where it cannot be read."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
 def release_free_memory() -> None:
     """Give the heap's free memory back to the OS (glibc), so that a peak-RSS reading taken
     next belongs to the work that follows, not to what earlier work left in the heap."""
@@ -195,8 +222,6 @@ def numeric_settings(device: torch.device) -> dict[str, Any]:
     """The settings that decide whether a result is bit-reproducible (recorded with every run):
     deterministic kernels, matmul precision, whether training may compile (``DD_BENCH_COMPILE``:
     compiled and eager training agree to float tolerance only), and on a GPU its libraries."""
-    from .training import compile_setting
-
     settings: dict[str, Any] = {
         "deterministic": torch.are_deterministic_algorithms_enabled(),
         "float32_matmul_precision": torch.get_float32_matmul_precision(),

@@ -24,6 +24,7 @@ from typing import Any, Union
 import numpy as np
 import torch
 
+from . import runtime
 from .errors import DataError
 
 Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -187,9 +188,7 @@ def materialize(x: Images, where: str, why: str = "", chunk: int = 4096) -> torc
     of the available memory is refused in one line, naming ``where`` and saying ``why`` it was wanted."""
     if isinstance(x, torch.Tensor):
         return x
-    from .matching.memory import free_memory
-
-    free = free_memory(torch.device("cpu"))
+    free = runtime.free_memory(torch.device("cpu"))
     if free is not None and x.nbytes > MEMORY_FRACTION * free:
         raise DataError(f"{where}: its {len(x)} images of {'x'.join(map(str, x.image_shape))} need"
                         f" {x.nbytes / 2**30:.1f} GiB in memory as float32, but {free / 2**30:.1f} GiB are available"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,11 +16,11 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from . import distributed
 from .errors import ConfigError
+from .runtime import compile_setting
 from .streaming import Images, batches
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
-COMPILE_ENV = "DD_BENCH_COMPILE"
 COMPILE_MIN_STEPS = 2000
 """Below this many SGD steps compiling (10-60 s once per process and architecture) costs more
 than it saves (about a third of each step on the CPU: ``benchmarks/buffer_speed.py``)."""
@@ -202,15 +201,6 @@ def compiled(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     compiled ConvNet step in the profile)."""
     model.to(memory_format=torch.channels_last)
     return torch.compile(model, dynamic=False)
-
-
-def compile_setting() -> str:
-    """``DD_BENCH_COMPILE`` as given: ``"1"`` (always), ``"0"`` (never) or ``"auto"`` (unset);
-    any other value is one :class:`ConfigError` line."""
-    setting = os.environ.get(COMPILE_ENV, "")
-    if setting not in ("", "0", "1"):
-        raise ConfigError(f"{COMPILE_ENV}={setting!r} is not allowed: use 1 (compile), 0 (never) or leave it unset (auto)")
-    return setting or "auto"
 
 
 def compile_wanted(device: torch.device, steps: int, pays: bool = True) -> bool:

@@ -20,7 +20,8 @@ from dd_bench.runtime import seeded_build
 from dd_bench.specs import ModelSpec, RealData
 from dd_bench.synthetic import SyntheticSet
 from dd_bench.teachers import TeacherRecipe, ensure_teacher
-from dd_bench.training import COMPILE_ENV, COMPILE_MIN_STEPS, TrainRecipe, compile_wanted, train_classifier
+from dd_bench.runtime import COMPILE_ENV
+from dd_bench.training import COMPILE_MIN_STEPS, TrainRecipe, compile_wanted, train_classifier
 
 
 def tiny_convnet() -> nn.Module:

@@ -114,12 +114,12 @@ def test_bad_imagenet_folders_are_one_line(tmp_path):
 
 def test_a_dataset_too_large_for_memory_streams_and_an_in_memory_method_is_refused_in_one_line(tmp_path, monkeypatch):
     from dd_bench import api
-    from dd_bench.matching import memory
+    from dd_bench import runtime
 
     root = write_image_folder(tmp_path / "in1k", classes=SUBSETS["imagenette"].wnids, per_class=2)
     data = load("imagenette", root, resolution=32)
     assert data.streamed
-    monkeypatch.setattr(memory, "free_memory", lambda device: 2**10)
+    monkeypatch.setattr(runtime, "free_memory", lambda device: 2**10)
     registry = make_registry()
     syn = api.distill(registry, "random", data, ipc=1, progress=False)  # streams: reads 10 images
     assert syn.images.shape == (10, 3, 32, 32)

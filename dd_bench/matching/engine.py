@@ -27,7 +27,8 @@ from ..synthetic import CACHE_BUILD_SECONDS, SyntheticSet, atomic_torch_save, re
 from .buffers import ExpertBuffers, ExpertRecipe, ensure_buffers
 from .instance_norm import with_cheap_instance_norm
 from .student import FlatModel
-from .memory import MEMORY_HEADROOM, estimate_memory, free_memory
+from ..runtime import free_memory
+from .memory import MEMORY_HEADROOM, estimate_memory
 from .unroll import match
 
 CHECKPOINT_VERSION = 1

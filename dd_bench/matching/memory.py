@@ -10,8 +10,6 @@ registered model. Constant memory keeps one step's graph plus ``syn_steps`` para
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-
 import torch
 
 from .student import FlatModel
@@ -66,16 +64,3 @@ def estimate_memory(student: FlatModel, images: torch.Tensor, labels: torch.Tens
                           constant=int(2 * step) + (syn_steps + 1) * theta.numel() * theta.element_size())
 
 
-def free_memory(device: torch.device) -> int | None:
-    """Bytes this process can still take on ``device``: CUDA's free memory plus what torch's cache
-    holds unused; on the CPU the kernel's ``MemAvailable``. None where it cannot be read."""
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None

@@ -6,9 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from dd_bench import hookimpl
-from dd_bench.specs import PER_CLASS, DistillerSpec, DistillRequest
-from dd_bench.synthetic import SyntheticSet
+from dd_bench.plugin import PER_CLASS, DistillerSpec, DistillRequest, SyntheticSet, hookimpl
 
 
 @dataclass(frozen=True)

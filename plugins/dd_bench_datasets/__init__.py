@@ -9,12 +9,11 @@ plugins stays fast.
 
 from __future__ import annotations
 
-from dd_bench import hookimpl
-from dd_bench.specs import DatasetSpec
+from dd_bench.plugin import DatasetSpec, hookimpl
 
 from .folder import load_image_folder
-from .imagenet import dataset_specs as imagenet_specs
 from .idx import read_idx
+from .imagenet import dataset_specs as imagenet_specs
 from .small import load_digits, load_toy
 from .vision import (
     load_cifar10,

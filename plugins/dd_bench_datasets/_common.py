@@ -14,10 +14,15 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from dd_bench.errors import DataError
-from dd_bench.runtime import default_cache_dir
-from dd_bench.specs import DataRequest, RealData, train_val_positions
-from dd_bench.streaming import StreamedImages, normalise
+from dd_bench.plugin import (
+    DataError,
+    DataRequest,
+    RealData,
+    StreamedImages,
+    default_cache_dir,
+    normalise,
+    train_val_positions,
+)
 
 T = TypeVar("T")
 

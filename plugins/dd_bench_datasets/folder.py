@@ -15,11 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dd_bench.errors import DataError
-from dd_bench.images import decoded, image_files
-from dd_bench.runtime import default_cache_dir
-from dd_bench.specs import DataRequest, RealData
-from dd_bench.streaming import StreamedImages
+from dd_bench.plugin import DataError, DataRequest, RealData, StreamedImages, decoded, default_cache_dir, image_files
 
 from ._common import real_data
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dd_bench.errors import DataError
+from dd_bench.plugin import DataError
 
 # IDX type byte -> numpy dtype (multi-byte values are big-endian on disk).
 IDX_DTYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}

@@ -24,9 +24,7 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
-from dd_bench.errors import DataError
-from dd_bench.images import image_files
-from dd_bench.specs import DataRequest, DatasetSpec, RealData
+from dd_bench.plugin import DataError, DataRequest, DatasetSpec, RealData, image_files
 
 from .folder import class_folders, folder_data, labelled_files
 from .imagenet_classes import IMAGENET1K_NAMES, IMAGENET1K_WNIDS, SUBSETS

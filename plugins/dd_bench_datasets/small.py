@@ -11,7 +11,7 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
-from dd_bench.specs import DataRequest, RealData, split_train_val
+from dd_bench.plugin import DataRequest, RealData, split_train_val
 
 from ._common import channel_stats, real_data
 

@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dd_bench.errors import DataError
-from dd_bench.specs import DataRequest, RealData
+from dd_bench.plugin import DataError, DataRequest, RealData
 
 from ._common import (
     DOWNLOAD_HINT,

@@ -36,11 +36,15 @@ from typing import Any, Literal
 
 import torch
 
-from dd_bench import hookimpl
-from dd_bench.errors import ConfigError
-from dd_bench.matching import MatchingConfig, TrajectoryMatcher
-from dd_bench.specs import DistillerSpec, DistillRequest
-from dd_bench.synthetic import SyntheticSet
+from dd_bench.plugin import (
+    ConfigError,
+    DistillerSpec,
+    DistillRequest,
+    MatchingConfig,
+    SyntheticSet,
+    TrajectoryMatcher,
+    hookimpl,
+)
 
 from . import reported
 

@@ -5,7 +5,7 @@ The paper's own tables were not in reach when these were entered: the figures ar
 al. 2024 (AutoPalette, NeurIPS) quote them in their Table 1.
 """
 
-from dd_bench.specs import ReportedResult
+from dd_bench.plugin import ReportedResult
 
 DATM = ReportedResult.table(
     "Guo et al. 2024 (DATM) as quoted in Yuan et al. 2024 (AutoPalette), Table 1", "convnet",

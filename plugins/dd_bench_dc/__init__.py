@@ -24,11 +24,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dd_bench import hookimpl
-from dd_bench.errors import ConfigError
-from dd_bench.fresh import FreshConfig, FreshMatcher, has_batchnorm
-from dd_bench.specs import DistillerSpec, DistillRequest
-from dd_bench.synthetic import SyntheticSet
+from dd_bench.plugin import (
+    ConfigError,
+    DistillerSpec,
+    DistillRequest,
+    FreshConfig,
+    FreshMatcher,
+    SyntheticSet,
+    has_batchnorm,
+    hookimpl,
+)
 
 from . import reported
 

@@ -5,7 +5,7 @@ papers' main tables without their standard deviations; the papers' own tables we
 reach when these were entered, so ``std`` is None and ``where`` names the README.
 """
 
-from dd_bench.specs import ReportedResult
+from dd_bench.plugin import ReportedResult
 
 DATASETS = ("mnist", "fashion_mnist", "svhn", "cifar10")
 

@@ -20,14 +20,20 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from dd_bench import hookimpl
-from dd_bench.fresh import FreshConfig, FreshMatcher, has_batchnorm, penultimate
-from dd_bench.specs import DistillerSpec, DistillRequest
-from dd_bench.synthetic import SyntheticSet
+from dd_bench.plugin import (
+    DistillerSpec,
+    DistillRequest,
+    FreshConfig,
+    FreshMatcher,
+    SyntheticSet,
+    has_batchnorm,
+    hookimpl,
+    penultimate,
+)
 
+from . import reported
 from .idm import IDM, IDMConfig
 from .m3d import M3D, M3DConfig, mmd
-from . import reported
 
 __all__ = ["DM", "DMConfig", "IDM", "IDMConfig", "M3D", "M3DConfig", "mmd"]
 

@@ -13,9 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from dd_bench.errors import ConfigError
-from dd_bench.fresh import FreshConfig, FreshMatcher
-from dd_bench.synthetic import expand, pack
+from dd_bench.plugin import ConfigError, FreshConfig, FreshMatcher, expand, pack
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dd_bench.errors import ConfigError
-from dd_bench.fresh import Embedder, penultimate
+from dd_bench.plugin import ConfigError, Embedder, penultimate
 
 from .expand import ExpandConfig, ExpandedMatcher
 

@@ -18,8 +18,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from dd_bench.errors import ConfigError
-from dd_bench.fresh import Embedder, penultimate
+from dd_bench.plugin import ConfigError, Embedder, penultimate
 
 from .expand import ExpandConfig, ExpandedMatcher
 

@@ -6,7 +6,7 @@ tables were not in reach when these were entered. IDM's and M3D's papers were no
 those methods declare no figures yet.
 """
 
-from dd_bench.specs import ReportedResult
+from dd_bench.plugin import ReportedResult
 
 DM = ReportedResult.table(
     "Zhao & Bilen 2023 (DM) as cited in Du et al. 2023 (FTD), Table 1", "convnet",

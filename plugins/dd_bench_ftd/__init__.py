@@ -28,14 +28,20 @@ from typing import Any
 
 import torch
 
-from dd_bench import hookimpl
-from dd_bench.errors import ConfigError, DataError
-from dd_bench.matching import MatchingConfig, TrajectoryMatcher
-from dd_bench.specs import DistillerSpec, DistillRequest, OptimizerSpec
-from dd_bench.synthetic import SyntheticSet
+from dd_bench.plugin import (
+    ConfigError,
+    DataError,
+    DistillerSpec,
+    DistillRequest,
+    MatchingConfig,
+    OptimizerSpec,
+    SyntheticSet,
+    TrajectoryMatcher,
+    hookimpl,
+)
 
-from .gsam import GSAM, GSAM_DEFAULTS, build_gsam, check_options
 from . import reported
+from .gsam import GSAM, GSAM_DEFAULTS, build_gsam, check_options
 
 __all__ = ["FTD", "FTDConfig", "GSAM", "GSAM_DEFAULTS", "PRESETS", "alternate_set", "build_gsam", "distill"]
 

@@ -11,8 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from dd_bench.errors import DDBenchError
-from dd_bench.synthetic import SyntheticSet
+from dd_bench.plugin import DDBenchError, SyntheticSet
 
 from . import KIND_KEY, alternate_set
 

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from dd_bench.errors import ConfigError
+from dd_bench.plugin import ConfigError
 
 # The reference's defaults: rho 0.01 (FTD README `buffer.py ... --rho 0.01`, DATM's
 # buffer/run_buffer.sh `--rho_max=0.01 --rho_min=0.01`); alpha 0.4 and adaptive scaling on

@@ -1,7 +1,7 @@
 """What the FTD paper (Du et al. 2023, CVPR) reports: test accuracy %, hard labels and the
 learned lr, five networks per set, mean ± std; read from the paper's text."""
 
-from dd_bench.specs import ReportedResult
+from dd_bench.plugin import ReportedResult
 
 FTD = ReportedResult.table(
     "Du et al. 2023 (FTD), Table 1", "convnet",

@@ -34,9 +34,7 @@ from collections.abc import Callable
 
 from torch import nn
 
-from dd_bench import hookimpl
-from dd_bench.errors import ConfigError
-from dd_bench.specs import DataShape, ModelSpec
+from dd_bench.plugin import ConfigError, DataShape, ModelSpec, hookimpl
 
 from . import dc, zoo
 

@@ -25,8 +25,7 @@ from collections.abc import Iterable
 
 from torch import Tensor, nn
 
-from dd_bench.errors import ConfigError
-from dd_bench.specs import DataShape
+from dd_bench.plugin import ConfigError, DataShape
 
 NORMS = ("instance", "batch", "layer", "group", "none")
 ACTIVATIONS = ("relu", "leakyrelu", "sigmoid")

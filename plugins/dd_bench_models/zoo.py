@@ -44,9 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dd_bench.errors import ConfigError, DataError, UnknownNameError
-from dd_bench.runtime import downloads_allowed
-from dd_bench.specs import DataShape, ModelSpec
+from dd_bench.plugin import ConfigError, DataError, DataShape, ModelSpec, UnknownNameError, downloads_allowed
 
 NAMESPACES = ("timm", "tv")
 SIZE_LADDER = (32, 64, 96, 128, 160, 192, 224, 256, 299, 320, 384, 448, 512)

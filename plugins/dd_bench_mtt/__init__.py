@@ -10,10 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dd_bench import hookimpl
-from dd_bench.matching import MatchingConfig, TrajectoryMatcher
-from dd_bench.specs import DistillerSpec, DistillRequest
-from dd_bench.synthetic import SyntheticSet
+from dd_bench.plugin import DistillerSpec, DistillRequest, MatchingConfig, SyntheticSet, TrajectoryMatcher, hookimpl
 
 from . import reported
 

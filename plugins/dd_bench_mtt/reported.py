@@ -6,7 +6,7 @@ al. 2024 (AutoPalette, NeurIPS) quote them in their Tables 1 and 2; the ImageNet
 IPC 10 agree with the MTT row Du et al. 2023 (FTD) cite in their Table 2.
 """
 
-from dd_bench.specs import ReportedResult
+from dd_bench.plugin import ReportedResult
 
 MTT = ReportedResult.table(
     "Cazenavette et al. 2022 (MTT) as quoted in Yuan et al. 2024 (AutoPalette), Table 1", "convnet",

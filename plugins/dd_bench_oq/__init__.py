@@ -32,16 +32,34 @@ from typing import Any, Literal, get_args
 
 import torch
 
-from dd_bench import hookimpl
-from dd_bench.errors import ConfigError, require_ints
-from dd_bench.specs import PER_CLASS, DistillerSpec, DistillRequest, RealData
-from dd_bench.streaming import Images, batches, select
-from dd_bench.synthetic import CACHE_BUILD_SECONDS, SyntheticSet
+from dd_bench.plugin import (
+    CACHE_BUILD_SECONDS,
+    PER_CLASS,
+    ConfigError,
+    DistillerSpec,
+    DistillRequest,
+    Images,
+    RealData,
+    SyntheticSet,
+    batches,
+    hookimpl,
+    require_ints,
+    select,
+)
 
+from . import reported
 from .diffusion import Img2ImgDecoder
 from .latents import AELatent, AERecipe, Latent, PCALatent, PixelLatent, VAELatent
-from .quantize import Quantization, assign, cell_masses, clvq, kmeans_plus_plus, lloyd, nearest_points, quantization_error
-from . import reported
+from .quantize import (
+    Quantization,
+    assign,
+    cell_masses,
+    clvq,
+    kmeans_plus_plus,
+    lloyd,
+    nearest_points,
+    quantization_error,
+)
 
 __all__ = [
     "D4MConfig",
@@ -255,8 +273,7 @@ def expert_logits(request: DistillRequest, images: torch.Tensor) -> tuple[torch.
     parameters are stored in a trajectory: a model with batch norm would label with fresh
     running statistics, so prefer instance-norm models (the default ConvNet) here.
     """
-    from dd_bench.matching.buffers import ExpertRecipe, ensure_buffers
-    from dd_bench.matching.student import FlatModel
+    from dd_bench.plugin import ExpertRecipe, FlatModel, ensure_buffers
 
     config, data = request.config, request.data
     recipe = ExpertRecipe(

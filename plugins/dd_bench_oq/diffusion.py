@@ -15,8 +15,7 @@ from typing import Any
 
 import torch
 
-from dd_bench.errors import ConfigError
-from dd_bench.specs import RealData
+from dd_bench.plugin import ConfigError, RealData
 
 from .latents import VAELatent
 

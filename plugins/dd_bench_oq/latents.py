@@ -23,12 +23,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dd_bench.errors import ConfigError, DataError
-from dd_bench.matching.buffers import data_fingerprint
-from dd_bench.runtime import cache_lock, seeded_build
-from dd_bench.specs import RealData
-from dd_bench.streaming import batches
-from dd_bench.synthetic import atomic_torch_save
+from dd_bench.plugin import (
+    ConfigError,
+    DataError,
+    RealData,
+    atomic_torch_save,
+    batches,
+    cache_lock,
+    data_fingerprint,
+    seeded_build,
+)
 
 AE_FORMAT_VERSION = 1
 

@@ -4,7 +4,7 @@ for ImageNet-1K). Only the cells its converted text shows unambiguously: Table 1
 of the garbled Table 2 that Tables 3 and 5 or the text repeat. The optimal-quantization
 paper's figures were not in reach when these were entered: ``oq`` declares none yet."""
 
-from dd_bench.specs import ReportedResult
+from dd_bench.plugin import ReportedResult
 
 D4M = ReportedResult.table(
     "Su et al. 2024 (D4M), Table 1", "convnet", labels="teacher",

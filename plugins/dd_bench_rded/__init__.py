@@ -29,12 +29,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from dd_bench import hookimpl
-from dd_bench.augment import random_resized_crop
-from dd_bench.errors import ConfigError, require_ints
-from dd_bench.specs import PER_CLASS, DistillerSpec, DistillRequest
-from dd_bench.synthetic import SyntheticSet
-from dd_bench.teachers import CPU_TEACHER, TeacherSettings
+from dd_bench.plugin import (
+    CPU_TEACHER,
+    PER_CLASS,
+    ConfigError,
+    DistillerSpec,
+    DistillRequest,
+    SyntheticSet,
+    TeacherSettings,
+    hookimpl,
+    random_resized_crop,
+    require_ints,
+)
 
 from . import reported
 

@@ -28,12 +28,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dd_bench import hookimpl
-from dd_bench.augment import random_resized_crop
-from dd_bench.errors import ConfigError, require_ints
-from dd_bench.specs import DistillerSpec, DistillRequest, ReportedResult, Sharding
-from dd_bench.synthetic import SyntheticSet
-from dd_bench.teachers import CPU_TEACHER, TeacherSettings
+from dd_bench.plugin import (
+    CPU_TEACHER,
+    ConfigError,
+    DistillerSpec,
+    DistillRequest,
+    Sharding,
+    SyntheticSet,
+    TeacherSettings,
+    hookimpl,
+    random_resized_crop,
+    require_ints,
+)
 
 from . import reported
 

@@ -1,7 +1,7 @@
 """What the SRe2L paper (Yin et al. 2023, NeurIPS) reports: test accuracy %, students trained on
 the teacher's soft labels of every batch (relabelling)."""
 
-from dd_bench.specs import ReportedResult
+from dd_bench.plugin import ReportedResult
 
 SRE2L = tuple(
     ReportedResult("imagenet1k", 10, model, acc, None, "Yin et al. 2023 (SRe2L) as quoted in Su et al. 2024 (D4M), Table 2",

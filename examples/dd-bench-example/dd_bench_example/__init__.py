@@ -5,9 +5,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from dd_bench import hookimpl
-from dd_bench.specs import DatasetSpec, DistillerSpec, ModelSpec, RealData, split_train_val
-from dd_bench.synthetic import SyntheticSet
+from dd_bench.plugin import DatasetSpec, DistillerSpec, ModelSpec, RealData, SyntheticSet, hookimpl, split_train_val
 
 
 def load_stripes(request):
