@@ -58,9 +58,7 @@ LAYERS: dict[str, int] = {
     "dd_bench.leaderboard": 8,
     "dd_bench.report": 8,
     "dd_bench.cli": 9,
-    "dd_bench.suite_cli": 9,
     "dd_bench.conformance": 9,
-    "dd_bench.conformance_cli": 9,
     "dd_bench.testing": 9,
 }
 PLUGIN_SURFACE = {"dd_bench", "dd_bench.plugin"}

@@ -9,10 +9,10 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from .errors import UnknownNameError
+from ..errors import UnknownNameError
 
 
-def add_check_plugin_command(sub: Any) -> None:
+def add_commands(sub: Any) -> None:
     p = sub.add_parser("check-plugin", help="check that plugins keep dd-bench's contract (exit 1 on any failure)")
     p.add_argument("names", nargs="*", metavar="DISTRIBUTION_OR_PLUGIN",
                    help="distributions or plugins to check (default: every loaded plugin)")
@@ -44,8 +44,8 @@ def _selected(registry: Any, names: list[str]) -> list[tuple[str, Any]]:
 
 
 def cmd_check_plugin(args: argparse.Namespace) -> int:
-    from . import conformance
-    from .plugins import Registry
+    from .. import conformance
+    from ..plugins import Registry
 
     registry = Registry()
     entries = _selected(registry, args.names)

@@ -3,29 +3,26 @@
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .options import command_line, device_options
+
 if TYPE_CHECKING:
-    from .plugins import Registry
-    from .runner import SuiteRun
+    from ..plugins import Registry
+    from ..runner import SuiteRun
 
 DEMO_SUITE = "demo"
 DEMO_OUT = Path("leaderboards") / "demo"
 
 
-def _command() -> str:
-    return "dd-bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-
-
 def _run(args: argparse.Namespace, suite_name: str) -> tuple[SuiteRun, Registry]:
     """Run a suite; also return the registry it ran with, for the leaderboard."""
-    from .plugins import Registry
-    from .runner import run_suite
-    from .suite import load_suite
+    from ..plugins import Registry
+    from ..runner import run_suite
+    from ..suite import load_suite
 
     suite = _with_data_root(load_suite(suite_name), args)
     registry = Registry()
@@ -55,9 +52,9 @@ def _with_data_root(suite, args: argparse.Namespace):
 
 def cmd_plan(args: argparse.Namespace) -> int:
     """The cells a run would make, with every name and value checked, without loading any data."""
-    from .plugins import Registry
-    from .runner import plan
-    from .suite import load_suite, validate
+    from ..plugins import Registry
+    from ..runner import plan
+    from ..suite import load_suite, validate
 
     registry = Registry()
     suite = validate(_with_data_root(load_suite(args.suite), args), registry, check_data=False)
@@ -73,7 +70,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from . import tracking
+    from .. import tracking
 
     if args.plan:
         return cmd_plan(args)
@@ -84,23 +81,23 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from .leaderboard import make
-    from .plugins import Registry
-    from .suite import load_suite
+    from ..leaderboard import make
+    from ..plugins import Registry
+    from ..suite import load_suite
 
     suite = load_suite(args.suite)
     out = args.out or Path("leaderboards") / suite.name
-    _, files = make(suite, Registry(), args.tracking_uri, out, _command(), args.device_type)
+    _, files = make(suite, Registry(), args.tracking_uri, out, command_line(), args.device_type)
     print(f"wrote {out}/ ({', '.join(p.name for p in files)})", file=sys.stderr)
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from . import tracking
-    from .leaderboard import make
+    from .. import tracking
+    from ..leaderboard import make
     started = time.perf_counter()
     result, registry = _run(args, DEMO_SUITE)
-    make(result.suite, registry, args.tracking_uri, args.out, _command())  # the methods that ran
+    make(result.suite, registry, args.tracking_uri, args.out, command_line())  # the methods that ran
     uri = tracking.normalise_uri(args.tracking_uri)
     readme = args.out / "README.md"
     print(f"demo finished in {time.perf_counter() - started:.0f}s", file=sys.stderr)
@@ -110,8 +107,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _run_options(p: argparse.ArgumentParser) -> None:
-    from .cli import device_options
-
     p.add_argument("--executor", choices=("local", "ray"), default="local", help="local: one cell after another (default); ray: cells as Ray tasks")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlflow.db in the working directory)")
     p.add_argument("--only", action="append", metavar="KEY=V1,V2", help="run only matching cells; KEY is method, dataset, ipc or seed (repeatable)")
@@ -124,7 +119,7 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", type=Path, help="folder of the suite's dataset files (replaces the suite's data.root)")
 
 
-def add_suite_commands(subparsers: argparse._SubParsersAction) -> None:
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Add ``run``, ``leaderboard`` and ``demo`` to the ``dd-bench`` parser."""
     p = subparsers.add_parser("run", help="run a suite: distil, evaluate and track every cell in MLflow")
     p.add_argument("suite", help="a suite YAML file, or a name in ./suites (demo, fmnist-cpu, ...)")

@@ -1,0 +1,56 @@
+"""``dd-bench plugins``: what is installed and who provides it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from .options import (
+    load_registry,
+)
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    registry = load_registry()
+
+    def rows(table: dict[str, Any], with_presets: bool = False) -> list[dict[str, Any]]:
+        out = []
+        for name, reg in sorted(table.items()):
+            row = {
+                "name": name,
+                "plugin": reg.plugin,
+                "distribution": reg.distribution,
+                "version": reg.version,
+                "description": reg.spec.description,
+            }
+            if with_presets:
+                row["presets"] = sorted(reg.spec.presets)
+                row["shards"] = reg.spec.sharding is not None
+            out.append(row)
+        return out
+
+    listing = {
+        "datasets": rows(registry.datasets),
+        "models": rows(registry.models),
+        "distillers": rows(registry.distillers, with_presets=True),
+    }
+    if args.json:
+        print(json.dumps(listing, indent=2))
+        return 0
+    for section, items in listing.items():
+        print(f"{section}:")
+        for row in items:
+            origin = f"{row['plugin']} ({row['distribution'] or 'unpackaged'} {row['version'] or ''})".replace(" )", ")")
+            presets = f" [presets: {', '.join(row['presets'])}]" if "presets" in row else ""
+            presets += " [shards]" if row.get("shards") else ""
+            print(f"  {row['name']:<16} {origin:<34} {row['description']}{presets}")
+    print("models also resolve namespaced names through plugins, e.g. timm:resnet18, tv:vgg11")
+    return 0
+
+
+def add_commands(sub: Any) -> None:
+    p = sub.add_parser("plugins", help="list datasets, models and distillers with their plugins")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_plugins)
+
