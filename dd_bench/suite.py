@@ -3,7 +3,7 @@
 A suite is validated as a whole before any work starts: every unknown name and every bad
 value is collected and reported in one :class:`~dd_bench.errors.ConfigError`.
 
-Schema (``suites/demo.yaml`` is a complete example)::
+Schema (``dd_bench/suites/demo.yaml`` is a complete example)::
 
     name: demo                      # experiment name in MLflow; [a-z0-9_.-]
     version: 1                      # bump when the protocol changes; part of every cell's hash
@@ -366,17 +366,22 @@ def parse(doc: Any, path: Path | None = None) -> tuple[Suite | None, list[str]]:
     return suite, errors
 
 
+SHIPPED_SUITES = Path(__file__).resolve().parent / "suites"
+
+
 def find_suite(name_or_path: str | Path) -> Path:
-    """A suite file: a path, or a name looked up in ``./suites`` and in the source tree's ``suites/``."""
+    """A suite file: a path, or a name looked up in ``./suites`` (which overrides) and then in the suites
+    dd-bench ships (``dd_bench/suites/``, package data, so a wheel has them)."""
     p = Path(name_or_path)
     if p.is_file():
         return p
     if p.suffix not in (".yaml", ".yml") and p.parent == Path("."):
-        for folder in (Path.cwd() / "suites", Path(__file__).resolve().parent.parent / "suites"):
+        for folder in (Path.cwd() / "suites", SHIPPED_SUITES):
             for suffix in (".yaml", ".yml"):
                 if (folder / f"{p.name}{suffix}").is_file():
                     return folder / f"{p.name}{suffix}"
-    raise ConfigError(f"suite {str(name_or_path)!r} not found (give a path, or a name in ./suites/)")
+    raise ConfigError(f"suite {str(name_or_path)!r} not found (give a path, a name in ./suites/, or one of the shipped suites: "
+                      f"{', '.join(sorted(p.stem for p in SHIPPED_SUITES.glob('*.yaml')))})")
 
 
 def load_suite(name_or_path: str | Path, strict: bool = False) -> Suite:

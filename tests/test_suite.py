@@ -40,7 +40,7 @@ def write(tmp_path: Path, doc: dict, name: str = "s.yaml") -> Path:
 
 
 def test_shipped_suites_parse_and_the_demo_validates():
-    for path in sorted((ROOT / "suites").glob("*.yaml")):
+    for path in sorted((ROOT / "dd_bench" / "suites").glob("*.yaml")):
         assert not load_suite(path, strict=True).problems  # shape only: data may be absent (cifar10)
     suite = validate(load_suite("demo"), make_registry())
     assert {"random", "full"} <= {m.name for m in suite.methods}
