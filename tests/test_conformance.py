@@ -154,6 +154,16 @@ def test_a_slow_smoke_run_fails_the_time_limit(registry):
     assert set(found) == {"smoke"} and "over the 1e-09 s limit" in found["smoke"]
 
 
+def test_the_time_limit_grows_with_the_load_a_reference_workload_measures(registry, monkeypatch):
+    from dd_bench.conformance import base, distillers
+
+    assert base.load_factor(base.REFERENCE_QUIET_SECONDS / 2) == 1.0, "a fast machine keeps the stated limit"
+    assert base.load_factor(3 * base.REFERENCE_QUIET_SECONDS) == pytest.approx(3.0)
+    monkeypatch.setattr(distillers, "reference_seconds", lambda: 1e12 * base.REFERENCE_QUIET_SECONDS)  # a machine 1e12x loaded
+    results = {r.check: r for r in distiller_checks(distiller(good), registry, time_limit=1e-9)}
+    assert results["smoke"].status == "pass" and "for the load now" in results["smoke"].reason
+
+
 def test_checks_leave_the_caller_as_they_found_it(registry, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     torch.manual_seed(5)

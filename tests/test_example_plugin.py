@@ -33,12 +33,13 @@ def installed(tmp_path_factory) -> Path:
     return target
 
 
-def ddb(installed: Path, *args: str, cwd: Path, timeout: int = 300, **env: str) -> subprocess.CompletedProcess:
+def ddb(installed: Path, *args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    """``dd-bench ARGS`` in a subprocess, with no time limit: a verdict must not depend on the machine's load."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("DD_BENCH_")}
     # the installed example first, then whatever put the code under test on the path
     environ.update(PYTHONPATH=os.pathsep.join(filter(None, [str(installed), os.environ.get("PYTHONPATH")])), **env)
     return subprocess.run(
-        [sys.executable, "-m", "dd_bench.cli", *args], cwd=cwd, env=environ, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "dd_bench.cli", *args], cwd=cwd, env=environ, capture_output=True, text=True
     )
 
 
@@ -96,7 +97,7 @@ def test_the_guide_s_conformance_helpers_pass_on_the_example(installed, ddb_regi
 @pytest.mark.slow
 def test_every_builtin_and_the_example_pass_check_plugin(installed, tmp_path):
     """What CI holds every plugin to: ``dd-bench check-plugin`` over everything loaded (minutes)."""
-    out = ddb(installed, "check-plugin", "--json", cwd=tmp_path, timeout=1200, DD_BENCH_CACHE=str(tmp_path / "cache"))
+    out = ddb(installed, "check-plugin", "--json", cwd=tmp_path, DD_BENCH_CACHE=str(tmp_path / "cache"))
     report = json.loads(out.stdout)
     failed = [f"{r['kind']} {r['name']}: {r['check']}: {r['reason']}" for r in report["results"] if r["status"] == "fail"]
     assert out.returncode == 0 and not failed, "\n".join(failed) or out.stderr
