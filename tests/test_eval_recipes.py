@@ -13,7 +13,7 @@ from dd_bench.augment import crop_flip
 from dd_bench.cli import build_parser, eval_config_from
 from dd_bench.errors import ConfigError, DataError
 from dd_bench.evaluate import EVAL_RECIPES, EvalConfig, evaluate
-from dd_bench.runner import hashed_eval
+from dd_bench.cells import hashed_eval
 from dd_bench.specs import DataRequest
 from dd_bench.suite import eval_config
 from dd_bench.synthetic import SyntheticSet

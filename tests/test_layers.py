@@ -50,6 +50,7 @@ LAYERS: dict[str, int] = {
     "dd_bench.plugin": 6,
     "dd_bench.api": 6,
     "dd_bench.suite": 7,
+    "dd_bench.cells": 7,
     "dd_bench.runner": 7,
     "dd_bench.tracking": 7,
     "dd_bench.interchange": 7,

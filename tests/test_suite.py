@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from dd_bench import hookimpl
-from dd_bench.runner import plan, parse_only, select
+from dd_bench.cells import parse_only, plan, select
 from dd_bench.specs import DistillerSpec
 from dd_bench.suite import SuiteError, load_suite, parse, validate
 from dd_bench.testing import make_registry, toy_suite_doc
@@ -145,7 +145,7 @@ def test_cli_rejects_a_bad_suite_with_one_line_and_does_no_work(tmp_path):
 ])
 def test_the_imagenet_gpu_suites_plan_under_the_decoupled_recipe_without_data(name, datasets, ipcs, methods, capsys, tmp_path):
     from dd_bench.cli import main
-    from dd_bench.runner import plan
+    from dd_bench.cells import plan
 
     assert main(["run", name, "--plan", "--device", "cuda", "--data-root", str(tmp_path)]) == 0
     out, err = capsys.readouterr()

@@ -53,7 +53,7 @@ def _with_data_root(suite, args: argparse.Namespace):
 def cmd_plan(args: argparse.Namespace) -> int:
     """The cells a run would make, with every name and value checked, without loading any data."""
     from ..plugins import Registry
-    from ..runner import plan
+    from ..cells import plan
     from ..suite import load_suite, validate
 
     registry = Registry()
