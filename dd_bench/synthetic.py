@@ -282,6 +282,11 @@ def atomic_write_text(path: Path, text: str) -> None:
     _atomic_write(path, lambda fh: fh.write(text.encode()))
 
 
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` so that a reader never sees half of it (a unique temporary name, then a rename)."""
+    _atomic_write(path, lambda fh: fh.write(data))
+
+
 def _atomic_write(path: Path, write: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
