@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from dd_bench.leaderboard import CellRecord, build, csv_rows, lrs, tables, write
+from dd_bench.results import CellRecord, build, csv_rows, lrs, tables, write
 from dd_bench.suite import parse
 
 DOC = {
@@ -182,15 +182,15 @@ def test_a_sharded_cell_shows_its_wall_time_beside_its_summed_shards(tmp_path):
 
 
 def test_provenance_paths_are_relative_to_the_working_directory(tmp_path, monkeypatch):
-    from dd_bench.leaderboard import _from_cwd, _portable_uri
+    from dd_bench.results.provenance import from_cwd, portable_uri
 
     (tmp_path / "repo").mkdir()
     monkeypatch.chdir(tmp_path / "repo")
-    assert _from_cwd(str(tmp_path / "repo" / "suites" / "demo.yaml")) == "suites/demo.yaml"
-    assert _portable_uri(f"sqlite:///{tmp_path}/repo/mlflow.db") == "sqlite:///mlflow.db"
-    assert _portable_uri(f"sqlite:///{tmp_path}/runs/mlflow.db") == "sqlite:///../runs/mlflow.db"  # beside the checkout
-    assert _from_cwd("/elsewhere/demo.yaml") == "/elsewhere/demo.yaml"  # elsewhere: kept whole
-    assert _portable_uri("http://host:5000") == "http://host:5000"
+    assert from_cwd(str(tmp_path / "repo" / "suites" / "demo.yaml")) == "suites/demo.yaml"
+    assert portable_uri(f"sqlite:///{tmp_path}/repo/mlflow.db") == "sqlite:///mlflow.db"
+    assert portable_uri(f"sqlite:///{tmp_path}/runs/mlflow.db") == "sqlite:///../runs/mlflow.db"  # beside the checkout
+    assert from_cwd("/elsewhere/demo.yaml") == "/elsewhere/demo.yaml"  # elsewhere: kept whole
+    assert portable_uri("http://host:5000") == "http://host:5000"
 
 
 LABEL_DOC = {
@@ -305,7 +305,7 @@ def test_the_page_is_well_formed_self_contained_sortable_and_shows_each_rows_ima
 
 
 def test_best_cells_take_the_highest_or_the_lowest_and_skip_references():
-    from dd_bench.leaderboard import best_cells
+    from dd_bench.results import best_cells
 
     header = ["method", "IPC 1 · convnet", "distill s"]
     rows = [["a", "40.00 ± 1.00 (n=2)", "10.0"], ["b", "45.00 ± 1.00 (n=2)", "30.0"], ["random (lower reference)", "99.0", "1.0"]]
@@ -331,13 +331,13 @@ def test_the_papers_figures_stand_beside_the_measured_entries_of_their_setting(b
     header, rows = csv_rows(board)
     got = {(r[1], r[3], r[4]): r[header.index("reported_mean")] for r in rows}
     assert got[("alpha", "1", "convnet")] == 48.0 and got[("alpha", "1", "mlp")] == "" and got[("beta", "1", "convnet")] == ""
-    from dd_bench.leaderboard import best_cells
+    from dd_bench.results import best_cells
 
     assert best_cells(found[0][2], found[0][3]) == set()  # a table of settings ranks nothing
 
 
 def test_a_published_set_is_compared_with_the_figures_of_the_method_it_names():
-    from dd_bench.leaderboard import reported_for
+    from dd_bench.results import reported_for
     from dd_bench.specs import ReportedResult as R
     from dd_bench.testing import make_registry
 

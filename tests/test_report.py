@@ -12,7 +12,7 @@ from torch import nn
 
 from dd_bench import api, tracking
 from dd_bench.cli import main
-from dd_bench.report import row_name
+from dd_bench.results.report import row_name
 from dd_bench.testing import make_registry, one_error_line
 from dd_bench.training import class_accuracy
 
@@ -132,7 +132,7 @@ def test_bad_input_is_one_line_and_writes_nothing(capsys, tmp_path):
 
 
 def test_a_sets_method_brings_its_papers_figures_into_the_report(tmp_path):
-    from dd_bench import report
+    from dd_bench.results import report
     from dd_bench.specs import ReportedResult as R
 
     registry = make_registry()
