@@ -26,6 +26,8 @@ def test_plugins_json_lists_provenance_and_presets(capsys):
     assert code == 0 and set(listing) == {"datasets", "models", "distillers"}
     row = next(r for r in listing["distillers"] if r["name"] == "random")
     assert row["plugin"] == "baselines" and row["distribution"] == "dd-bench" and "smoke" in row["presets"]
+    d4m = next(r for r in listing["distillers"] if r["name"] == "d4m")
+    assert d4m["plugin"] == "oq" and d4m["module"] == "dd_bench_oq", "the listing says where D4M lives"
     assert {"name", "plugin", "distribution", "version", "description"} <= set(listing["datasets"][0])
     code, out, _ = run(capsys, "plugins")
     assert code == 0 and "digits" in out and "random" in out

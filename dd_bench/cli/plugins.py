@@ -14,12 +14,17 @@ from .options import (
 def cmd_plugins(args: argparse.Namespace) -> int:
     registry = load_registry()
 
+    def module_of(plugin: str) -> str | None:
+        """The module a name lives in (D4M lives in dd_bench_oq, DSA in dd_bench_dc, IDM and M3D in dd_bench_dm)."""
+        return getattr(registry.pm.get_plugin(plugin), "__name__", None)
+
     def rows(table: dict[str, Any], with_presets: bool = False) -> list[dict[str, Any]]:
         out = []
         for name, reg in sorted(table.items()):
             row = {
                 "name": name,
                 "plugin": reg.plugin,
+                "module": module_of(reg.plugin),
                 "distribution": reg.distribution,
                 "version": reg.version,
                 "description": reg.spec.description,
@@ -41,10 +46,11 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     for section, items in listing.items():
         print(f"{section}:")
         for row in items:
-            origin = f"{row['plugin']} ({row['distribution'] or 'unpackaged'} {row['version'] or ''})".replace(" )", ")")
+            where = row["plugin"] if row["module"] in (None, row["plugin"]) else f"{row['plugin']}: {row['module']}"
+            origin = f"{where} ({row['distribution'] or 'unpackaged'} {row['version'] or ''})".replace(" )", ")")
             presets = f" [presets: {', '.join(row['presets'])}]" if "presets" in row else ""
             presets += " [shards]" if row.get("shards") else ""
-            print(f"  {row['name']:<16} {origin:<34} {row['description']}{presets}")
+            print(f"  {row['name']:<16} {origin:<46} {row['description']}{presets}")
     print("models also resolve namespaced names through plugins, e.g. timm:resnet18, tv:vgg11")
     return 0
 

@@ -1,4 +1,7 @@
-"""Optimal-quantization baseline (Tan & Slade, "Dataset Distillation as Pushforward Optimal Quantization").
+"""Optimal-quantization baseline (Tan & Slade, "Dataset Distillation as Pushforward Optimal Quantization"),
+and D4M (Su et al. 2024), which lives here too: D4M is OQ's quantization with unit weights (its
+prototypes are the unweighted k-means centroids), registered as ``d4m`` from this package (``D4MConfig``,
+``D4M_PRESETS``, ``finish_d4m`` at the end of this module).
 
 Per class: encode the real training images into a latent space, find ``ipc`` code points
 minimising the mean squared distance of the class's latents to their nearest code point
