@@ -214,10 +214,7 @@ class SyntheticSet:
             rows.append(torch.cat([row, pad]))
         grid = make_grid(torch.cat(rows), nrow=max_per_class, padding=1, pad_value=1.0)
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        save_image(grid, tmp, format="png")
-        os.replace(tmp, path)
+        _atomic_write(path, lambda fh: save_image(grid, fh, format="png"))
         return path
 
 
