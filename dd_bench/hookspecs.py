@@ -10,6 +10,7 @@ from __future__ import annotations
 import pluggy
 
 from . import PROJECT
+from .formats import FormatSpec
 from .specs import DatasetSpec, DistillerSpec, ModelSpec, OptimizerSpec
 
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -50,6 +51,17 @@ def ddb_register_optimizers() -> list[OptimizerSpec]:
 
     Plain SGD is built in; a plugin adds others (FTD's sharpness-aware GSAM). Buffers are
     cached per optimizer and options, so experts of different optimizers never mix.
+    """
+
+
+@hookspec
+def ddb_register_formats() -> list[FormatSpec]:
+    """Return the file formats this plugin reads (``dd-bench import NAME``) and writes (``export``).
+
+    A method's plugin owns the formats its published code saves (DC's results files, MTT's and
+    DATM's iteration folders, FTD's EMA sets). ``FormatSpec.read(path, request)`` returns a
+    ``FormatRead`` as the files hold it; the host checks, converts and records it. The generic
+    formats (``tensors``, ``image-folder``, ``dd-bench``) are the host's own.
     """
 
 

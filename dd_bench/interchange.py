@@ -1,24 +1,26 @@
 """Sets in and out: read the files distilled sets are published in, write ours for other tools.
 
-Import formats (``dd-bench import FORMAT PATH``), each read the way its source code writes it:
+Formats are plugins' (``ddb_register_formats``, :class:`dd_bench.formats.FormatSpec`): each
+method's plugin reads the files its published code writes, and the host does the rest. The
+built-in ones (``dd-bench import FORMAT PATH``):
 
-* ``dc``: DatasetCondensation's ``res_<method>_<data>_<model>_<ipc>ipc.pt``, a dict whose
-  ``data`` holds one ``[images, labels]`` pair per experiment (pick one; default the last, as
-  DC-BENCH does), images normalised with the source's mean/std;
-* ``mtt`` / ``datm``: a folder of ``images_<it>.pt`` / ``labels_<it>.pt`` (``best`` preferred,
-  else the highest iteration; DATM's sit in ``Normal/``), labels hard or DATM's learned soft
-  logits, and the learned lr where saved (``lr_<it>.pt``; MTT logs it only, pass ``--lr``);
-  ``--zca`` for a set that lives in ZCA space (its test set is then whitened the same way);
-* ``image-folder``: PNG/JPEG class folders as SRe2L, RDED and CDA publish them, folders named by
-  index (``00000``, mapped by number, never by string order) or by the dataset's class id/name;
-* ``tensors``: a file holding ``images`` and ``labels`` (a dict, or a pair) in a stated
+* ``dc`` (dd_bench_dc): DatasetCondensation's ``res_<method>_<data>_<model>_<ipc>ipc.pt``, one
+  ``[images, labels]`` pair per experiment (``--experiment``, default the last, as DC-BENCH does);
+* ``mtt`` (dd_bench_mtt): a folder of ``images_<it>.pt`` / ``labels_<it>.pt`` (``best`` preferred,
+  else the highest iteration); MTT logs its learned lr only, pass ``--lr``;
+* ``datm`` (dd_bench_datm): the same in DATM's ``Normal/``, with learned soft labels and ``lr_<it>.pt``;
+* ``ftd`` (dd_bench_ftd): FTD's EMA set, ``ema_logged_files/<dataset>/<run>/ema_images_best.pt``;
+* ``image-folder`` (the host's): PNG/JPEG class folders as SRe2L, RDED and CDA publish them, folders
+  named by index (``00000``, mapped by number, never by string order) or by the dataset's class id/name;
+* ``tensors`` (the host's): a file holding ``images`` and ``labels`` (a dict, or a pair) in a stated
   normalisation (``--normalization``, or the file's own ``normalization`` key as ``export`` writes);
-* ``dd-bench``: a set written by dd-bench (``distill``, ``import``), checked against the dataset
-  and the IPC and kept as it is, with its source recorded: how suites and ``report`` take such sets.
+* ``dd-bench`` (the host's): a set written by dd-bench (``distill``, ``import``), checked against the
+  dataset and the IPC and kept as it is, with its source recorded: how suites and ``report`` take such sets.
 
-Every check runs before anything is written; the set records where it came from (format, the
-path as given, a content hash of the files read), the normalisation it came in and how it was
-converted, and carries what its evaluation needs (ZCA, learned lr, soft labels) as its own fields.
+``--zca`` marks a set that lives in ZCA space (its test set is then whitened the same way). Every
+check runs before anything is written; the set records where it came from (format, the path as
+given, a content hash of the files read), the normalisation it came in and how it was converted,
+and carries what its evaluation needs (ZCA, learned lr, soft labels) as its own fields.
 """
 
 from __future__ import annotations
@@ -26,38 +28,38 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-import pickle
-import re
 import shutil
 import sys
 import tempfile
-import warnings
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, UnknownNameError
+from .formats import (
+    REFERENCE_NORMALIZATION,
+    FormatRead,
+    FormatSpec,
+    ReadRequest,
+    torch_load,
+)
 from .specs import RealData
 from .synthetic import SyntheticSet, atomic_torch_save
 
-IMPORT_FORMATS = ("dc", "mtt", "datm", "image-folder", "tensors", "dd-bench")
+IMPORT_FORMATS = ("dc", "mtt", "datm", "ftd", "image-folder", "tensors", "dd-bench")
+"""The import formats of dd-bench and its built-in plugins (:func:`import_formats` lists those of a registry)."""
 EXPORT_FORMATS = ("image-folder", "tensors", "mtt")
+"""The export formats of dd-bench and its built-in plugins (:func:`export_formats` lists those of a registry)."""
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+DEFAULT_EVAL_LR = 0.01
+"""The evaluation's lr for a set without a learned one (``dd_bench.evaluate``)."""
 
-REFERENCE_NORMALIZATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
-    # DC's, MTT's and DATM's get_dataset: the mean/std their saved images are normalised with
-    "mnist": ((0.1307,), (0.3081,)),
-    "fashion_mnist": ((0.2861,), (0.3530,)),
-    "svhn": ((0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)),
-    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
-    "cifar100": ((0.5071, 0.4866, 0.4409), (0.2673, 0.2564, 0.2762)),
-    **{name: ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)) for name in (
-        "tiny_imagenet", "imagenet1k", "imagenet100", "imagenette", "imagewoof", "imagenette_mtt", "imagewoof_mtt",
-        "imagefruit", "imageyellow", "imagemeow", "imagesquawk")},
-}  # fmt: skip
+__all__ = ["EXPORT_FORMATS", "IMPORT_FORMATS", "NORMALIZATIONS", "REFERENCE_NORMALIZATION", "export_formats", "export_set",
+           "format_spec", "formats", "import_formats", "import_set", "source_files_hash"]  # fmt: skip
+
 NORMALIZATIONS = "unit (pixels in [0, 1]), 255 (pixels in [0, 255]), dataset (this dataset's mean/std), reference (DC/MTT's), or MEAN/STD (comma-separated per channel)"
 
 ZCA_CHECK_MAX_VALUES = 4096
@@ -65,89 +67,7 @@ ZCA_CHECK_MAX_VALUES = 4096
 the training split); larger ones are imported unchecked."""
 
 
-@dataclass
-class Read:
-    """What a format reader found, before conversion."""
-
-    images: torch.Tensor
-    labels: torch.Tensor
-    files: list[Path]
-    normalization: str | None = None
-    """The source's normalisation (see :data:`NORMALIZATIONS`); None: the user must state it."""
-    lr: float | None = None
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-# ---------------------------------------------------------------------------- reading
-
-
-def _torch_load(path: Path) -> Any:
-    """``torch.load`` that builds tensors, containers and numpy scalars (DC saves its accuracies
-    as numpy floats), never arbitrary objects; a truncated or foreign file is one line."""
-    if not path.is_file():
-        raise DataError(f"{path} does not exist")
-    scalar = np._core.multiarray.scalar  # named as numpy 2 pickles it, and as numpy 1 did
-    safe = [scalar, (scalar, "numpy.core.multiarray.scalar"), np.dtype, *(type(np.dtype(t)) for t in ("float64", "float32", "int64"))]
-    try:
-        with warnings.catch_warnings(), torch.serialization.safe_globals(safe):
-            warnings.simplefilter("ignore")
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise DataError(f"{path} holds objects other than tensors, lists, dicts and numbers; refusing to unpickle it") from None
-    except Exception as exc:  # zip, truncation and torch errors all mean the same to a user
-        reason = (str(exc).strip().splitlines() or [""])[0]
-        raise DataError(f"{path} is not a readable torch file ({type(exc).__name__}: {reason})") from None
-
-
-def read_dc(path: Path, experiment: int | None) -> Read:
-    if path.is_dir():
-        found = sorted(path.glob("res_*.pt"))
-        if len(found) != 1:
-            raise DataError(f"{path} holds {len(found)} res_*.pt files: give the file itself")
-        path = found[0]
-    blob = _torch_load(path)
-    runs = blob.get("data") if isinstance(blob, dict) else None
-    if not isinstance(runs, (list, tuple)) or not runs or not all(isinstance(r, (list, tuple)) and len(r) == 2 for r in runs):
-        raise DataError(f"{path} is not a DC results file: expected a dict whose 'data' is a list of [images, labels] pairs")
-    index = len(runs) - 1 if experiment is None else experiment
-    if not 0 <= index < len(runs):
-        raise ConfigError(f"--experiment {experiment} is not allowed: {path} holds experiments 0-{len(runs) - 1}")
-    images, labels = runs[index]
-    details: dict[str, Any] = {"experiment": index, "experiments": len(runs)}
-    match = re.fullmatch(r"res_([^_]+)_(.+)_([^_]+)_(\d+)ipc\.pt", path.name)
-    if match:
-        details.update(zip(("method", "source_dataset", "model", "ipc"), (match[1], match[2], match[3], int(match[4]))))
-    return Read(images, labels, [path], "reference", details=details)
-
-
-def read_trajectory_folder(path: Path) -> Read:
-    """MTT's and DATM's saved sets: ``images_<it>.pt``, ``labels_<it>.pt`` and ``lr_<it>.pt``."""
-    folder, wanted = (path.parent, path.name) if path.is_file() else (path, None)
-    if wanted is None and not list(folder.glob("images_*.pt")) and (folder / "Normal").is_dir():
-        folder = folder / "Normal"  # DATM writes its sets there
-    names = {p.name for p in folder.glob("*.pt")} if folder.is_dir() else set()
-    tags = sorted((m[1] for n in names if (m := re.fullmatch(r"images_(best|\d+)\.pt", n))), key=lambda t: (t == "best", int(t) if t.isdigit() else 0))
-    if wanted is not None:
-        match = re.fullmatch(r"images_(best|\d+)\.pt", wanted)
-        if not match:
-            raise DataError(f"{path} is not an MTT/DATM images file: expected images_best.pt or images_<iteration>.pt")
-        tags = [match[1]]
-    if not tags:
-        raise DataError(f"{path} holds no images_best.pt or images_<iteration>.pt (MTT/DATM's saved sets)")
-    tag = tags[-1]
-    images_file, labels_file, lr_file = (folder / f"{kind}_{tag}.pt" for kind in ("images", "labels", "lr"))
-    if not labels_file.is_file():
-        raise DataError(f"{images_file} has no {labels_file.name} beside it")
-    files = [images_file, labels_file]
-    lr = None
-    if lr_file.is_file():
-        files.append(lr_file)
-        value = _torch_load(lr_file)
-        try:
-            lr = float(value.reshape(-1)[0]) if isinstance(value, torch.Tensor) and value.numel() == 1 else float(value)
-        except (TypeError, ValueError):
-            raise DataError(f"{lr_file} holds {type(value).__name__}, not one learning rate") from None
-    return Read(_torch_load(images_file), _torch_load(labels_file), files, "reference", lr, {"iteration": tag})
+# ---------------------------------------------------------------------------- the host's formats
 
 
 def _class_index(name: str, data: RealData) -> int:
@@ -163,9 +83,10 @@ def _class_index(name: str, data: RealData) -> int:
                     f" 0-{data.num_classes - 1} such as {0:05d})")  # fmt: skip
 
 
-def read_image_folder(path: Path, data: RealData) -> Read:
+def read_image_folder(path: Path, request: ReadRequest) -> FormatRead:
     from PIL import Image, UnidentifiedImageError
 
+    data = request.data
     if not path.is_dir():
         raise DataError(f"{path} is not a folder of class folders")
     channels, height, width = data.shape.channels, data.shape.height, data.shape.width
@@ -187,11 +108,11 @@ def read_image_folder(path: Path, data: RealData) -> Read:
             files.append(file)
     if not images:
         raise DataError(f"{path} holds no PNG or JPEG images in class folders ({path}/<class>/*.png)")
-    return Read(torch.stack(images).float(), torch.tensor(labels), files, "255")
+    return FormatRead(torch.stack(images).float(), torch.tensor(labels), files, "255")
 
 
-def read_tensors(path: Path) -> Read:
-    blob = _torch_load(path)
+def read_tensors(path: Path, request: ReadRequest) -> FormatRead:
+    blob = torch_load(path)
     if isinstance(blob, (list, tuple)) and len(blob) == 2:
         blob = {"images": blob[0], "labels": blob[1]}
     if not isinstance(blob, dict) or "images" not in blob or "labels" not in blob:
@@ -200,8 +121,83 @@ def read_tensors(path: Path) -> Read:
     if normalization is not None and not isinstance(normalization, str):
         raise DataError(f"{path}: 'normalization' must be text ({NORMALIZATIONS})")
     lr = blob.get("lr")
-    return Read(blob["images"], blob["labels"], [path], normalization, None if lr is None else float(lr),
-                {k: blob[k] for k in ("zca",) if k in blob})  # fmt: skip
+    return FormatRead(blob["images"], blob["labels"], [path], normalization, None if lr is None else float(lr),
+                      details={k: blob[k] for k in ("zca",) if k in blob})  # fmt: skip
+
+
+def write_tensors(syn: SyntheticSet, out: Path) -> None:
+    """A .pt of images (in [0, 1], or in ZCA space with the dataset's mean/std) and labels, as ``tensors`` reads it."""
+    blob = {"images": syn.images.cpu(), "labels": syn.labels.cpu(), "lr": syn.lr,
+            "weights": None if syn.weights is None else syn.weights.cpu(), "dataset": syn.dataset, "method": syn.method}  # fmt: skip
+    if syn.zca:
+        blob.update(normalization="dataset", zca=True, mean=list(syn.mean), std=list(syn.std))
+    else:
+        blob.update(images=syn.denormalized(), normalization="unit")
+    atomic_torch_save(blob, out)
+
+
+def write_image_folder(syn: SyntheticSet, out: Path) -> None:
+    """PNG class folders ``00000/...`` (soft labels beside them as ``soft_labels.pt``, in the images' order)."""
+    from PIL import Image
+
+    if syn.zca:
+        raise ConfigError("a ZCA set's images are not pixels: export it as tensors or mtt")
+    pixels = (syn.denormalized().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    out.mkdir()
+    for i, (image, c) in enumerate(zip(pixels, syn.hard_labels().tolist())):
+        folder = out / f"{c:05d}"
+        folder.mkdir(exist_ok=True)
+        Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(folder / f"{i:05d}.png")
+    if syn.soft_labels:
+        torch.save(syn.labels.cpu(), out / "soft_labels.pt")  # logits, in the images' order
+
+
+def _read_own(path: Path, request: ReadRequest) -> FormatRead:
+    raise AssertionError("the dd-bench format is read whole by import_set")  # never called: see import_set
+
+
+HOST_FORMATS: dict[str, FormatSpec] = {spec.name: spec for spec in (
+    FormatSpec("image-folder", "PNG/JPEG class folders (SRe2L, RDED, CDA), named by class index, id or name",
+               read_image_folder, write_image_folder, method="imported"),
+    FormatSpec("tensors", "a .pt of images and labels in a stated normalisation", read_tensors, write_tensors),
+    FormatSpec("dd-bench", "a set written by dd-bench (distill, import), kept as it is", _read_own),
+)}  # fmt: skip
+"""The generic formats, the host's own; every method-specific one is a plugin's."""
+
+
+def formats(registry: Any = None) -> dict[str, FormatSpec]:
+    """Every format by name: the host's and those the registry's plugins register (``None``: the
+    installed plugins'). A plugin format named like one of the host's is an error naming the plugin."""
+    if registry is None:
+        from .plugins import Registry
+
+        registry = Registry()
+    found = dict(HOST_FORMATS)
+    for name, registered in registry.formats.items():
+        if name in found:
+            raise ConfigError(f"format {name!r} is registered twice: by dd-bench itself"
+                              f" and by plugin {registered.plugin!r}")  # fmt: skip
+        found[name] = registered.spec
+    return found
+
+
+def import_formats(registry: Any = None) -> list[str]:
+    """The names ``dd-bench import FORMAT`` takes (host formats first, then the plugins' in registration order)."""
+    return [name for name, spec in formats(registry).items() if spec.read is not None]
+
+
+def export_formats(registry: Any = None) -> list[str]:
+    """The names ``dd-bench export --format`` takes."""
+    return [name for name, spec in formats(registry).items() if spec.write is not None]
+
+
+def format_spec(name: str, registry: Any = None, *, export: bool = False) -> FormatSpec:
+    """The format ``name`` (:class:`UnknownNameError` naming the known ones for the direction asked)."""
+    known = formats(registry)
+    usable = [n for n, s in known.items() if (s.write if export else s.read) is not None]
+    if name not in usable:
+        raise UnknownNameError("export format" if export else "import format", name, usable)
+    return known[name]
 
 
 # ---------------------------------------------------------------------------- converting
@@ -256,13 +252,15 @@ def zca_reference(data: RealData, sample: int = 5000) -> tuple[float, float] | N
 def import_set(
     fmt: str, path: Path, data: RealData, ipc: int, *, experiment: int | None = None, zca: bool = False,
     normalization: str | None = None, lr: float | None = None, method: str | None = None,
-    warn: Callable[[str], None] = lambda text: print(f"warning: {text}", file=sys.stderr),
+    warn: Callable[[str], None] = lambda text: print(f"warning: {text}", file=sys.stderr), registry: Any = None,
 ) -> SyntheticSet:
-    """The set in ``path`` (format ``fmt``) as a dd-bench set for ``data``, checked whole."""
-    if fmt not in IMPORT_FORMATS:
-        raise ConfigError(f"format {fmt!r} is not known: use one of {', '.join(IMPORT_FORMATS)}")
-    if experiment is not None and fmt != "dc":
-        raise ConfigError("--experiment is only for the dc format (a results file holds one set per experiment)")
+    """The set in ``path`` (format ``fmt``, the host's or a plugin's of ``registry``; ``None``: the
+    installed plugins') as a dd-bench set for ``data``, checked whole."""
+    spec = format_spec(fmt, registry)
+    if experiment is not None and "experiment" not in spec.options:
+        takes = [n for n, s in formats(registry).items() if "experiment" in s.options]
+        raise ConfigError(f"--experiment is only for the {', '.join(takes) or 'no'} format"
+                          " (a results file holds one set per experiment)")  # fmt: skip
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path} does not exist")
@@ -270,14 +268,9 @@ def import_set(
         if zca or normalization is not None or lr is not None:
             raise ConfigError("--zca, --normalization and --lr are not for the dd-bench format: a dd-bench set carries its own")
         return _own_set(path, data, ipc, method)
-    if fmt == "dc":
-        read = read_dc(path, experiment)
-    elif fmt in ("mtt", "datm"):
-        read = read_trajectory_folder(path)
-    elif fmt == "image-folder":
-        read = read_image_folder(path, data)
-    else:
-        read = read_tensors(path)
+    read = spec.read(path, ReadRequest(data, ipc, experiment))
+    if not isinstance(read, FormatRead):
+        raise ConfigError(f"format {fmt!r} returned {type(read).__name__} from read; expected FormatRead")
     if read.details.get("ipc") not in (None, ipc):
         raise ConfigError(f"--ipc {ipc} does not match {path.name}, which says {read.details['ipc']} images per class")
     stated = normalization or read.normalization
@@ -288,6 +281,7 @@ def import_set(
         raise DataError(f"{path}: images must be a tensor [N,C,H,W], got {type(images).__name__} {list(getattr(images, 'shape', []))}")
     if not isinstance(labels, torch.Tensor):
         raise DataError(f"{path}: labels must be a tensor, got {type(labels).__name__}")
+    images, labels = images.detach(), labels.detach()  # sets saved mid-optimisation carry requires_grad (DATM's)
     if list(images.shape[1:]) != [data.shape.channels, data.shape.height, data.shape.width]:
         raise DataError(f"{path}: images are {list(images.shape[1:])} (C,H,W); {data.name} images are"
                         f" {[data.shape.channels, data.shape.height, data.shape.width]}")  # fmt: skip
@@ -298,16 +292,16 @@ def import_set(
     elif labels.shape != (len(images), data.num_classes):
         raise DataError(f"{path}: labels must be {len(images)} class indices or [{len(images)},{data.num_classes}] logits, got"
                         f" {labels.dtype} {list(labels.shape)}")  # fmt: skip
-    hard = labels if labels.ndim == 1 else labels.argmax(1)
+    hard = read.classes if read.classes is not None else labels if labels.ndim == 1 else labels.argmax(1)
     if len(hard) != len(images):
         raise DataError(f"{path}: {len(images)} images but {len(hard)} labels")
-    counts = torch.bincount(hard, minlength=data.num_classes)
+    counts = torch.bincount(hard.long(), minlength=data.num_classes)
     if (counts != ipc).any():
         c = int((counts != ipc).nonzero()[0])
         raise DataError(f"{path}: class {c} has {int(counts[c])} images; --ipc {ipc} means {ipc} of every class ({len(images)} images in all)")
     zca = zca or bool(read.details.get("zca", False))
     if zca and stated not in ("dataset", "reference"):
-        raise ConfigError("--zca is for sets saved in ZCA space (dc, mtt, datm, or tensors with --normalization dataset)")
+        raise ConfigError("--zca is for sets saved in ZCA space (in the reference normalisation, or with --normalization dataset)")
     src_mean, src_std = source_normalization(stated, data)
     mean, std = torch.tensor(data.mean).view(1, -1, 1, 1), torch.tensor(data.std).view(1, -1, 1, 1)
     images = images.float()
@@ -317,7 +311,7 @@ def import_set(
             raise ConfigError(f"a ZCA set's normalisation cannot be converted: its source used mean {src_mean.flatten().tolist()},"
                               f" std {src_std.flatten().tolist()} and {data.name} uses {list(data.mean)}, {list(data.std)}")  # fmt: skip
         images = ((images * src_std.double() + src_mean.double() - mean.double()) / std.double()).float()
-    reference = zca_reference(data) if zca or fmt in ("dc", "mtt", "datm") else None
+    reference = zca_reference(data) if zca or spec.zca_check else None
     rho = adjacent_correlation(images) if reference is not None else None
     if reference is not None:
         plain, white = reference
@@ -330,6 +324,9 @@ def import_set(
                  f" whitened at {white:.2f}): pass --zca if its source whitened it")  # fmt: skip
     if lr is None:
         lr = read.lr
+    if lr is None and spec.learns_lr:
+        warn(f"{path} carries no learned lr ({fmt} learns one but does not save it here): the evaluation will use the"
+             f" default {DEFAULT_EVAL_LR}; pass --lr with the lr the run learned")  # fmt: skip
     source = {
         "format": fmt,
         "path": str(path),
@@ -343,7 +340,7 @@ def import_set(
         **({"adjacent_pixel_correlation": round(rho, 4)} if rho is not None else {}),
         **{k: v for k, v in read.details.items() if k != "zca"},
     }
-    name = method or read.details.get("method", fmt if fmt != "image-folder" else "imported")
+    name = method or read.details.get("method", spec.method or fmt)
     syn = SyntheticSet(
         images=images.contiguous(), labels=labels.float() if labels.ndim == 2 else labels, num_classes=data.num_classes,
         dataset=data.name, method=str(name).lower(), ipc=ipc, mean=data.mean, std=data.std, zca=zca, lr=lr,
@@ -388,51 +385,22 @@ def source_files_hash(path: Path) -> str:
 # ---------------------------------------------------------------------------- exporting
 
 
-def export_set(syn: SyntheticSet, fmt: str, out: Path) -> Path:
-    """Write ``syn`` for other tools; refuses to replace anything at ``out``. Sets that store
+def export_set(syn: SyntheticSet, fmt: str, out: Path, *, registry: Any = None) -> Path:
+    """Write ``syn`` for other tools in format ``fmt`` (the host's or a plugin's); refuses to replace
+    anything at ``out``, and leaves nothing there when the format refuses the set. Sets that store
     several images per image (``factor`` > 1) are written decoded, as training reads them."""
-    if fmt not in EXPORT_FORMATS:
-        raise ConfigError(f"format {fmt!r} is not known for export: use one of {', '.join(EXPORT_FORMATS)}")
+    spec = format_spec(fmt, registry, export=True)
     out = Path(out)
     if out.exists():
         raise DataError(f"{out} exists; export writes a new file or folder and replaces nothing")
     flat = syn.decoded()
-    if fmt == "tensors":
-        blob = {"images": flat.images.cpu(), "labels": flat.labels.cpu(), "lr": flat.lr,
-                "weights": None if flat.weights is None else flat.weights.cpu(), "dataset": flat.dataset, "method": flat.method}  # fmt: skip
-        if flat.zca:
-            blob.update(normalization="dataset", zca=True, mean=list(flat.mean), std=list(flat.std))
-        else:
-            blob.update(images=flat.denormalized(), normalization="unit")
-        atomic_torch_save(blob, out)
-        return out
-    if fmt == "image-folder" and flat.zca:
-        raise ConfigError("a ZCA set's images are not pixels: export it as tensors or mtt")
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent if out.parent.exists() else None))
     try:
-        if fmt == "image-folder":
-            from PIL import Image
-
-            pixels = (flat.denormalized().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-            hard = flat.hard_labels().tolist()
-            for i, (image, c) in enumerate(zip(pixels, hard)):
-                folder = staging / f"{c:05d}"
-                folder.mkdir(exist_ok=True)
-                Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(folder / f"{i:05d}.png")
-            if flat.soft_labels:
-                torch.save(flat.labels.cpu(), staging / "soft_labels.pt")  # logits, in the images' order
-        else:  # mtt: images in the references' normalisation, as their distill.py saves them
-            images = flat.images.cpu()
-            if flat.dataset in REFERENCE_NORMALIZATION and not flat.zca:
-                ref_mean, ref_std = (torch.tensor(v).view(1, -1, 1, 1) for v in REFERENCE_NORMALIZATION[flat.dataset])
-                mean, std = torch.tensor(flat.mean).view(1, -1, 1, 1), torch.tensor(flat.std).view(1, -1, 1, 1)
-                if not (torch.equal(ref_mean, mean) and torch.equal(ref_std, std)):
-                    images = ((images * std + mean - ref_mean) / ref_std).float()
-            torch.save(images, staging / "images_best.pt")
-            torch.save(flat.labels.cpu(), staging / "labels_best.pt")
-            if flat.lr is not None:
-                torch.save(torch.tensor(flat.lr), staging / "lr_best.pt")
-        os.replace(staging, out)
+        made = staging / out.name
+        spec.write(flat, made)
+        if not made.exists():
+            raise ConfigError(f"format {fmt!r} wrote nothing: its write must create the file or folder it is given")
+        os.replace(made, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out

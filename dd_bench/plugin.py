@@ -13,6 +13,12 @@ builds on these pieces:
   for data that does not fit in memory, iterated with ``batches`` and indexed with
   ``select`` (``normalise`` turns uint8 rows into the dataset's space); ``split_train_val``/``train_val_positions`` for a dataset's validation split;
   ``image_files``/``decoded`` to decode image folders once into the cache.
+- **File formats** a method's published code saves, read and written by its plugin
+  (``ddb_register_formats``): ``FormatSpec`` (a name, ``read(path, request)``, optionally
+  ``write(set, out)``), the ``ReadRequest`` a reader gets and the ``FormatRead`` it returns;
+  ``torch_load`` loads a file safely (one line for a bad one), ``read_iteration_set`` reads a
+  set saved by iteration (MTT's ``images_best.pt``, ``labels_best.pt``, ``lr_best.pt``), and
+  ``REFERENCE_NORMALIZATION``/``to_reference_normalization`` give the reference code's mean/std.
 - **Augmentation**: ``random_resized_crop`` (SRe2L/RDED's crops; DSA is configured through
   the engines' ``dsa`` settings).
 - **The trained-network caches**: teachers (``TeacherSettings``, ``CPU_TEACHER``) and expert
@@ -31,6 +37,15 @@ builds on these pieces:
 from . import hookimpl
 from .augment import random_resized_crop
 from .errors import ConfigError, DataError, DDBenchError, UnknownNameError, require_ints
+from .formats import (
+    REFERENCE_NORMALIZATION,
+    FormatRead,
+    FormatSpec,
+    ReadRequest,
+    read_iteration_set,
+    to_reference_normalization,
+    torch_load,
+)
 from .fresh import Embedder, FreshConfig, FreshMatcher, has_batchnorm, penultimate
 from .images import decoded, image_files
 from .matching import FlatModel, MatchingConfig, TrajectoryMatcher
@@ -59,6 +74,7 @@ __all__ = [
     "CACHE_BUILD_SECONDS",
     "CPU_TEACHER",
     "PER_CLASS",
+    "REFERENCE_NORMALIZATION",
     "ConfigError",
     "DDBenchError",
     "DataError",
@@ -70,12 +86,15 @@ __all__ = [
     "Embedder",
     "ExpertRecipe",
     "FlatModel",
+    "FormatRead",
+    "FormatSpec",
     "FreshConfig",
     "FreshMatcher",
     "Images",
     "MatchingConfig",
     "ModelSpec",
     "OptimizerSpec",
+    "ReadRequest",
     "RealData",
     "ReportedResult",
     "Sharding",
@@ -100,9 +119,12 @@ __all__ = [
     "pack",
     "penultimate",
     "random_resized_crop",
+    "read_iteration_set",
     "require_ints",
     "seeded_build",
     "select",
     "split_train_val",
+    "to_reference_normalization",
+    "torch_load",
     "train_val_positions",
 ]

@@ -17,13 +17,14 @@ import pluggy
 
 from . import PROJECT, hookspecs
 from .errors import ConfigError, UnknownNameError
+from .formats import FormatSpec
 from .specs import DatasetSpec, DistillerSpec, ModelSpec, OptimizerSpec
 
 SELF_DISTRIBUTION = "dd-bench"
 AUTOLOAD_ENV = "DD_BENCH_DISABLE_PLUGIN_AUTOLOAD"
 BLOCK_ENV = "DD_BENCH_BLOCK_PLUGINS"
 
-S = TypeVar("S", DatasetSpec, ModelSpec, DistillerSpec, OptimizerSpec)
+S = TypeVar("S", DatasetSpec, ModelSpec, DistillerSpec, OptimizerSpec, FormatSpec)
 
 
 def _env_flag(name: str) -> bool:
@@ -74,7 +75,8 @@ class Registered(Generic[S]):
 
 
 class Registry:
-    """Datasets, models and distillers by name, each with the plugin that supplied it."""
+    """Datasets, models, distillers, expert optimizers and file formats by name, each with the
+    plugin that supplied it."""
 
     def __init__(self, pm: pluggy.PluginManager | None = None):
         self.pm = pm if pm is not None else get_plugin_manager()
@@ -83,6 +85,7 @@ class Registry:
         self.models = self._collect(self.pm.hook.ddb_register_models, ModelSpec, dists)
         self.distillers = self._collect(self.pm.hook.ddb_register_distillers, DistillerSpec, dists)
         self.optimizers = self._collect(self.pm.hook.ddb_register_optimizers, OptimizerSpec, dists)
+        self.formats = self._collect(self.pm.hook.ddb_register_formats, FormatSpec, dists)
 
     def _collect(self, hook: Any, kind: type[S], dists: dict[str, Distribution]) -> dict[str, Registered[S]]:
         found: dict[str, Registered[S]] = {}
@@ -122,6 +125,12 @@ class Registry:
         if name not in self.optimizers:
             raise UnknownNameError("expert optimizer", name, ["sgd", *self.optimizers])
         return self.optimizers[name].spec
+
+    def format(self, name: str) -> FormatSpec:
+        """A file format a plugin registered (the host's generic ones are ``dd_bench.interchange``'s)."""
+        if name not in self.formats:
+            raise UnknownNameError("format", name, self.formats)
+        return self.formats[name].spec
 
     def model(self, name: str) -> ModelSpec:
         """A registered model, or a namespaced one (``timm:x``) resolved by a plugin."""

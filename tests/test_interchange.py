@@ -1,4 +1,6 @@
-"""Published sets in (dc, mtt, datm, image-folder, tensors) and ours out, written the way the source code writes them."""
+"""Published sets in (dc, mtt, datm, image-folder, tensors) and ours out, written the way the source code writes them.
+
+The method formats are their plugins' (tests/test_formats.py tests the mechanism)."""
 
 from __future__ import annotations
 
@@ -103,17 +105,17 @@ def test_zca_sets_are_flagged_and_the_flag_is_checked_against_their_statistics(t
     whitened = zca.transform((x - torch.tensor(digits.mean).view(1, -1, 1, 1)) / torch.tensor(digits.std).view(1, -1, 1, 1))
     torch.save(whitened, tmp_path / "images_best.pt")
     torch.save(y, tmp_path / "labels_best.pt")
-    warnings: list[str] = []
-    syn = import_set("mtt", tmp_path, digits, 2, normalization="dataset", zca=True, warn=warnings.append)
+    warnings: list[str] = []  # lr given: only the ZCA check speaks (without one, mtt warns that it uses the default)
+    syn = import_set("mtt", tmp_path, digits, 2, normalization="dataset", zca=True, lr=0.01, warn=warnings.append)
     assert syn.zca and torch.equal(syn.images, whitened) and warnings == []
-    import_set("mtt", tmp_path, digits, 2, normalization="dataset", warn=warnings.append)
+    import_set("mtt", tmp_path, digits, 2, normalization="dataset", lr=0.01, warn=warnings.append)
     assert len(warnings) == 1 and "looks ZCA-whitened" in warnings[0]
     plain = tmp_path / "plain"
     plain.mkdir()
     torch.save(as_source(x), plain / "images_best.pt")
     torch.save(y, plain / "labels_best.pt")
     warnings.clear()
-    import_set("mtt", plain, digits, 2, normalization="dataset", zca=True, warn=warnings.append)
+    import_set("mtt", plain, digits, 2, normalization="dataset", zca=True, lr=0.01, warn=warnings.append)
     assert len(warnings) == 1 and "does not look whitened" in warnings[0]
 
 

@@ -40,13 +40,14 @@ from dd_bench.plugin import (
     ConfigError,
     DistillerSpec,
     DistillRequest,
+    FormatSpec,
     MatchingConfig,
     SyntheticSet,
     TrajectoryMatcher,
     hookimpl,
 )
 
-from . import reported
+from . import formats, reported
 
 __all__ = ["DATM", "DATMConfig", "PRESETS", "distill"]
 
@@ -329,3 +330,8 @@ def ddb_register_distillers() -> list[DistillerSpec]:
             reported=reported.DATM,
         )
     ]
+
+
+@hookimpl
+def ddb_register_formats() -> list[FormatSpec]:
+    return [formats.FORMAT]

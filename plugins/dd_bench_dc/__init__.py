@@ -28,6 +28,7 @@ from dd_bench.plugin import (
     ConfigError,
     DistillerSpec,
     DistillRequest,
+    FormatSpec,
     FreshConfig,
     FreshMatcher,
     SyntheticSet,
@@ -35,7 +36,7 @@ from dd_bench.plugin import (
     hookimpl,
 )
 
-from . import reported
+from . import formats, reported
 
 __all__ = ["DC", "DCConfig", "DSAConfig", "PRESETS", "layerwise_distance"]
 
@@ -200,3 +201,8 @@ def ddb_register_distillers() -> list[DistillerSpec]:
             reported=reported.DSA,
         ),
     ]
+
+
+@hookimpl
+def ddb_register_formats() -> list[FormatSpec]:
+    return [formats.FORMAT]

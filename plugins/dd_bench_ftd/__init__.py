@@ -33,6 +33,7 @@ from dd_bench.plugin import (
     DataError,
     DistillerSpec,
     DistillRequest,
+    FormatSpec,
     MatchingConfig,
     OptimizerSpec,
     SyntheticSet,
@@ -40,7 +41,7 @@ from dd_bench.plugin import (
     hookimpl,
 )
 
-from . import reported
+from . import formats, reported
 from .gsam import GSAM, GSAM_DEFAULTS, build_gsam, check_options
 
 __all__ = ["FTD", "FTDConfig", "GSAM", "GSAM_DEFAULTS", "PRESETS", "alternate_set", "build_gsam", "distill"]
@@ -234,3 +235,8 @@ def ddb_register_distillers() -> list[DistillerSpec]:
             in_memory=True,
         )
     ]
+
+
+@hookimpl
+def ddb_register_formats() -> list[FormatSpec]:
+    return [formats.FORMAT]

@@ -10,9 +10,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dd_bench.plugin import DistillerSpec, DistillRequest, MatchingConfig, SyntheticSet, TrajectoryMatcher, hookimpl
+from dd_bench.plugin import (
+    DistillerSpec,
+    DistillRequest,
+    FormatSpec,
+    MatchingConfig,
+    SyntheticSet,
+    TrajectoryMatcher,
+    hookimpl,
+)
 
-from . import reported
+from . import formats, reported
 
 
 @dataclass(frozen=True)
@@ -89,3 +97,8 @@ def ddb_register_distillers() -> list[DistillerSpec]:
             reported=reported.MTT,
         )
     ]
+
+
+@hookimpl
+def ddb_register_formats() -> list[FormatSpec]:
+    return [formats.FORMAT]
