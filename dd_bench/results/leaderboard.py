@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import tracking
-from ..suite import Suite
+from ..cells import plan
+from ..suite import Suite, validate
 from ..synthetic import atomic_write_bytes, atomic_write_text
 from .board import Board, build
 from .plots import plot_accuracy_vs_ipc, plot_cross_arch
@@ -69,9 +70,6 @@ def make(
     suite: Suite, registry: Any, uri: str | None, out: Path, command: str | None = None, device_type: str | None = None
 ) -> tuple[Board, list[Path]]:
     """Read the suite's runs on one device type from MLflow and write the leaderboard to ``out``."""
-    from ..runner import plan
-    from ..suite import validate
-
     uri = tracking.normalise_uri(uri)
     tracking.check_reachable(uri)
     suite = validate(suite, registry, check_data=False)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import tracking
+from ..cells import DEVICE_TYPES
 from ..errors import ConfigError, DataError
 from ..suite import Suite
 
@@ -122,8 +123,6 @@ def records_from_mlflow(
 
 def device_type_of_runs(cell_runs: Sequence[Any], suite: Suite, uri: str, device_type: str | None) -> str:
     """The device type whose runs make the page: the one asked for, else the only one among ``cell_runs``."""
-    from ..runner import DEVICE_TYPES
-
     if device_type is not None:
         if device_type not in DEVICE_TYPES:
             raise ConfigError(f"device type {device_type!r} is not allowed: use {' or '.join(DEVICE_TYPES)}")
