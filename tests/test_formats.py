@@ -13,7 +13,14 @@ from dd_bench import api, hookimpl
 from dd_bench.cli import main
 from dd_bench.errors import ConfigError, DataError, UnknownNameError
 from dd_bench.formats import FormatRead, FormatSpec
-from dd_bench.interchange import EXPORT_FORMATS, IMPORT_FORMATS, export_formats, export_set, import_formats, import_set
+from dd_bench.interchange import (
+    EXPORT_FORMATS,
+    IMPORT_FORMATS,
+    export_formats,
+    export_set,
+    import_formats,
+    import_set,
+)
 from dd_bench.synthetic import SyntheticSet
 from dd_bench.testing import make_registry, one_error_line
 

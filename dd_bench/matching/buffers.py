@@ -182,3 +182,44 @@ def ensure_buffers(
         device_types.append(blob.get("device_type", "unknown"))
         compiled.append(bool(blob.get("compiled", False)))
     return ExpertBuffers(trajectories, directory, trained_seconds, trained, device_types, compiled)
+
+
+def read_replay_buffers(paths: list[Path], model: nn.Module) -> list[torch.Tensor]:
+    """Experts as MTT's, FTD's and DATM's ``buffer.py`` save them, as this engine's trajectories.
+
+    Each ``replay_buffer_<n>.pt`` holds a list of trajectories; a trajectory is a list of
+    per-epoch parameter lists (init first), each in ``model.parameters()`` order. Returns one
+    ``[epochs + 1, num_params]`` float32 tensor per trajectory (the layout of :class:`ExpertBuffers`),
+    checked against ``model``'s parameter shapes: a file of another architecture is one line."""
+    shapes = [tuple(p.shape) for p in model.parameters()]
+    trajectories: list[torch.Tensor] = []
+    for path in paths:
+        path = Path(path)
+        if not path.is_file():
+            raise DataError(f"{path} does not exist")
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            reason = (str(exc).strip().splitlines() or [""])[0]
+            raise DataError(f"{path} is not a readable replay buffer ({type(exc).__name__}: {reason})") from None
+        if not isinstance(blob, list) or not blob or not all(isinstance(t, list) and len(t) >= 2 for t in blob):
+            raise DataError(f"{path} is not a replay buffer: expected a list of trajectories, each a list of >= 2 epochs'"
+                            " parameter lists")  # fmt: skip
+        for i, trajectory in enumerate(blob):
+            epochs = []
+            for e, params in enumerate(trajectory):
+                got = [tuple(p.shape) for p in params] if isinstance(params, (list, tuple)) and all(
+                    isinstance(p, torch.Tensor) for p in params) else None  # fmt: skip
+                if got != shapes:
+                    where = f"{path} trajectory {i} epoch {e}"
+                    if got is None:
+                        raise DataError(f"{where} is not a list of parameter tensors")
+                    first = next((k for k, (a, b) in enumerate(zip(got, shapes)) if a != b), min(len(got), len(shapes)))
+                    raise DataError(f"{where} does not match the architecture: {len(got)} parameters, the network has"
+                                    f" {len(shapes)}; parameter {first} is {list(got[first]) if first < len(got) else 'missing'},"
+                                    f" the network's {list(shapes[first]) if first < len(shapes) else 'absent'}")  # fmt: skip
+                epochs.append(torch.cat([p.detach().reshape(-1).float() for p in params]))
+            trajectories.append(torch.stack(epochs))
+    if len({t.shape[0] for t in trajectories}) > 1:
+        raise DataError(f"the replay buffers hold trajectories of {sorted({t.shape[0] - 1 for t in trajectories})} epochs: use one length")
+    return trajectories

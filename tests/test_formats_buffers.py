@@ -1,0 +1,47 @@
+"""Expert buffers as MTT, FTD and DATM save them (``replay_buffer_<n>.pt``) read as the trajectory engine's experts."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from dd_bench.errors import DataError
+from dd_bench.matching.buffers import read_replay_buffers
+from dd_bench.matching.student import FlatModel
+
+
+def net(hidden: int = 5) -> nn.Module:
+    return nn.Sequential(nn.Flatten(), nn.Linear(16, hidden), nn.ReLU(), nn.Linear(hidden, 3))
+
+
+def write_buffer(path, model, trajectories=2, epochs=3):
+    """buffer.py: ``timestamps.append([p.detach().cpu() for p in teacher_net.parameters()])`` per epoch, init first;
+    every ``save_interval`` experts, ``torch.save(trajectories, replay_buffer_<n>.pt)``."""
+    g = torch.Generator().manual_seed(0)
+    saved = [[[torch.randn(p.shape, generator=g) for p in model.parameters()] for _ in range(epochs + 1)] for _ in range(trajectories)]
+    torch.save(saved, path)
+    return saved
+
+
+def test_replay_buffers_become_flat_trajectories_in_parameter_order(tmp_path):
+    model = net()
+    a = write_buffer(tmp_path / "replay_buffer_0.pt", model)
+    b = write_buffer(tmp_path / "replay_buffer_1.pt", model, trajectories=1)
+    experts = read_replay_buffers([tmp_path / "replay_buffer_0.pt", tmp_path / "replay_buffer_1.pt"], model)
+    assert len(experts) == 3 and all(t.shape == (4, sum(p.numel() for p in model.parameters())) for t in experts)
+    flat = FlatModel(model)
+    assert torch.equal(experts[0][2], torch.cat([p.reshape(-1) for p in a[0][2]]))
+    assert torch.equal(experts[2][3], torch.cat([p.reshape(-1) for p in b[0][3]]))
+    named = flat.unflatten(experts[1][0])
+    assert torch.equal(named["1.weight"], a[1][0][0]) and torch.equal(named["3.bias"], a[1][0][3])
+
+
+def test_a_buffer_of_another_architecture_is_one_line(tmp_path):
+    write_buffer(tmp_path / "replay_buffer_0.pt", net(hidden=7))
+    with pytest.raises(DataError, match=r"trajectory 0 epoch 0 does not match the architecture: .*parameter 0 is \[7, 16\], the network's \[5, 16\]") as err:
+        read_replay_buffers([tmp_path / "replay_buffer_0.pt"], net())
+    assert "\n" not in str(err.value)
+    torch.save({"not": "a buffer"}, tmp_path / "x.pt")
+    with pytest.raises(DataError, match="is not a replay buffer"):
+        read_replay_buffers([tmp_path / "x.pt"], net())
