@@ -38,15 +38,14 @@ from .synthetic import CACHE_BUILD_SECONDS, atomic_torch_save, atomic_write_text
 from .training import TrainRecipe, accuracy, compile_wanted, train_classifier
 
 TEACHER_FORMAT_VERSION = 1
-DEFAULT_TEACHER_MODEL = "convnet_bn"
-"""ConvNet-3 with batch norm: SRe2L matches BN statistics, so the default teacher has them."""
 
 
 @dataclass(frozen=True)
 class TeacherRecipe:
     """How a teacher is trained: SGD momentum 0.9, weight decay 5e-4, x0.1 at half, DSA, seed 0."""
 
-    model: str = DEFAULT_TEACHER_MODEL
+    model: str
+    """A registered model name; no default: the method or the evaluation that needs a teacher says which."""
     epochs: int = 30
     lr: float = 0.01
     momentum: float = 0.9
@@ -291,8 +290,8 @@ class TeacherSettings:
     relabelled by one teacher; the evaluation refuses a mismatch.
     """
 
-    teacher_model: str = DEFAULT_TEACHER_MODEL
-    """The teacher's architecture (a registered model; it needs batch norm for SRe2L)."""
+    teacher_model: str
+    """The teacher's architecture (a registered model); each method declares its default, for its own reasons."""
     teacher_epochs: int = 30
     teacher_lr: float = 0.01
 

@@ -51,6 +51,8 @@ __all__ = ["PRESETS", "RDEDConfig", "distill_rded", "select_patches", "stitch"]
 class RDEDConfig(TeacherSettings):
     """RDED's settings (the reference's names: mipc -> candidates, num_crop -> crops)."""
 
+    teacher_model: str = "convnet_bn"
+    """The scoring teacher: ConvNet-3 with batch norm, the same default as SRe2L's, so both relabel with one network."""
     candidates: int = 300
     """Real images drawn per class (all of the class when it has fewer)."""
     crops: int = 5

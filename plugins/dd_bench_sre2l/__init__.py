@@ -52,6 +52,8 @@ Init = Literal["noise", "real"]
 class SRe2LConfig(TeacherSettings):
     """SRe2L's recovery settings (the reference's names where it has them)."""
 
+    teacher_model: str = "convnet_bn"
+    """ConvNet-3 with batch norm: recovery matches the teacher's batch-norm statistics, so it needs them."""
     iterations: int = 1000
     lr: float = 0.25
     """Adam's learning rate on the images (cosine decay to 0)."""
