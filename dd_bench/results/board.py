@@ -213,8 +213,7 @@ def build(suite: Suite, records: Sequence[CellRecord]) -> Board:
                 label_effect[(ds, m, ipc)] = {
                     "hard": per_seed(ds, m, ipc, lambda r: r.hard_acc(primary)),
                     "own": per_seed(ds, m, ipc, lambda r: r.accs.get(primary)),
-                    "gain": per_seed(ds, m, ipc, lambda r: None if r.hard_acc(primary) is None or primary not in r.accs
-                                     else r.accs[primary] - r.hard_acc(primary)),  # fmt: skip
+                    "gain": per_seed(ds, m, ipc, lambda r: _label_gain(r, primary)),
                     "hard_kib": per_seed(ds, m, ipc, lambda r: _kib(r.hard_storage_bytes)),
                     "own_kib": per_seed(ds, m, ipc, lambda r: _kib(r.storage_bytes)),
                 }
@@ -264,6 +263,12 @@ def build(suite: Suite, records: Sequence[CellRecord]) -> Board:
 
 def _kib(value: float | None) -> float | None:
     return None if value is None else value / 1024
+
+
+def _label_gain(r: CellRecord, model: str) -> float | None:
+    """What the cell's own labels add over hard labels on ``model``, None when either is not measured."""
+    hard = r.hard_acc(model)
+    return None if hard is None or model not in r.accs else r.accs[model] - hard
 
 
 def _storage_kib(r: CellRecord) -> float | None:

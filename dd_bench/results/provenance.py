@@ -51,6 +51,10 @@ def portable_uri(uri: str) -> str:
     return prefix + from_cwd(uri[len(prefix):]) if uri.startswith(prefix) else uri
 
 
+RUN_VERSIONS = (("dd-bench", "dd_bench"), ("torch", "torch"), ("torchvision", "torchvision"), ("python", "python"))
+"""(name shown, run tag) of each version a leaderboard states of its runs."""
+
+
 def provenance(board: Board, command: str, uri: str) -> dict[str, str]:
     """The leaderboard's "How this was made" lines, in the order the files show them."""
     import mlflow
@@ -70,9 +74,7 @@ def provenance(board: Board, command: str, uri: str) -> dict[str, str]:
         "device": unique("device"),
         "numerics": numerics(board.records),
         "memory": unique("memory_kind"),
-        "versions (runs)": "; ".join(f"{name} {unique(key)}" for name, key in
-                                     (("dd-bench", "dd_bench"), ("torch", "torch"), ("torchvision", "torchvision"),
-                                      ("python", "python"))),  # fmt: skip
+        "versions (runs)": "; ".join(f"{name} {unique(key)}" for name, key in RUN_VERSIONS),
         "git SHA (runs)": unique("git_sha"),
         "versions (this page)": f"dd-bench {__version__}; torch {torch.__version__}; mlflow {mlflow.__version__}",
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

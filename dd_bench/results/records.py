@@ -115,8 +115,8 @@ def records_from_mlflow(
         out.append(rec)
     if not any(r.accs for r in out):
         raise DataError(
-            f"no finished runs of suite {suite.name!r} in {uri}: run it first (dd-bench run {suite.path or suite.name}),"
-            " or pass the --tracking-uri it ran with"
+            f"no finished runs of suite {suite.name!r} in {uri}: run it first"
+            f" (dd-bench run {suite.path or suite.name}), or pass the --tracking-uri it ran with"
         )
     return out
 
@@ -129,5 +129,7 @@ def device_type_of_runs(cell_runs: Sequence[Any], suite: Suite, uri: str, device
         return device_type
     found = sorted({r.data.tags.get(f"{tracking.TAG}device_type") for r in cell_runs} - {None})
     if len(found) > 1:
-        raise ConfigError(f"suite {suite.name} has runs on {' and '.join(found)} in {uri}: choose one with --device-type")
+        raise ConfigError(
+            f"suite {suite.name} has runs on {' and '.join(found)} in {uri}: choose one with --device-type"
+        )
     return found[0] if found else "cpu"

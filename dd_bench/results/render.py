@@ -133,7 +133,8 @@ def render_markdown(
     stopped = [r for r in board.records if r.tags.get("stopped_early")]
     if stopped:
         parts += ["## Cells stopped early (a bad matching loss; the last good set was kept)", ""]
-        parts += [f"- {r.method}/{r.dataset}/ipc{r.ipc}/seed{r.seed}: {r.tags['stopped_early']}" for r in stopped] + [""]
+        parts += [f"- {r.method}/{r.dataset}/ipc{r.ipc}/seed{r.seed}: {r.tags['stopped_early']}" for r in stopped]
+        parts += [""]
     failed = [r for r in board.records if r.tags.get("status") == tracking.FAILED]
     if failed:
         parts += ["## Failed cells", ""]

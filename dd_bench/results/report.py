@@ -254,12 +254,12 @@ def _provenance(report: Report, command: str, uri: str) -> dict[str, str]:
     def unique(key: str) -> str:
         return ", ".join(sorted({r.tags[key] for r in report.rows if r.tags.get(key)})) or "unknown"
 
-    sets = [r for r in report.rows if r.role == "set"]
+    sets = "; ".join(f"{from_cwd(r.source['path'])} (IPC {r.ipc}, SHA-256 {r.source['sha256'][:16]}…)"
+                     for r in report.rows if r.role == "set" and r.source)
     return {
         "command": command,
         "tracking": portable_uri(uri),
-        "sets": "; ".join(f"{from_cwd(r.source['path'])} (IPC {r.ipc}, SHA-256 {r.source['sha256'][:16]}…)"
-                          for r in sets if r.source),  # fmt: skip
+        "sets": sets,
         "device": unique("device"),
         "numerics": numerics(report.rows),
         "versions (runs)": f"dd-bench {unique('dd_bench')}; torch {unique('torch')}; python {unique('python')}",
@@ -281,12 +281,13 @@ def protocol_text(config: EvalConfig, full_epochs: int) -> list[tuple[str, str]]
               "teacher": "teacher: the teacher's outputs on every augmented batch, KL at"
                          f" T={config.temperature:g}"}[config.labels]  # fmt: skip
     lr = f"{config.lr:g}" if config.lr is not None else "each set's learned lr, else 0.01"
+    training = (f"{config.optimizer}, lr {lr}, weight decay {config.weight_decay:g}, {config.schedule} schedule,"
+                f" batch {config.batch_size or 'by IPC (RDED rule)'}, {config.epochs} epochs (whole training set:"
+                f" {full_epochs})")  # fmt: skip
     return [
         ("label protocol", labels),
         ("evaluation recipe", f"{config.recipe} ({RECIPE_TEXT[config.recipe]})"),
-        ("training", f"{config.optimizer}, lr {lr}, weight decay {config.weight_decay:g}, {config.schedule} schedule,"
-                     f" batch {config.batch_size or 'by IPC (RDED rule)'}, {config.epochs} epochs (whole training set:"
-                     f" {full_epochs})"),
+        ("training", training),
         ("augmentation", augment),
         ("test images", "the dataset's own preprocessing" if config.test_crop_pct == 1
                         else f"centre crop {config.test_crop_pct:g}"),
@@ -365,26 +366,27 @@ def class_table(report: Report, rows: Sequence[Row], model: str) -> tuple[list[s
     return header, body, note
 
 
+ACCURACY_NOTE = ("mean ± sample std over the evaluation networks (n = evaluation seeds); the references are the"
+                 " random subset of this IPC (distillation seed 0) and the whole training set, under the same"
+                 " protocol.")  # fmt: skip
+GAIN_NOTE = "Difference of the means in points; gap closed = (set − random) / (whole set − random)."
+REPORTED_NOTE = ("Each figure the paper of a set's method reports for this dataset, IPC, architecture and label"
+                 " protocol; measured = this report's networks on the set. The paper's other settings (evaluation"
+                 " epochs, ZCA, resolution) can differ.")  # fmt: skip
+
+
 def sections(report: Report) -> list[tuple[str, str, list[str], list[list[str]]]]:
     """(title, note, header, rows) of every table, shared by Markdown and HTML."""
     out = []
     for ds, ipc, rows in report.groups():
         header, body = accuracy_table(report, rows)
-        out.append((f"{ds}, IPC {ipc}: test accuracy (%) by evaluation architecture",
-                    "mean ± sample std over the evaluation networks (n = evaluation seeds); the references are the"
-                    " random subset of this IPC (distillation seed 0) and the whole training set, under the same"
-                    " protocol.",
-                    header, body))  # fmt: skip
+        out.append((f"{ds}, IPC {ipc}: test accuracy (%) by evaluation architecture", ACCURACY_NOTE, header, body))
         gains = gain_table(report, rows)
         if gains:
-            out.append((f"{ds}, IPC {ipc}: against the references", "Difference of the means in points; gap closed ="
-                        " (set − random) / (whole set − random).", *gains))  # fmt: skip
+            out.append((f"{ds}, IPC {ipc}: against the references", GAIN_NOTE, *gains))
         paper = reported_table(report, rows)
         if paper:
-            out.append((f"{ds}, IPC {ipc}: reported in the papers and measured here", "Each figure the paper of a"
-                        " set's method reports for this dataset, IPC, architecture and label protocol; measured = this"
-                        " report's networks on the set. The paper's other settings (evaluation epochs, ZCA, resolution)"
-                        " can differ.", *paper))  # fmt: skip
+            out.append((f"{ds}, IPC {ipc}: reported in the papers and measured here", REPORTED_NOTE, *paper))
         for model in report.models:
             table = class_table(report, rows, model)
             if table:

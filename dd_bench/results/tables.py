@@ -42,16 +42,10 @@ def tables(board: Board) -> list[Table]:
             rk = board.ranks.get((ds, m))
             row.append("–" if rk is None or math.isnan(rk[0]) else f"{rk[0]:.2f} (over {rk[1]})")
             rows.append(row)
-        out.append(
-            (
-                f"{ds}: test accuracy (%)",
-                f"Rows: methods; columns: IPC x evaluation architecture (distilled with {s.distill_model}). "
+        note = (f"Rows: methods; columns: IPC x evaluation architecture (distilled with {s.distill_model}). "
                 "The upper reference trains on the whole training set and does not depend on IPC. "
-                "Mean rank: over the complete columns, 1 = best, the upper reference excluded.",
-                header,
-                rows,
-            )
-        )
+                "Mean rank: over the complete columns, 1 = best, the upper reference excluded.")  # fmt: skip
+        out.append((f"{ds}: test accuracy (%)", note, header, rows))
         paper = reported_table(board, ds)
         if paper:
             out.append(paper)
@@ -136,19 +130,15 @@ def tables(board: Board) -> list[Table]:
                     unreported = k == "cache_build_seconds" and e is not None and not e.values  # e.g. random: no caches
                     row.append("–" if e is None or unreported else (fmt(e.mean, 1) if e.complete else "missing"))
             rows.append(row)
-        out.append(
-            (
-                f"{ds}: cost",
-                "Mean over distillation seeds: distillation time (a sharded cell's shards added up; 'wall s', where"
-                " shown, is from its first shard's start to the merge), the part of it spent building caches that"
-                " later cells reuse (expert buffers, a trained latent; it falls on the first cell that needs them),"
-                " peak memory during distillation (see 'memory' above for what is measured), storage of images +"
-                " labels (+ weights, lr) as float tensors.",
-                header,
-                rows,
-            )
-        )
+        out.append((f"{ds}: cost", COST_NOTE, header, rows))
     return out
+
+
+COST_NOTE = ("Mean over distillation seeds: distillation time (a sharded cell's shards added up; 'wall s', where"
+             " shown, is from its first shard's start to the merge), the part of it spent building caches that"
+             " later cells reuse (expert buffers, a trained latent; it falls on the first cell that needs them),"
+             " peak memory during distillation (see 'memory' above for what is measured), storage of images +"
+             " labels (+ weights, lr) as float tensors.")  # fmt: skip
 
 
 def reported_for(suite: Suite, registry: Any) -> dict[str, tuple[Any, ...]]:
@@ -191,7 +181,7 @@ def reported_table(board: Board, ds: str) -> Table | None:
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """A GitHub Markdown table, ``|`` escaped in every entry."""
-    esc = lambda s: str(s).replace("|", "\\|")  # noqa: E731
+    esc = lambda s: str(s).replace("|", "\\|")
     lines = ["| " + " | ".join(map(esc, header)) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(map(esc, r)) + " |" for r in rows]
     return "\n".join(lines)
@@ -236,7 +226,7 @@ def csv_rows(board: Board) -> tuple[list[str], list[list[Any]]]:
         c = board.cost.get((ds, m, ipc), {})
         primary = model == board.suite.primary_eval_model()
         rk = board.ranks.get((ds, m), (math.nan, 0))[0]
-        val = lambda x: "" if x is None or (isinstance(x, float) and math.isnan(x)) else round(x, 4)  # noqa: E731
+        val = lambda x: "" if x is None or (isinstance(x, float) and math.isnan(x)) else round(x, 4)
         rows.append(
             [
                 ds, m, board.roles[m], "all" if board.roles[m] == "full" else ipc, model,
