@@ -271,7 +271,7 @@ def _run_cell_body(
 
                 source = dict(cell.source)
                 _say(ctx, f"  {cell.key}: importing {source['format']} {source['path']}")
-                syn = import_set(source["format"], Path(source["path"]), data, cell.ipc or 1, **{
+                syn = import_set(source["format"], Path(source["path"]), data, cell.ipc or 1, registry=registry, **{
                     k: source[k] for k in ("experiment", "zca", "normalization", "lr", "method") if k in source})  # fmt: skip
                 if syn.metadata["source"]["sha256"] != source["sha256"]:  # import_set hashed what it read
                     raise DataError(f"{source['path']} changed since the suite was planned: run it again")

@@ -194,8 +194,6 @@ def _shard_count(value: Any, where: str, errors: list[str]) -> int | None:
 
 def _import_source(body: Mapping[str, Any], where: str, suite_path: Path | None, errors: list[str]) -> dict[str, Any] | None:
     """A method entry's ``import:`` mapping, checked for shape; paths resolved against the suite's folder."""
-    from .interchange import IMPORT_FORMATS
-
     spec = _mapping(body.get("import"), f"{where}.import", errors)
     bad = sorted(set(spec) - IMPORT_KEYS, key=repr)
     clash = sorted(set(body) & {"preset", "overrides", "shards", "seeds", "ipcs"})
@@ -203,8 +201,8 @@ def _import_source(body: Mapping[str, Any], where: str, suite_path: Path | None,
         errors.append(f"{where}.import: unknown key {', '.join(map(repr, bad))} (allowed: {', '.join(sorted(IMPORT_KEYS))})")
     if clash:
         errors.append(f"{where}: {', '.join(clash)} cannot go with import (a published set is not distilled; give path: {{ipc: path}})")
-    if spec.get("format") not in IMPORT_FORMATS:
-        errors.append(f"{where}.import.format={spec.get('format')!r} is not allowed: use one of {', '.join(IMPORT_FORMATS)}")
+    if not isinstance(spec.get("format"), str) or not spec.get("format"):
+        errors.append(f"{where}.import.format={spec.get('format')!r} is not allowed: name a format (dd-bench plugins lists them)")
     raw = spec.get("path")
     if not isinstance(raw, Mapping) or not raw or not all(
         isinstance(k, int) and not isinstance(k, bool) and k >= 1 and isinstance(v, str) and v for k, v in raw.items()
@@ -494,6 +492,11 @@ def validate(suite: Suite, registry: Any, *, check_data: bool = True, data_cache
                 errors.append(f"{where}: {exc}")
     for entry in suite.methods or ():
         if entry.source is not None:
+            from .interchange import import_formats
+
+            if entry.source["format"] not in import_formats(registry):
+                errors.append(f"methods.{entry.name}.import.format={entry.source['format']!r} is not allowed: use one of"
+                              f" {', '.join(import_formats(registry))}")
             if not SUITE_NAME_RE.match(entry.name):
                 errors.append(f"methods.{entry.name}: an imported row's name must use lower-case letters, digits, '_', '-', '.'")
             dataset = entry.source.get("dataset")

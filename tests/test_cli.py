@@ -23,7 +23,7 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 def test_plugins_json_lists_provenance_and_presets(capsys):
     code, out, _ = run(capsys, "plugins", "--json")
     listing = json.loads(out)
-    assert code == 0 and set(listing) == {"datasets", "models", "distillers"}
+    assert code == 0 and set(listing) == {"datasets", "models", "distillers", "formats"}
     row = next(r for r in listing["distillers"] if r["name"] == "random")
     assert row["plugin"] == "baselines" and row["distribution"] == "dd-bench" and "smoke" in row["presets"]
     d4m = next(r for r in listing["distillers"] if r["name"] == "d4m")

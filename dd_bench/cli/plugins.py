@@ -18,6 +18,14 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         """The module a name lives in (D4M lives in dd_bench_oq, DSA in dd_bench_dc, IDM and M3D in dd_bench_dm)."""
         return getattr(registry.pm.get_plugin(plugin), "__name__", None)
 
+    def host_formats() -> list[dict[str, Any]]:
+        """The generic file formats dd-bench itself reads and writes (import, export)."""
+        from .. import __version__
+        from ..interchange import HOST_FORMATS
+
+        return [{"name": spec.name, "plugin": "host", "module": "dd_bench.interchange", "distribution": "dd-bench",
+                 "version": __version__, "description": spec.description} for spec in HOST_FORMATS.values()]
+
     def rows(table: dict[str, Any], with_presets: bool = False) -> list[dict[str, Any]]:
         out = []
         for name, reg in sorted(table.items()):
@@ -39,6 +47,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         "datasets": rows(registry.datasets),
         "models": rows(registry.models),
         "distillers": rows(registry.distillers, with_presets=True),
+        "formats": [*host_formats(), *rows(registry.formats)],
     }
     if args.json:
         print(json.dumps(listing, indent=2))

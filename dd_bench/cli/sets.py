@@ -52,12 +52,13 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     from .. import api
-    from ..interchange import import_set
+    from ..interchange import format_spec, import_set
 
     registry = load_registry()
+    format_spec(args.format, registry)  # an unknown format fails before any data loads
     data = api.load_data(registry, args.dataset, args.data_root, args.download, args.resolution)
     syn = import_set(args.format, args.path, data, args.ipc, experiment=args.experiment, zca=args.zca,
-                     normalization=args.normalization, lr=args.lr, method=args.method)  # fmt: skip
+                     normalization=args.normalization, lr=args.lr, method=args.method, registry=registry)  # fmt: skip
     if args.resolution is not None:
         syn.metadata["resolution"] = args.resolution  # evaluate reads the data at the set's resolution
     path = syn.save(args.out)
@@ -73,7 +74,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from ..synthetic import SyntheticSet
 
     syn = SyntheticSet.load(args.synthetic)
-    print(f"wrote {export_set(syn, args.format, args.out)} ({args.format}, {len(syn.decoded())} images)", file=sys.stderr)
+    print(f"wrote {export_set(syn, args.format, args.out, registry=load_registry())} ({args.format}, {len(syn.decoded())} images)", file=sys.stderr)
     return 0
 
 
@@ -128,10 +129,12 @@ def add_commands(sub: Any) -> None:
     data_options(p)
     p.set_defaults(func=cmd_distill)
 
-    from ..interchange import EXPORT_FORMATS, IMPORT_FORMATS, NORMALIZATIONS
+    from ..interchange import NORMALIZATIONS
 
-    p = sub.add_parser("import", help="turn a published distilled set (DC, MTT, DATM, image folders, tensors) into a dd-bench set")
-    p.add_argument("format", choices=IMPORT_FORMATS, help="the format the set was published in")
+    p = sub.add_parser("import", help="turn a published distilled set (DC, MTT, FTD, DATM, image folders, tensors) into a"
+                                      " dd-bench set")
+    p.add_argument("format", help="the format the set was published in: tensors, image-folder, dd-bench, or a method's"
+                                  " (dc, mtt, ftd, datm, ...: `dd-bench plugins` lists every installed one)")
     p.add_argument("path", type=Path, help="the file, or the folder holding the files")
     p.add_argument("--dataset", required=True, help="the dataset it was distilled from")
     p.add_argument("--ipc", type=int_from(1), required=True, help="images per class")
@@ -140,16 +143,17 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--zca", action="store_true", help="the set lives in ZCA space (the test set is whitened the same way)")
     p.add_argument("--normalization", help=f"how the images are normalised: {NORMALIZATIONS}"
                                            " (default: the format's; tensors files must say)")  # fmt: skip
-    p.add_argument("--lr", type=positive_float, help="the learned evaluation lr, where the source logged but did not save it")
+    p.add_argument("--lr", type=positive_float, help="the learned evaluation lr, where the source logged but did not save it"
+                                                     " (MTT, FTD)")
     p.add_argument("--method", help="the method's name in the set (default: the file's, else the format)")
     data_options(p)
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("export", help="write a dd-bench set for other tools")
     p.add_argument("synthetic", type=Path, help="a set written by dd-bench")
-    p.add_argument("--format", choices=EXPORT_FORMATS, required=True,
+    p.add_argument("--format", required=True,
                    help="image-folder (PNG class folders 00000/...), tensors (a .pt of images in [0,1] and labels), mtt"
-                        " (images_best.pt, labels_best.pt, lr_best.pt)")  # fmt: skip
+                        " (images_best.pt, labels_best.pt, lr_best.pt), or another plugin's (`dd-bench plugins`)")
     p.add_argument("--out", type=Path, required=True, help="the file or folder to create (never replaced)")
     p.set_defaults(func=cmd_export)
 
