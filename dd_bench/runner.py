@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from . import tracking
-from .cells import DEVICE_TYPES, Cell, CellResult, jsonable, parse_only, plan, select  # noqa: F401  DEVICE_TYPES: until results/ imports it from cells
+from .cells import Cell, CellResult, jsonable, parse_only, plan, select
 from .errors import ConfigError, DataError, DDBenchError
 from .suite import Suite
 
@@ -158,7 +158,7 @@ def _identity_tags(cell: Cell, registry: Any, device: Any) -> dict[str, Any]:
     }
 
 
-def _eval_runs_done(c: Any, exp: str, parent: str) -> dict[str, Any]:
+def eval_runs_done(c: Any, exp: str, parent: str) -> dict[str, Any]:
     """Finished nested evaluation runs of a cell run, newest per architecture.
 
     Evaluation runs still RUNNING belong to a process that was killed (the cell run is only
@@ -190,7 +190,7 @@ def run_cell(cell: Cell, ctx: RunContext, registry: Any = None) -> CellResult:
     previous = tracking.search(c, exp, tracking.tag_filter(kind="cell", hash=cell.config_hash))
     run = previous[0] if previous else None
     if run is not None:
-        done_evals = _eval_runs_done(c, exp, run.info.run_id)
+        done_evals = eval_runs_done(c, exp, run.info.run_id)
         if tracking.tags_of(run).get("status") == tracking.DONE and set(cell.eval_models) <= set(done_evals):
             accs = {m: r.data.metrics.get("test_acc_mean", float("nan")) for m, r in done_evals.items()}
             return CellResult(cell.key, "skipped", run.info.run_id, accuracies=accs)

@@ -151,7 +151,7 @@ def test_expert_trajectories_stay_on_the_host_pinned(registry, toy, tmp_path):
 
 def test_a_suite_runs_on_cuda_into_sqlite_and_its_leaderboard_says_so(registry, tmp_path):
     from dd_bench import tracking
-    from dd_bench.leaderboard import make
+    from dd_bench.results import make
     from dd_bench.runner import run_suite
     from dd_bench.suite import parse
 

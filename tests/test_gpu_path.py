@@ -239,7 +239,7 @@ def test_caches_record_the_device_type_they_were_built_on(registry, digits, tmp_
 
 def test_runs_and_the_leaderboard_record_the_numerics_and_keep_devices_apart(registry, tmp_path):
     from dd_bench import tracking
-    from dd_bench.leaderboard import device_type_of_runs, make
+    from dd_bench.results import device_type_of_runs, make
     from dd_bench.runner import run_suite
 
     suite, _ = parse(toy_suite_doc(name="unit-numerics"))

@@ -212,7 +212,7 @@ def test_unknown_format_names_the_formats(capsys, tmp_path):
 
 
 def test_a_suite_row_from_a_published_set_is_evaluated_and_labelled(tmp_path):
-    from dd_bench.leaderboard import make
+    from dd_bench.results import make
     from dd_bench.runner import plan, run_suite
     from dd_bench.suite import SuiteError, parse, validate
     from dd_bench.testing import toy_suite_doc

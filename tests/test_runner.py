@@ -134,7 +134,7 @@ def test_a_failing_cell_is_recorded_and_the_suite_goes_on_then_resume_reuses_fin
     assert len(done_mlp) == 1  # mlp was not evaluated twice
 
     # the leaderboard shows the failed seed as missing and never averages the finished one
-    from dd_bench.leaderboard import make
+    from dd_bench.results import make
 
     board, files = make(suite, reg, uri, tmp_path / "lb", "dd-bench leaderboard test")
     entry = board.acc[("toy", "counting", "1", "mlp")]

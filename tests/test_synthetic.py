@@ -114,3 +114,18 @@ def test_a_checkpoint_of_another_version_is_ignored_and_removed(tmp_path, capsys
     assert read_checkpoint(path, 1) == {"version": 1, "iteration": 3}
     assert read_checkpoint(path, 2) is None and not path.exists()
     assert "(version 1, this dd-bench writes 2); starting over" in capsys.readouterr().err
+
+
+def test_atomic_writes_leave_files_readable_as_the_umask_allows(tmp_path):
+    import os
+
+    from dd_bench.synthetic import atomic_write_bytes, atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "page.md", "x")
+        atomic_write_bytes(tmp_path / "plot.png", b"x")
+    finally:
+        os.umask(old)
+    assert {oct((tmp_path / n).stat().st_mode & 0o777) for n in ("page.md", "plot.png")} == {oct(0o644)}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["page.md", "plot.png"], "no temporary file is left"

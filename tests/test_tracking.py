@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from dd_bench import tracking
-from dd_bench.leaderboard import make
+from dd_bench.results import make
 from dd_bench.runner import run_suite
 from dd_bench.suite import parse
 from dd_bench.testing import make_registry, toy_suite_doc

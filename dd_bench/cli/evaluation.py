@@ -82,7 +82,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .. import report, tracking
+    from .. import tracking
+    from ..results import report
 
     data = {"root": str(args.data_root) if args.data_root else None, "download": args.download, "resolution": args.resolution}
     result, files = report.make(

@@ -81,7 +81,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from ..leaderboard import make
+    from ..results import make
     from ..plugins import Registry
     from ..suite import load_suite
 
@@ -94,7 +94,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from .. import tracking
-    from ..leaderboard import make
+    from ..results import make
     started = time.perf_counter()
     result, registry = _run(args, DEMO_SUITE)
     make(result.suite, registry, args.tracking_uri, args.out, command_line())  # the methods that ran

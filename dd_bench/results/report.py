@@ -203,7 +203,7 @@ def _rows(
 ) -> list[Row]:
     """The report rows of a finished suite run, read back from MLflow; ``classes`` gets each
     dataset's class names as the evaluation runs recorded them."""
-    from ..runner import _eval_runs_done
+    from ..runner import eval_runs_done
 
     c = tracking.client(uri)
     exp = tracking.experiment_id(c, run.suite.name, uri)
@@ -217,7 +217,7 @@ def _rows(
                       source=dict(cell.source) if cell.source else None)  # fmt: skip
             if result.run_id is not None:
                 row.tags = tracking.tags_of(c.get_run(result.run_id))
-                for model, ev in _eval_runs_done(c, exp, result.run_id).items():
+                for model, ev in eval_runs_done(c, exp, result.run_id).items():
                     if tracking.tags_of(ev).get("status") != tracking.DONE:
                         continue
                     m = ev.data.metrics
@@ -437,7 +437,7 @@ def plot(report: Report, caption: str) -> bytes:
             class_ax.legend(fontsize=7)
     fig.text(0.01, 0.005, caption, fontsize=6, color="#555")
     fig.tight_layout(rect=(0, 0.03, 1, 1))
-    return figure_png(fig, caption)
+    return figure_png(fig, caption, "dd-bench report")
 
 
 def grid_file(r: Row) -> str:
