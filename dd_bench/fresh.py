@@ -1,4 +1,4 @@
-"""Fresh-network matching: the loop that DC/DSA, DM, IDM, M3D and third-party matchers share.
+"""Fresh-network matching: the engine that DC/DSA, DM, IDM, M3D and third-party matchers share.
 
 Each iteration a method takes networks of the distillation architecture, newly initialised
 (``fresh_network``) or kept by its own policy, compares per-class statistics of real and
@@ -7,31 +7,23 @@ images. The statistic and its distance are the method's: a subclass of ``FreshMa
 implements ``step(iteration)``, returning the iteration's loss, and a config dataclass
 extends ``FreshConfig``. The host holds what the methods share and nothing more: seeded real
 batches, the shared augmentation draws, the penultimate features of any registered model
-(``penultimate``), the image optimiser, atomic checkpoints that a rerun resumes from, the
-NaN/exploding-loss guard, progress on stderr and the loss curve.
+(``penultimate``) and the image optimiser; the loop around the step (checkpoints, the
+NaN/exploding-loss guard, progress, the loss curve) is ``dd_bench.loop``'s.
 """
 
 from __future__ import annotations
 
-import copy
-import math
-import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from .augment import DEFAULT_STRATEGY, DSA, DSAParams
 from .errors import ConfigError
+from .loop import IterationLoop
 from .specs import DistillRequest
-from .synthetic import SyntheticSet, atomic_torch_save, read_checkpoint
-
-CHECKPOINT_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -127,45 +119,28 @@ def has_batchnorm(model: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
-# ----------------------------------------------------------------------------- the loop
+# ----------------------------------------------------------------------------- the engine
 
 
-def _cpu_copy(value: Any) -> Any:
-    """A deep copy with every tensor detached, on the CPU and owning its memory."""
-    if isinstance(value, Tensor):
-        return value.detach().to("cpu", copy=True)
-    if isinstance(value, dict):
-        return {k: _cpu_copy(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_cpu_copy(v) for v in value)
-    return copy.deepcopy(value)
-
-
-class FreshMatcher:
+class FreshMatcher(IterationLoop):
     """One distillation run: ``run()`` returns the SyntheticSet.
 
     A subclass sets ``method`` and implements ``step(iteration) -> float``, using the services
-    below and ``update_images(loss)`` for each image update it makes. The images, the image
-    optimiser, the generator, the losses and whatever ``policy_state`` adds are checkpointed
-    atomically every ``checkpoint_every`` iterations; a rerun resumes from the checkpoint. An
-    iteration whose loss is not finite or above ``max_loss``, or that leaves non-finite
-    images, stops the run, which returns the set the last good iteration started from
-    (``metadata["stopped_early"]``).
+    below and ``update_images(loss)`` for each image update it makes. The shared loop
+    (``dd_bench.loop``) checkpoints the images, the image optimiser, the generator, the losses
+    and whatever ``policy_state`` adds, and stops a run whose loss or images go bad.
     """
 
     method = "fresh"
     factor = 1
     """The returned set's ``factor`` (``SyntheticSet``): > 1 for a method whose stored images each
     hold ``factor x factor`` training images (``dd_bench.synthetic.expand``)."""
+    config: FreshConfig
 
     def __init__(self, request: DistillRequest):
-        self.request = request
-        self.config: FreshConfig = request.config
-        self.data = request.data
-        self.device = request.device
+        super().__init__(request)
         self.ipc = request.ipc
         self.num_classes = self.data.num_classes
-        self.rng = request.generator()
         self.augment = self.config.make_augment()
         # read only; on the CPU the data's own tensor; a streamed split stays on disk
         self.train_x = self.data.train_x if self.data.streamed else self.data.train_x.to(self.device)
@@ -186,16 +161,6 @@ class FreshMatcher:
     def result(self) -> tuple[Tensor, Tensor]:
         """The stored images and hard labels of the returned set, in the data's normalised space."""
         return self.images.detach(), self.labels
-
-    def policy_state(self) -> dict[str, Any]:
-        """What a method keeps across iterations (a model queue), for checkpoints."""
-        return {}
-
-    def load_policy_state(self, state: dict[str, Any]) -> None:
-        pass
-
-    def result_metadata(self) -> dict[str, Any]:
-        return {}
 
     # ------------------------------------------------------------------ services
 
@@ -246,95 +211,31 @@ class FreshMatcher:
         loss.backward(inputs=[self.images])  # the networks' parameters need no gradient here
         self.opt_img.step()
 
-    # ------------------------------------------------------------------ checkpoints
+    # ------------------------------------------------------------------ the loop's hooks
 
-    def checkpoint_path(self) -> Path:
-        return self.request.checkpoint_path(self.method)
-
-    def _state(self, iteration: int) -> dict[str, Any]:
-        state = {
-            "version": CHECKPOINT_VERSION,
-            "iteration": iteration,
-            "images": self.images,
-            "opt_img": self.opt_img.state_dict(),
-            "rng": self.rng.get_state(),
-            "losses": list(self.losses),
-            "policy": self.policy_state(),
-        }
-        return _cpu_copy(state)
-
-    def _restore(self, state: dict[str, Any]) -> int:
-        with torch.no_grad():
-            self.images.copy_(state["images"])
-        self.opt_img.load_state_dict(state["opt_img"])
-        self.rng.set_state(state["rng"])
-        self.losses = list(state["losses"])
-        self.load_policy_state(state["policy"])
-        return state["iteration"]
-
-    # ------------------------------------------------------------------ the loop
-
-    def run(self) -> SyntheticSet:
+    def setup(self) -> None:
         cfg = self.config
         self.images = self.init_images().to(self.device).requires_grad_(True)
         self.labels = torch.arange(self.num_classes, device=self.device).repeat_interleave(self.ipc)
         self.opt_img = torch.optim.SGD([self.images], lr=cfg.lr_img, momentum=cfg.momentum_img)
-        self.losses: list[float] = []
-        self.stopped_early: dict[str, Any] | None = None
-        start = 0
-        ckpt = self.checkpoint_path()
-        state = read_checkpoint(ckpt, CHECKPOINT_VERSION)
-        if state is not None:
-            start = self._restore(state)
-            print(f"resuming {self.method} from iteration {start} ({ckpt})", file=sys.stderr)
-        last_good: tuple[int, Tensor] | None = None  # (iteration, the images it started from)
-        started = time.perf_counter()
-        bar = tqdm(total=cfg.iterations, initial=start, desc=self.method, unit="it",
-                   disable=None if self.request.progress else True, file=sys.stderr)  # fmt: skip
-        for it in range(start, cfg.iterations):
-            before = self.images.detach().clone()
-            loss = float(self.step(it))
-            if not math.isfinite(loss) or loss > cfg.max_loss or not torch.isfinite(self.images).all():
-                self._stop_early(it, loss, last_good or (it, before))
-                break
-            last_good = (it, before)
-            self.losses.append(loss)
-            self.request.log_metric("matching_loss", loss, it)
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss:.4g}")
-            if (it + 1) % cfg.checkpoint_every == 0 and it + 1 < cfg.iterations:
-                atomic_torch_save(self._state(it + 1), ckpt)
-        bar.close()
-        syn = self._result(time.perf_counter() - started)
-        ckpt.unlink(missing_ok=True)
-        return syn
 
-    def _stop_early(self, iteration: int, loss: float, kept: tuple[int, Tensor]) -> None:
-        """Go back to ``kept``: the images the last good iteration started from."""
+    def _run_state(self) -> dict[str, Any]:
+        return {"images": self.images, "opt_img": self.opt_img.state_dict()}
+
+    def _load_run_state(self, state: dict[str, Any]) -> None:
         with torch.no_grad():
-            self.images.copy_(kept[1])
-        self.stopped_early = {"iteration": iteration, "loss": loss if math.isfinite(loss) else str(loss), "kept_iteration": kept[0]}
-        print(f"warning: {self.method} stopped at iteration {iteration}: loss {loss:.4g} is not finite or above"
-              f" max_loss={self.config.max_loss} (or the images are); keeping the set iteration {kept[0]} started from."
-              " Lower lr_img.", file=sys.stderr)
+            self.images.copy_(state["images"])
+        self.opt_img.load_state_dict(state["opt_img"])
 
-    def _result(self, seconds: float) -> SyntheticSet:
+    def _snapshot(self, iteration: int) -> Tensor:
+        """The images alone, on the device: they are all of the result, and copying a method's
+        policy state (a queue of networks) every iteration would cost more than the step."""
+        return self.images.detach().clone()
+
+    def _roll_back(self, snapshot: Tensor) -> None:
+        with torch.no_grad():
+            self.images.copy_(snapshot)
+
+    def _set_fields(self) -> dict[str, Any]:
         images, labels = self.result()
-        return SyntheticSet(
-            images=images.detach().cpu(),
-            labels=labels.cpu(),
-            num_classes=self.num_classes,
-            dataset=self.data.name,
-            method=self.method,
-            ipc=self.ipc,
-            mean=self.data.mean,
-            std=self.data.std,
-            factor=self.factor,
-            metadata={
-                "matching_loss_first": self.losses[0] if self.losses else None,
-                "matching_loss_last": self.losses[-1] if self.losses else None,
-                "matching_seconds": round(seconds, 3),
-                "stopped_early": self.stopped_early,
-                **self.result_metadata(),
-            },
-        )
+        return {"images": images.detach().cpu(), "labels": labels.cpu(), "factor": self.factor}

@@ -1,6 +1,6 @@
-"""The fresh-network matching loop (``dd_bench.fresh``): penultimate features of any model,
-shared DSA draws, resumable checkpoints and the loss guard, for a minimal method and for
-every built-in one (dc, dsa, dm, idm, m3d)."""
+"""The fresh-network matching engine (``dd_bench.fresh``) in the shared loop: penultimate features
+of any model, shared DSA draws, resumable checkpoints and the loss guard, for a minimal method and
+for every built-in one (dc, dsa, dm, idm, m3d)."""
 
 from __future__ import annotations
 

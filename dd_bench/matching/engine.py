@@ -1,6 +1,7 @@
-"""The trajectory-matching loop that MTT, FTD, DATM and third-party matchers share.
+"""The trajectory-matching engine that MTT, FTD, DATM and third-party matchers share.
 
-``TrajectoryMatcher`` runs the loop; a method is a subclass that overrides the policy
+``TrajectoryMatcher`` makes one iteration's step (the shared loop around it is
+``dd_bench.loop``'s); a method is a subclass that overrides the policy
 methods (``sample_expert``, ``start_epoch_bounds``, ``init_images``, ``init_labels``,
 ``skip_update``, ``after_update``, ``images_for_result``) and a config dataclass that extends
 ``MatchingConfig``. Hyper-parameter names and meanings follow the MTT paper.
@@ -8,30 +9,24 @@ methods (``sample_expert``, ``start_epoch_bounds``, ``init_images``, ``init_labe
 
 from __future__ import annotations
 
-import copy
-import math
 import sys
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from tqdm import tqdm
 
 from ..augment import DEFAULT_STRATEGY, DSA
 from ..errors import ConfigError
+from ..loop import IterationLoop
+from ..runtime import free_memory
 from ..specs import DistillRequest
-from ..synthetic import CACHE_BUILD_SECONDS, SyntheticSet, atomic_torch_save, read_checkpoint
+from ..synthetic import CACHE_BUILD_SECONDS
 from .buffers import ExpertBuffers, ExpertRecipe, ensure_buffers
 from .instance_norm import with_cheap_instance_norm
-from .student import FlatModel
-from ..runtime import free_memory
 from .memory import MEMORY_HEADROOM, estimate_memory
+from .student import FlatModel
 from .unroll import match
-
-CHECKPOINT_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -104,35 +99,20 @@ class MatchingConfig:
         )
 
 
-def _to_cpu_copy(value: Any) -> Any:
-    """A deep copy with every tensor detached, on the CPU and owning its memory."""
-    if isinstance(value, torch.Tensor):
-        return value.detach().to("cpu", copy=True)
-    if isinstance(value, dict):
-        return {k: _to_cpu_copy(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_to_cpu_copy(v) for v in value)
-    return copy.deepcopy(value)
-
-
-class TrajectoryMatcher:
+class TrajectoryMatcher(IterationLoop):
     """One distillation run: ``run()`` returns the SyntheticSet.
 
-    State that survives a restart (images, lr, labels, optimiser states, the generator, and
-    whatever ``policy_state`` adds) is checkpointed atomically every ``checkpoint_every``
-    iterations; a rerun of the same cell resumes from it. When the matching loss is not
-    finite or above ``max_loss`` the run stops and returns the set of the last iteration
-    whose loss was good, saying so in its metadata (``stopped_early``).
+    The shared loop (``dd_bench.loop``) checkpoints the images, lr, labels, optimiser states,
+    the generator and whatever ``policy_state`` adds, and stops a run whose loss or images go
+    bad, going back to the whole state the last good iteration started from.
     """
 
     method = "matching"
+    stop_advice = "Lower lr_img/lr_lr."
+    config: MatchingConfig
 
     def __init__(self, request: DistillRequest):
-        self.request = request
-        self.config: MatchingConfig = request.config
-        self.data = request.data
-        self.device = request.device
-        self.rng = request.generator()
+        super().__init__(request)
         self.augment = DSA(self.config.dsa_strategy) if self.config.dsa else None
         self.train_x = self.data.train_x
         if self.config.zca:
@@ -202,55 +182,10 @@ class TrajectoryMatcher:
     def after_update(self, iteration: int) -> None:
         """Called after each update of the images (e.g. an EMA of them)."""
 
-    def policy_state(self) -> dict[str, Any]:
-        return {}
-
-    def load_policy_state(self, state: dict[str, Any]) -> None:
-        pass
-
     def images_for_result(self) -> torch.Tensor:
         return self.images.detach()
 
-    def result_metadata(self) -> dict[str, Any]:
-        return {}
-
-    # ------------------------------------------------------------------ the loop
-
-    def checkpoint_path(self) -> Path:
-        return self.request.checkpoint_path(self.method)
-
-    def _state(self, iteration: int) -> dict[str, Any]:
-        """A copy of the run's state, on the CPU: nothing in it aliases the live tensors
-        (``.cpu()`` of a CPU tensor and ``state_dict()`` return the live ones)."""
-        state = {
-            "version": CHECKPOINT_VERSION,
-            "iteration": iteration,
-            "device_type": self.device.type,
-            "images": self.images,
-            "labels": self.labels,
-            "lr": self.syn_lr,
-            "opt_img": self.opt_img.state_dict(),
-            "opt_lr": self.opt_lr.state_dict(),
-            "opt_labels": self.opt_labels.state_dict() if self.opt_labels else None,
-            "rng": self.rng.get_state(),
-            "losses": list(self.losses),
-            "policy": self.policy_state(),
-        }
-        return _to_cpu_copy(state)
-
-    def _restore(self, state: dict[str, Any]) -> int:
-        with torch.no_grad():
-            self.images.copy_(state["images"])
-            self.labels.copy_(state["labels"])
-            self.syn_lr.copy_(state["lr"])
-        self.opt_img.load_state_dict(state["opt_img"])
-        self.opt_lr.load_state_dict(state["opt_lr"])
-        if self.opt_labels is not None and state["opt_labels"] is not None:
-            self.opt_labels.load_state_dict(state["opt_labels"])
-        self.rng.set_state(state["rng"])
-        self.losses = list(state["losses"])
-        self.load_policy_state(state["policy"])
-        return state["iteration"]
+    # ------------------------------------------------------------------ the loop's hooks
 
     def setup(self) -> None:
         cfg, device = self.config, self.device
@@ -265,9 +200,6 @@ class TrajectoryMatcher:
         self.syn_lr = torch.tensor(cfg.lr_teacher, device=device).requires_grad_(True)
         self.opt_img = torch.optim.SGD([self.images], lr=cfg.lr_img, momentum=0.5)
         self.opt_lr = torch.optim.SGD([self.syn_lr], lr=cfg.lr_lr, momentum=0.5)
-        self.losses: list[float] = []
-        self.last_good: dict[str, Any] | None = None
-        self.stopped_early: dict[str, Any] | None = None
         self.constant_memory = self._choose_memory_mode()
 
     def _choose_memory_mode(self) -> bool:
@@ -290,70 +222,32 @@ class TrajectoryMatcher:
               " switching to constant_memory (same gradients, one step's graph at a time)", file=sys.stderr)
         return True
 
-    def run(self) -> SyntheticSet:
+    def step(self, iteration: int) -> float:
+        """Match a student unrolled on the synthetic set from a sampled expert epoch to the
+        expert ``expert_epochs`` later, then update images, lr (and labels) unless a policy skips it."""
         cfg = self.config
-        self.setup()
-        start_iteration = 0
-        ckpt = self.checkpoint_path()
-        state = read_checkpoint(ckpt, CHECKPOINT_VERSION)
-        if state is not None:
-            start_iteration = self._restore(state)
-            print(f"resuming {self.method} from iteration {start_iteration} ({ckpt})", file=sys.stderr)
+        trajectory = self.buffers.trajectories[self.sample_expert(iteration)]
+        low, high = self.start_epoch_bounds(iteration)
+        start_epoch = int(torch.randint(low, high, (1,), generator=self.rng))
+        start = trajectory[start_epoch].to(self.device, non_blocking=True)
+        target = trajectory[start_epoch + cfg.expert_epochs].to(self.device, non_blocking=True)
         n = self.images.shape[0]
-        batch = cfg.batch_syn or n
-        started = time.perf_counter()
-        bar = tqdm(total=cfg.iterations, initial=start_iteration, desc=self.method, unit="it",
-                   disable=None if self.request.progress else True, file=sys.stderr)
-        for it in range(start_iteration, cfg.iterations):
-            trajectory = self.buffers.trajectories[self.sample_expert(it)]
-            low, high = self.start_epoch_bounds(it)
-            start_epoch = int(torch.randint(low, high, (1,), generator=self.rng))
-            start = trajectory[start_epoch].to(self.device, non_blocking=True)
-            target = trajectory[start_epoch + cfg.expert_epochs].to(self.device, non_blocking=True)
-            batches = self._batches(n, batch)
-            seeds = torch.randint(0, 2**62, (cfg.syn_steps,), generator=self.rng).tolist()
-            before = self._state(it)  # the state this iteration's loss is measured at
-            for opt in (self.opt_img, self.opt_lr, self.opt_labels):
-                if opt is not None:
-                    opt.zero_grad(set_to_none=True)
-            loss = match(self.student, start, target, self.images, self.labels, self.syn_lr, batches, seeds,
-                         self.augment, self.constant_memory).item()
-            if not math.isfinite(loss) or loss > cfg.max_loss:
-                self._stop_early(it, loss)
-                break
-            self.last_good = before
-            self.losses.append(loss)
-            self.request.log_metric("matching_loss", loss, it)
-            if not self.skip_update(loss, it):
-                self.opt_img.step()
-                self.opt_lr.step()
-                if self.opt_labels is not None:
-                    self.opt_labels.step()
-                with torch.no_grad():  # the learned lr must stay positive to be an lr
-                    self.syn_lr.clamp_(min=1e-8)
-                self.after_update(it)
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss:.4f}", lr=f"{self.syn_lr.item():.4g}")
-            if (it + 1) % cfg.checkpoint_every == 0 and it + 1 < cfg.iterations:
-                atomic_torch_save(self._state(it + 1), ckpt)
-        bar.close()
-        syn = self._result(time.perf_counter() - started)
-        ckpt.unlink(missing_ok=True)
-        return syn
-
-    def _stop_early(self, iteration: int, loss: float) -> None:
-        """Go back to the state of the last iteration whose loss was good (the start if none was)."""
-        good = self.last_good
-        if good is not None:
-            self._restore(good)
-        self.stopped_early = {
-            "iteration": iteration,
-            "loss": loss if math.isfinite(loss) else str(loss),
-            "kept_iteration": good["iteration"] if good is not None else None,
-        }
-        kept = f"the set of iteration {good['iteration']}" if good is not None else "the initial set"
-        print(f"warning: {self.method} stopped at iteration {iteration}: matching loss {loss:.4g} is not finite or above"
-              f" max_loss={self.config.max_loss}; keeping {kept}. Lower lr_img/lr_lr.", file=sys.stderr)
+        batches = self._batches(n, cfg.batch_syn or n)
+        seeds = torch.randint(0, 2**62, (cfg.syn_steps,), generator=self.rng).tolist()
+        for opt in (self.opt_img, self.opt_lr, self.opt_labels):
+            if opt is not None:
+                opt.zero_grad(set_to_none=True)
+        loss = match(self.student, start, target, self.images, self.labels, self.syn_lr, batches, seeds,
+                     self.augment, self.constant_memory).item()
+        if not self.skip_update(loss, iteration):
+            self.opt_img.step()
+            self.opt_lr.step()
+            if self.opt_labels is not None:
+                self.opt_labels.step()
+            with torch.no_grad():  # the learned lr must stay positive to be an lr
+                self.syn_lr.clamp_(min=1e-8)
+            self.after_update(iteration)
+        return loss
 
     def _batches(self, n: int, batch: int) -> list[torch.Tensor]:
         """``syn_steps`` minibatches, walking seeded permutations of the set (as MTT does);
@@ -367,31 +261,41 @@ class TrajectoryMatcher:
         out = [chunk for start in range(0, len(order), n) for chunk in order[start : start + n].split(batch)]
         return out[: self.config.syn_steps]
 
-    def _result(self, seconds: float) -> SyntheticSet:
-        labels = self.labels.detach().cpu()
-        return SyntheticSet(
-            images=self.images_for_result().cpu(),
-            labels=labels,
-            num_classes=self.data.num_classes,
-            dataset=self.data.name,
-            method=self.method,
-            ipc=self.request.ipc,
-            mean=self.data.mean,
-            std=self.data.std,
-            zca=self.config.zca,
-            lr=float(self.syn_lr.item()),
-            metadata={
-                "matching_loss_first": self.losses[0] if self.losses else None,
-                "matching_loss_last": self.losses[-1] if self.losses else None,
-                "matching_seconds": round(seconds, 3),
-                "buffers": str(self.buffers.directory),
-                "buffers_device_types": sorted(set(self.buffers.device_types)),
-                "buffers_compiled": sorted(set(self.buffers.compiled)),
-                "constant_memory": self.constant_memory,
-                "stopped_early": self.stopped_early,
-                "expert_optimizer": self.config.expert_optimizer,
-                "expert_optimizer_options": self._resolved_expert_options(),
-                CACHE_BUILD_SECONDS: round(self.buffers.trained_seconds, 3),
-                **self.result_metadata(),
-            },
-        )
+    def _run_state(self) -> dict[str, Any]:
+        return {
+            "device_type": self.device.type,
+            "images": self.images,
+            "labels": self.labels,
+            "lr": self.syn_lr,
+            "opt_img": self.opt_img.state_dict(),
+            "opt_lr": self.opt_lr.state_dict(),
+            "opt_labels": self.opt_labels.state_dict() if self.opt_labels else None,
+        }
+
+    def _load_run_state(self, state: dict[str, Any]) -> None:
+        with torch.no_grad():
+            self.images.copy_(state["images"])
+            self.labels.copy_(state["labels"])
+            self.syn_lr.copy_(state["lr"])
+        self.opt_img.load_state_dict(state["opt_img"])
+        self.opt_lr.load_state_dict(state["opt_lr"])
+        if self.opt_labels is not None and state["opt_labels"] is not None:
+            self.opt_labels.load_state_dict(state["opt_labels"])
+
+    def _postfix(self) -> dict[str, str]:
+        return {"lr": f"{self.syn_lr.item():.4g}"}
+
+    def _set_fields(self) -> dict[str, Any]:
+        return {"images": self.images_for_result().cpu(), "labels": self.labels.detach().cpu(), "zca": self.config.zca,
+                "lr": float(self.syn_lr.item())}  # fmt: skip
+
+    def _run_metadata(self) -> dict[str, Any]:
+        return {
+            "buffers": str(self.buffers.directory),
+            "buffers_device_types": sorted(set(self.buffers.device_types)),
+            "buffers_compiled": sorted(set(self.buffers.compiled)),
+            "constant_memory": self.constant_memory,
+            "expert_optimizer": self.config.expert_optimizer,
+            "expert_optimizer_options": self._resolved_expert_options(),
+            CACHE_BUILD_SECONDS: round(self.buffers.trained_seconds, 3),
+        }
