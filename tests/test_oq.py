@@ -162,7 +162,7 @@ def test_vae_without_diffusers_is_a_clean_config_error(registry, toy, tmp_path, 
     [
         ({"latent": "wavelet"}, ["latent", "wavelet", "pixel", "pca", "ae", "vae"]),
         ({"iterations": "0"}, ["iterations", "0", ">= 1"]),
-        ({"labels": "soft"}, ["labels", "soft", "hard", "expert"]),
+        ({"labels": "soft"}, ["labels", "soft", "hard", "teacher"]),
         ({"ae_lr": "-1"}, ["ae_lr", "-1"]),
         ({"vae_size": "30"}, ["vae_size", "30", "multiple of 8"]),
     ],
@@ -179,15 +179,20 @@ def test_config_errors_name_field_value_and_allowed(registry, overrides, words):
 # ------------------------------------------------------------------------------------ labels and evaluation
 
 
-def test_expert_soft_labels_from_a_tiny_buffer(registry, toy, tmp_path):
-    syn = api.distill(
-        registry, "oq", toy, 2, seed=0, preset="smoke", overrides={"labels": "expert", "expert_epochs": 1},
-        cache_dir=tmp_path, model="convnet_w32", progress=False,
-    )  # fmt: skip
+def test_soft_labels_from_the_host_s_cached_teacher(registry, toy, tmp_path):
+    from dd_bench.teachers import resolve_teacher
+
+    overrides = {"labels": "teacher", "teacher_model": "mlp", "teacher_epochs": 1, "label_temperature": 2.0}
+    syn = api.distill(registry, "oq", toy, 2, seed=0, preset="smoke", overrides=overrides, cache_dir=tmp_path,
+                      model="convnet_w32", progress=False)  # fmt: skip
     assert syn.soft_labels and syn.labels.shape == (8, toy.num_classes) and syn.labels.dtype == torch.float32
     assert syn.metadata["class_labels"] == [0, 0, 1, 1, 2, 2, 3, 3]
-    assert 0.0 <= syn.metadata["expert_agreement"] <= 1.0
-    assert list((tmp_path / "buffers").rglob("expert_0000.pt"))
+    assert 0.0 <= syn.metadata["teacher_agreement"] <= 1.0
+    assert list((tmp_path / "teachers").rglob("teacher-*.pt")), "the teacher went through the host's cache"
+    recipe = dd_bench_oq.OQConfig(**overrides).teacher_recipe()
+    teacher = resolve_teacher(registry, toy, recipe, tmp_path, torch.device("cpu"), progress=False)
+    assert syn.metadata["teacher"]["key"] == teacher.key, "the set names its teacher, as SRe2L's do"
+    assert torch.allclose(syn.labels, teacher.logits(syn.images) / 2.0), "the labels are that teacher's logits / T"
     back = SyntheticSet.load(syn.save(tmp_path / "soft.pt"))
     assert torch.equal(back.labels, syn.labels) and torch.equal(back.weights, syn.weights)
 

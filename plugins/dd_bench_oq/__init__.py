@@ -44,6 +44,7 @@ from dd_bench.plugin import (
     Images,
     RealData,
     SyntheticSet,
+    TeacherSettings,
     batches,
     hookimpl,
     require_ints,
@@ -76,7 +77,6 @@ __all__ = [
     "distill_oq",
     "finish_d4m",
     "finish_oq",
-    "expert_logits",
     "kmeans_plus_plus",
     "lloyd",
     "quantization_error",
@@ -85,13 +85,16 @@ __all__ = [
 
 LatentName = Literal["pixel", "pca", "ae", "vae"]
 Algorithm = Literal["auto", "lloyd", "clvq"]
-LabelMode = Literal["hard", "expert"]
+LabelMode = Literal["hard", "teacher"]
 Decode = Literal["latent", "img2img"]
 
 
 @dataclass(frozen=True)
-class OQConfig:
+class OQConfig(TeacherSettings):
     """Settings of the optimal-quantization baseline (``--set key=value`` overrides any of them)."""
+
+    teacher_model: str = "convnet"
+    """labels=teacher: the network that labels the images (the host's cached teacher, ``request.teacher``)."""
 
     latent: LatentName = "pca"
     """Space the quantization runs in: pixel (identity), pca, ae (small conv autoencoder), vae (diffusers)."""
@@ -127,16 +130,9 @@ class OQConfig:
     medoid: bool = False
     """Replace each centroid by its nearest real image of the class (decoding is then that image)."""
     labels: LabelMode = "hard"
-    """hard class labels, or expert: soft labels (logits) of a trained expert on the decoded images."""
-    expert_epochs: int = 50
-    """labels=expert: epochs of the expert trajectory (its final parameters label the images)."""
-    num_experts: int = 1
-    """labels=expert: experts whose logits are averaged (expert k is seeded with k, shared with MTT's cache)."""
-    expert_lr: float = 0.01
-    expert_batch: int = 256
-    expert_dsa: bool = True
+    """hard class labels, or teacher: soft labels (logits) of the teacher (``teacher_model``...) on the decoded images."""
     label_temperature: float = 1.0
-    """Soft labels are expert logits divided by this."""
+    """Soft labels are the teacher's logits divided by this."""
     chunk: int | None = None
     """Rows per distance block (none: about 16M distances per block)."""
     decode: Decode = "latent"
@@ -153,17 +149,18 @@ class OQConfig:
     """Prototypes denoised together."""
 
     def __post_init__(self) -> None:
+        self.teacher_recipe()
         for name, allowed in (("latent", LatentName), ("algorithm", Algorithm), ("labels", LabelMode), ("decode", Decode)):
             value = getattr(self, name)
             if value not in get_args(allowed):
                 raise ConfigError(f"{name}={value!r} is not allowed (allowed: {', '.join(get_args(allowed))})")
         positive = (
             "pca_components", "ae_channels", "ae_hidden", "ae_epochs", "ae_batch", "clvq_above", "iterations",
-            "restarts", "clvq_iterations", "clvq_batch", "expert_epochs", "num_experts", "expert_batch", "denoise_steps",
+            "restarts", "clvq_iterations", "clvq_batch", "denoise_steps",
             "denoise_batch",
         )  # fmt: skip
         require_ints(self, positive)
-        for name in ("ae_lr", "expert_lr", "label_temperature"):
+        for name in ("ae_lr", "label_temperature"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not value > 0:
                 raise ConfigError(f"{name}={value!r} is not allowed: use a number > 0")
@@ -176,8 +173,8 @@ class OQConfig:
                 raise ConfigError(f"{name}={value!r} is not allowed: use an integer >= {low} or none")
         if self.vae_size is not None and self.vae_size % 8:
             raise ConfigError(f"vae_size={self.vae_size} is not allowed: use a multiple of 8 or none")
-        if not isinstance(self.medoid, bool) or not isinstance(self.expert_dsa, bool):
-            raise ConfigError(f"medoid={self.medoid!r}, expert_dsa={self.expert_dsa!r}: use true or false")
+        if not isinstance(self.medoid, bool):
+            raise ConfigError(f"medoid={self.medoid!r} is not allowed: use true or false")
         if self.latent == "vae" and not self.vae:
             raise ConfigError("vae=None is not allowed with latent='vae' (allowed: a local path or cached name of a diffusers AutoencoderKL)")
         if self.decode == "img2img":
@@ -200,21 +197,19 @@ class OQConfig:
 
 PRESETS: dict[str, dict[str, Any]] = {
     # digits in a couple of seconds: 16 principal axes, few Lloyd steps
-    "smoke": {"latent": "pca", "pca_components": 16, "iterations": 20, "expert_epochs": 2},
+    "smoke": {"latent": "pca", "pca_components": 16, "iterations": 20, "teacher_epochs": 2},
     # the defaults, spelled out
     "default": {},
     # CPU-sized (the suites' convention: `cpu` for IPC 10, `cpu-ipc1` for IPC 1), chosen on the
     # Fashion-MNIST validation split among {PCA-64, autoencoder} x {decoded centroids, medoids}
     # (convnet_w32, 3 seeds): medoids won at both IPCs, in the autoencoder's latent at IPC 10
     # and in PCA's at IPC 1. The autoencoder trains once (~100 s on 2 cores) and is cached.
-    "cpu": {"latent": "ae", "ae_hidden": 16, "ae_epochs": 5, "medoid": True, "iterations": 100, "restarts": 3,
-            "expert_epochs": 20},
-    "cpu-ipc1": {"latent": "pca", "pca_components": 64, "medoid": True, "iterations": 100, "restarts": 3,
-                 "expert_epochs": 20},
+    "cpu": {"latent": "ae", "ae_hidden": 16, "ae_epochs": 5, "medoid": True, "iterations": 100, "restarts": 3, "teacher_epochs": 20},
+    "cpu-ipc1": {"latent": "pca", "pca_components": 64, "medoid": True, "iterations": 100, "restarts": 3, "teacher_epochs": 20},
     # decoded centroids, the method as stated: PCA-64 (exact covariance, ~1-3 s on Fashion-MNIST,
     # 88% of its variance), or a 4x7x7 autoencoder of hidden width 16 trained 5 epochs
-    "pca-cpu": {"latent": "pca", "pca_components": 64, "iterations": 100, "restarts": 3, "expert_epochs": 20},
-    "ae-cpu": {"latent": "ae", "ae_hidden": 16, "ae_epochs": 5, "iterations": 100, "restarts": 3, "expert_epochs": 20},
+    "pca-cpu": {"latent": "pca", "pca_components": 64, "iterations": 100, "restarts": 3, "teacher_epochs": 20},
+    "ae-cpu": {"latent": "ae", "ae_hidden": 16, "ae_epochs": 5, "iterations": 100, "restarts": 3, "teacher_epochs": 20},
     # k-means in normalised pixel space (the centroids are cell means of real images)
     "pixel": {"latent": "pixel", "iterations": 100, "restarts": 3},
     # GPU-sized: a wider autoencoder trained longer, CLVQ for classes above 20k images
@@ -225,7 +220,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # decoded through the latent diffusion model as D4M does (img2img from the centroid with the
     # class name as prompt, strength 0.7, guidance 8), soft labels from a trained teacher,
     # weighted training. Differences: its teacher is a pretrained ResNet-18 and its soft labels
-    # are recomputed per augmented batch (SRe2L/RDED relabelling), ours are fixed expert logits.
+    # are recomputed per augmented batch (SRe2L/RDED relabelling), ours are its fixed logits.
     # Not implemented: the paper's variant with the quantized latents as noise initialisations
     # of a diffusion transformer (its best rows), whose procedure (which DiT, how the latents
     # become its initial noise, its sampler settings) is not in the material available here.
@@ -238,8 +233,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "clvq_iterations": 5000,
         "clvq_batch": 1024,
         "decode": "img2img",
-        "labels": "expert",
-        "expert_epochs": 50,
+        "labels": "teacher",
+        "teacher_epochs": 50,
     },
 }
 # the same without the denoising step (the VAE decoder alone): what the diffusion model adds
@@ -268,38 +263,6 @@ def build_latent(config: OQConfig, data: RealData, device: torch.device, cache_d
 # ------------------------------------------------------------------------------------ soft labels
 
 
-def expert_logits(request: DistillRequest, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any]]:
-    """Mean logits of the final parameters of ``num_experts`` expert trajectories on ``images``.
-
-    The experts come from the host's expert buffers (trained and cached on first use, with the
-    same key MTT uses), loaded into ``request.build_model`` through ``FlatModel``. Only
-    parameters are stored in a trajectory: a model with batch norm would label with fresh
-    running statistics, so prefer instance-norm models (the default ConvNet) here.
-    """
-    from dd_bench.plugin import ExpertRecipe, FlatModel, ensure_buffers
-
-    config, data = request.config, request.data
-    recipe = ExpertRecipe(
-        epochs=config.expert_epochs, lr=config.expert_lr, batch_size=config.expert_batch, dsa=config.expert_dsa
-    )
-    buffers = ensure_buffers(
-        request.model, request.build_model, data, data.train_x, recipe, config.num_experts,
-        request.cache_dir, request.device, progress=request.progress,
-    )  # fmt: skip
-    model = request.build_model(0)
-    flat = FlatModel(model)
-    total = torch.zeros(images.shape[0], data.num_classes, device=request.device)
-    with torch.no_grad():
-        for trajectory in buffers.trajectories:
-            flat.load(trajectory[-1].to(request.device))
-            model.eval()
-            for s in range(0, images.shape[0], 512):
-                total[s : s + 512] += model(images[s : s + 512].to(request.device)).float()
-    logits = total / len(buffers.trajectories) / config.label_temperature
-    info = {"expert_dir": str(buffers.directory), "experts": len(buffers.trajectories), "trained_seconds": buffers.trained_seconds}
-    return logits.cpu(), info
-
-
 # ------------------------------------------------------------------------------------ the method
 
 
@@ -322,10 +285,8 @@ def pixel_error(x: Images, codes: torch.Tensor, device: torch.device, chunk: int
 
 def distill_oq(request: DistillRequest) -> SyntheticSet:
     """Per class of the request's shard: encode, quantize into ``ipc`` weighted code points,
-    decode (or take medoids). Aggregates and expert labels come in :func:`finish_oq`."""
+    decode (or take medoids). Aggregates and teacher labels come in :func:`finish_oq`."""
     config: OQConfig = request.config
-    if config.labels == "expert":  # expert trajectories are trained on the whole split in memory
-        request = _expert_data(request)
     data, device, ipc = request.data, request.device, request.ipc
     started = time.perf_counter()
     latent = build_latent(config, data, device, request.cache_dir, request.seed, request.progress)
@@ -392,27 +353,25 @@ def distill_oq(request: DistillRequest) -> SyntheticSet:
     )
 
 
-def _expert_data(request: DistillRequest) -> DistillRequest:
-    return dataclasses.replace(request, data=request.data.in_memory(
-        "oq with labels=expert trains expert trajectories on the whole training split in memory; use labels=hard, which streams"))
-
-
 def finish_oq(syn: SyntheticSet, request: DistillRequest) -> SyntheticSet:
     """The whole cell's figures once its classes are in: quantization errors averaged with the
-    class priors, and (``labels=expert``) the expert's soft labels on every image."""
+    class priors, and (``labels=teacher``) the teacher's soft labels on every image."""
     config: OQConfig = request.config
     data, meta = request.data, syn.metadata
     priors = (data.class_counts().to(torch.float64) / data.train_x.shape[0]).tolist()
     meta["algorithm"] = sorted(set(meta.pop("algorithm_per_class")))
     meta["quantization_error"] = sum(p * e for p, e in zip(priors, meta["quantization_error_per_class"]))
     meta["quantization_error_pixel"] = sum(p * e for p, e in zip(priors, meta["quantization_error_pixel_per_class"]))
-    if config.labels != "expert":
+    if config.labels != "teacher":
         return syn
     hard = syn.labels
-    soft, info = expert_logits(_expert_data(request), syn.images)
-    meta[CACHE_BUILD_SECONDS] += info.pop("trained_seconds")
-    meta.update(info)
-    meta["expert_agreement"] = float((soft.argmax(1) == hard).float().mean())
+    started = time.perf_counter()
+    teacher = request.teacher(config.teacher_recipe())
+    soft = teacher.logits(syn.images).cpu() / config.label_temperature
+    meta[CACHE_BUILD_SECONDS] += teacher.trained_seconds
+    meta.update({"teacher": teacher.ref(), "teacher_val_acc": teacher.val_acc,
+                 "teacher_seconds": round(time.perf_counter() - started, 3)})
+    meta["teacher_agreement"] = float((soft.argmax(1) == hard).float().mean())
     meta["class_labels"] = hard.tolist()
     return dataclasses.replace(syn, labels=soft, metadata=meta)
 
