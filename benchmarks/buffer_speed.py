@@ -43,8 +43,17 @@ def one(args: argparse.Namespace) -> dict:
     spec, device = Registry().model(args.model), torch.device(args.device)
     recipe = ExpertRecipe(epochs=args.epochs)
     started = time.perf_counter()
-    buffers = ensure_buffers(args.model, lambda seed: seeded_build(lambda: spec.build(data.shape), seed, device),
-                             data, x, recipe, args.experts, args.cache, device, progress=False)
+    buffers = ensure_buffers(
+        args.model,
+        lambda seed: seeded_build(lambda: spec.build(data.shape), seed, device),
+        data,
+        x,
+        recipe,
+        args.experts,
+        args.cache,
+        device,
+        progress=False,
+    )
     seconds = time.perf_counter() - started
     steps = args.experts * recipe.train_recipe().steps(args.images)
     return {"seconds": seconds, "steps": steps, "compiled": buffers.compiled[0]}
@@ -64,8 +73,10 @@ def main() -> None:
     if args.one:
         print(json.dumps(one(args)))
         return
-    print(f"`python {' '.join(shlex.quote(a) for a in sys.argv)}`; torch {torch.__version__},"
-          f" {torch.get_num_threads()} threads, {args.device}\n")
+    print(
+        f"`python {' '.join(shlex.quote(a) for a in sys.argv)}`; torch {torch.__version__},"
+        f" {torch.get_num_threads()} threads, {args.device}\n"
+    )
     print("| mode | experts x epochs | steps | seconds (all in) | s/step (all in) | speed-up over eager |")
     print("|---|---|---|---|---|---|")
     inductor_cache = tempfile.mkdtemp(prefix="inductor-")
@@ -74,17 +85,41 @@ def main() -> None:
         if mode == "compiled-cold":
             shutil.rmtree(inductor_cache)
         elif mode == "compiled-warm" and not os.listdir(inductor_cache):
-            parser.error("compiled-warm reuses the inductor cache that compiled-cold fills: list it after compiled-cold")
-        env = {**os.environ, "DD_BENCH_COMPILE": "0" if mode == "eager" else "1", "TORCHINDUCTOR_CACHE_DIR": inductor_cache}
+            parser.error(
+                "compiled-warm reuses the inductor cache that compiled-cold fills: list it after compiled-cold"
+            )
+        env = {
+            **os.environ,
+            "DD_BENCH_COMPILE": "0" if mode == "eager" else "1",
+            "TORCHINDUCTOR_CACHE_DIR": inductor_cache,
+        }
         with tempfile.TemporaryDirectory() as cache:
-            cmd = [sys.executable, __file__, "--one", "--cache", cache, "--model", args.model, "--experts", str(args.experts),
-                   "--epochs", str(args.epochs), "--images", str(args.images), "--device", args.device]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--one",
+                "--cache",
+                cache,
+                "--model",
+                args.model,
+                "--experts",
+                str(args.experts),
+                "--epochs",
+                str(args.epochs),
+                "--images",
+                str(args.images),
+                "--device",
+                args.device,
+            ]
             out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
         r = json.loads(out.strip().splitlines()[-1])
         eager = r["seconds"] if mode == "eager" else eager
         ratio = f"{eager / r['seconds']:.2f}x" if eager else ""
-        print(f"| {mode}{'' if r['compiled'] == (mode != 'eager') else ' (NOT as asked)'} | {args.experts} x {args.epochs}"
-              f" | {r['steps']} | {r['seconds']:.1f} | {r['seconds'] / r['steps']:.4f} | {ratio} |", flush=True)
+        print(
+            f"| {mode}{'' if r['compiled'] == (mode != 'eager') else ' (NOT as asked)'} | {args.experts} x {args.epochs}"
+            f" | {r['steps']} | {r['seconds']:.1f} | {r['seconds'] / r['steps']:.4f} | {ratio} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

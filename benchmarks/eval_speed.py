@@ -38,8 +38,19 @@ def timed(spec, shape, ipc: int, networks: int, epochs: int, mode: str, device: 
     x, y = x.to(device), y.to(device)
     models = [seeded_build(lambda: spec.build(shape), s, device) for s in range(networks)]
     gens = [torch.Generator().manual_seed(s) for s in range(networks)]
-    run = lambda n: train_classifiers(models, x, y, TrainRecipe(epochs=n, decay_at=None), gens, augment=DSA(),  # noqa: E731
-                                      batched=mode == "batched", compile=mode == "compiled")
+
+    def run(n):
+        return train_classifiers(
+            models,
+            x,
+            y,
+            TrainRecipe(epochs=n, decay_at=None),
+            gens,
+            augment=DSA(),
+            batched=mode == "batched",
+            compile=mode == "compiled",
+        )
+
     t = time.perf_counter()
     run(1)
     sync(device)
@@ -61,7 +72,9 @@ def main() -> None:
     parser.add_argument("--ipc", default="1,10,50")
     parser.add_argument("--networks", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--modes", default="eager,compiled,batched", help=f"a subset of {','.join(MODES)}; eager is always timed")
+    parser.add_argument(
+        "--modes", default="eager,compiled,batched", help=f"a subset of {','.join(MODES)}; eager is always timed"
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu, cuda or cuda:N")
     args = parser.parse_args()
     modes = [m for m in args.modes.split(",") if m != "eager"]
@@ -72,10 +85,15 @@ def main() -> None:
 
     registry, shape, device = Registry(), DataShape(1, 28, 28, 10), torch.device(args.device)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    print(f"`python {' '.join(shlex.quote(a) for a in sys.argv)}`; torch {torch.__version__},"
-          f" {torch.get_num_threads()} threads, {where}\n")
-    print("| model | compile_on_cpu | ipc | networks | eager s/epoch | "
-          + " | ".join(f"{m} s/epoch | speed-up" + (" | compiling s" if m == "compiled" else "") for m in modes) + " |")
+    print(
+        f"`python {' '.join(shlex.quote(a) for a in sys.argv)}`; torch {torch.__version__},"
+        f" {torch.get_num_threads()} threads, {where}\n"
+    )
+    print(
+        "| model | compile_on_cpu | ipc | networks | eager s/epoch | "
+        + " | ".join(f"{m} s/epoch | speed-up" + (" | compiling s" if m == "compiled" else "") for m in modes)
+        + " |"
+    )
     print("|---|---|---|---|---|" + "---|---|" * len(modes) + ("---|" if "compiled" in modes else ""))
     for name in args.models.split(","):
         spec = registry.model(name)

@@ -33,9 +33,8 @@ def one(args: argparse.Namespace) -> dict:
     from dd_bench.matching import FlatModel, match
     from dd_bench.matching.instance_norm import with_cheap_instance_norm
     from dd_bench.plugins import Registry
-    from dd_bench.specs import DataShape
-
     from dd_bench.runtime import tune_cpu_allocator
+    from dd_bench.specs import DataShape
 
     tuned = tune_cpu_allocator() if args.allocator == "tuned" else False
     device = torch.device(args.device)
@@ -96,8 +95,14 @@ def main() -> None:
     parser.add_argument("--model", default="convnet")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--no-dsa", action="store_true")
-    parser.add_argument("--allocator", default="tuned", help="tuned, default, or both comma-separated (CPU malloc setting)")
-    parser.add_argument("--group-norm", action="store_true", help="student with nn.GroupNorm instead of the engine's cheap instance norm")
+    parser.add_argument(
+        "--allocator", default="tuned", help="tuned, default, or both comma-separated (CPU malloc setting)"
+    )
+    parser.add_argument(
+        "--group-norm",
+        action="store_true",
+        help="student with nn.GroupNorm instead of the engine's cheap instance norm",
+    )
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--constant-memory", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -106,25 +111,48 @@ def main() -> None:
         print(json.dumps(one(args)))
         return
     where = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "CPU"
-    print(f"`python {' '.join(shlex.quote(a) for a in sys.argv)}`; torch {torch.__version__}, model {args.model},"
-          f" {args.device} ({where})\n")
+    print(
+        f"`python {' '.join(shlex.quote(a) for a in sys.argv)}`; torch {torch.__version__}, model {args.model},"
+        f" {args.device} ({where})\n"
+    )
     print("| allocator | mode | ipc | syn_steps | s/iter (median) | peak GB |")
     print("|---|---|---|---|---|---|")
     for allocator, mode in itertools.product(args.allocator.split(","), args.modes.split(",")):
         for ipc in args.ipc.split(","):
             for steps in args.syn_steps.split(","):
-                cmd = [sys.executable, __file__, "--one", "--syn-steps", steps, "--ipc", ipc, "--model", args.model,
-                       "--iterations", str(args.iterations), "--device", args.device, "--allocator", allocator]
+                cmd = [
+                    sys.executable,
+                    __file__,
+                    "--one",
+                    "--syn-steps",
+                    steps,
+                    "--ipc",
+                    ipc,
+                    "--model",
+                    args.model,
+                    "--iterations",
+                    str(args.iterations),
+                    "--device",
+                    args.device,
+                    "--allocator",
+                    allocator,
+                ]
                 cmd += ["--constant-memory"] if mode == "constant-memory" else []
                 cmd += ["--no-dsa"] if args.no_dsa else []
                 cmd += ["--group-norm"] if args.group_norm else []
                 cmd += ["--batch-syn", str(args.batch_syn)] if args.batch_syn else []
                 out = subprocess.run(cmd, capture_output=True, text=True)
                 if out.returncode:
-                    print(f"| {allocator} | {mode} | {ipc} | {steps} | failed: {out.stderr.strip().splitlines()[-1]} | |", flush=True)
+                    print(
+                        f"| {allocator} | {mode} | {ipc} | {steps} | failed: {out.stderr.strip().splitlines()[-1]} | |",
+                        flush=True,
+                    )
                     continue
                 r = json.loads(out.stdout)
-                print(f"| {r['allocator']} | {r['mode']} | {ipc} | {steps} | {r['s_per_iter']:.2f} | {r['peak_gb']:.2f} ({r['peak_kind']}) |", flush=True)
+                print(
+                    f"| {r['allocator']} | {r['mode']} | {ipc} | {steps} | {r['s_per_iter']:.2f} | {r['peak_gb']:.2f} ({r['peak_kind']}) |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

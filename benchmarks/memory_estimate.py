@@ -21,8 +21,12 @@ from pathlib import Path
 import torch
 
 CHECKS = [("convnet", 100, 5, 28), ("convnet_w32", 50, 10, 28), ("mlp", 100, 10, 28)]
-SHAPES = {"cifar10": (3, 32, 10, "convnet"), "cifar100": (3, 32, 100, "convnet"), "tiny": (3, 64, 200, "convnet_d4"),
-          "fmnist": (1, 28, 10, "convnet")}
+SHAPES = {
+    "cifar10": (3, 32, 10, "convnet"),
+    "cifar100": (3, 32, 100, "convnet"),
+    "tiny": (3, 64, 200, "convnet_d4"),
+    "fmnist": (1, 28, 10, "convnet"),
+}
 
 
 def _student(model: str, channels: int, size: int, classes: int):
@@ -57,8 +61,14 @@ def check_one(model: str, n: int, steps: int, size: int) -> dict:
     Path("/proc/self/clear_refs").write_text("5")
     match(student, start, start + 0.01, images, labels, lr, batches, list(range(steps)), DSA(), False)
     peak = _status("VmHWM:") - base
-    return {"model": model, "images": n, "syn_steps": steps, "estimate_mib": estimate.unrolled / 2**20,
-            "measured_mib": peak / 2**20, "estimate/measured": estimate.unrolled / peak}
+    return {
+        "model": model,
+        "images": n,
+        "syn_steps": steps,
+        "estimate_mib": estimate.unrolled / 2**20,
+        "measured_mib": peak / 2**20,
+        "estimate/measured": estimate.unrolled / peak,
+    }
 
 
 def presets() -> list[dict]:
@@ -81,11 +91,27 @@ def presets() -> list[dict]:
             labels = torch.arange(2) % classes
             from dd_bench.augment import DSA
 
-            est = estimate_memory(students[key], images, labels, min(cfg.batch_syn or n, n), cfg.syn_steps,
-                                  DSA(cfg.dsa_strategy) if cfg.dsa else None)
-            rows.append({"method": method, "preset": name, "model": model, "images": n, "batch_syn": cfg.batch_syn,
-                         "syn_steps": cfg.syn_steps, "unrolled_gib": est.unrolled / 2**30, "constant_gib": est.constant / 2**30,
-                         "constant_memory": cfg.constant_memory})
+            est = estimate_memory(
+                students[key],
+                images,
+                labels,
+                min(cfg.batch_syn or n, n),
+                cfg.syn_steps,
+                DSA(cfg.dsa_strategy) if cfg.dsa else None,
+            )
+            rows.append(
+                {
+                    "method": method,
+                    "preset": name,
+                    "model": model,
+                    "images": n,
+                    "batch_syn": cfg.batch_syn,
+                    "syn_steps": cfg.syn_steps,
+                    "unrolled_gib": est.unrolled / 2**30,
+                    "constant_gib": est.constant / 2**30,
+                    "constant_memory": cfg.constant_memory,
+                }
+            )
     return rows
 
 
@@ -103,15 +129,26 @@ def main() -> None:
     if args.check:
         print(f"{'model':<12} {'images':>6} {'steps':>5} {'estimate MiB':>12} {'measured MiB':>12} {'ratio':>6}")
         for model, n, steps, size in CHECKS:
-            out = subprocess.run([sys.executable, __file__, "--one", f"{model},{n},{steps},{size}"],
-                                 capture_output=True, text=True, check=True, env={**__import__("os").environ, "DD_BENCH_DEFAULT_MALLOC": "1"})
+            out = subprocess.run(
+                [sys.executable, __file__, "--one", f"{model},{n},{steps},{size}"],
+                capture_output=True,
+                text=True,
+                check=True,
+                env={**__import__("os").environ, "DD_BENCH_DEFAULT_MALLOC": "1"},
+            )
             r = json.loads(out.stdout.strip().splitlines()[-1])
-            print(f"{model:<12} {n:>6} {steps:>5} {r['estimate_mib']:>12.0f} {r['measured_mib']:>12.0f} {r['estimate/measured']:>6.2f}")
+            print(
+                f"{model:<12} {n:>6} {steps:>5} {r['estimate_mib']:>12.0f} {r['measured_mib']:>12.0f} {r['estimate/measured']:>6.2f}"
+            )
     if args.presets:
-        print(f"{'method':<5} {'preset':<16} {'model':<11} {'images':>6} {'batch':>6} {'steps':>5} {'unrolled GiB':>12} {'constant GiB':>12} constant_memory")
+        print(
+            f"{'method':<5} {'preset':<16} {'model':<11} {'images':>6} {'batch':>6} {'steps':>5} {'unrolled GiB':>12} {'constant GiB':>12} constant_memory"
+        )
         for r in presets():
-            print(f"{r['method']:<5} {r['preset']:<16} {r['model']:<11} {r['images']:>6} {str(r['batch_syn']):>6} {r['syn_steps']:>5}"
-                  f" {r['unrolled_gib']:>12.1f} {r['constant_gib']:>12.1f} {r['constant_memory']}")
+            print(
+                f"{r['method']:<5} {r['preset']:<16} {r['model']:<11} {r['images']:>6} {str(r['batch_syn']):>6} {r['syn_steps']:>5}"
+                f" {r['unrolled_gib']:>12.1f} {r['constant_gib']:>12.1f} {r['constant_memory']}"
+            )
 
 
 if __name__ == "__main__":

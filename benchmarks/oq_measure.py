@@ -72,9 +72,28 @@ def main() -> int:
         distills = []
         for ipc in ipcs:
             for s in seeds:
-                base = ["dd-bench", "distill", "--dataset", args.dataset, "--ipc", str(ipc), "--seed", str(s), "--device", "cpu"]
+                base = [
+                    "dd-bench",
+                    "distill",
+                    "--dataset",
+                    args.dataset,
+                    "--ipc",
+                    str(ipc),
+                    "--seed",
+                    str(s),
+                    "--device",
+                    "cpu",
+                ]
                 distills.append(base + ["--method", "random", "--out", str(out / f"random_ipc{ipc}_s{s}.pt")])
-                oq = base + ["--method", "oq", "--preset", args.preset, "--out", str(out / f"oq_ipc{ipc}_s{s}.pt"), *cache]
+                oq = base + [
+                    "--method",
+                    "oq",
+                    "--preset",
+                    args.preset,
+                    "--out",
+                    str(out / f"oq_ipc{ipc}_s{s}.pt"),
+                    *cache,
+                ]
                 for kv in args.oq_set:
                     oq += ["--set", kv]
                 distills.append(oq)
@@ -89,8 +108,21 @@ def main() -> int:
                     target = out / f"eval_{name.replace(' ', '_').replace('(', '').replace(')', '')}_ipc{ipc}_s{s}.json"
                     if target.exists():
                         continue
-                    cmd = ["dd-bench", "evaluate", str(path), "--models", args.model, "--seeds", f"{s},",
-                           "--epochs", str(epochs[ipc]), "--device", "cpu", "--json", *flags]  # fmt: skip
+                    cmd = [
+                        "dd-bench",
+                        "evaluate",
+                        str(path),
+                        "--models",
+                        args.model,
+                        "--seeds",
+                        f"{s},",
+                        "--epochs",
+                        str(epochs[ipc]),
+                        "--device",
+                        "cpu",
+                        "--json",
+                        *flags,
+                    ]
                     evals.append((cmd, target))
 
         def run_eval(job):
@@ -111,9 +143,9 @@ def main() -> int:
             list(pool.map(run_eval, evals))
 
     # ------------------------------------------------------------------ summary
+    import dd_bench_oq
     import torch
 
-    import dd_bench_oq
     from dd_bench import api
     from dd_bench.synthetic import SyntheticSet
     from dd_bench.testing import make_registry
@@ -145,10 +177,20 @@ def main() -> int:
                 if syn_path.exists():
                     syn = SyntheticSet.load(syn_path)
                     pix.append(float(dd_bench_oq.set_quantization_error(syn.images, syn.hard_labels(), data)["error"]))
-                    lat.append(float(dd_bench_oq.set_quantization_error(syn.images, syn.hard_labels(), data, space)["error"]))
-            record[f"{name} ipc{ipc}"] = {"test": tests, "val": vals, "eval_wall_s": walls, "qe_pixel": pix, "qe_latent": lat}
+                    lat.append(
+                        float(dd_bench_oq.set_quantization_error(syn.images, syn.hard_labels(), data, space)["error"])
+                    )
+            record[f"{name} ipc{ipc}"] = {
+                "test": tests,
+                "val": vals,
+                "eval_wall_s": walls,
+                "qe_pixel": pix,
+                "qe_latent": lat,
+            }
             wall = f"{statistics.fmean(walls):.0f}" if walls else "n/a"
-            rows.append(f"| {ipc} | {name} | {epochs.get(ipc, '?')} | {fmt(tests)} | {fmt(vals)} | {fmt(pix)} | {fmt(lat)} | {wall} |")
+            rows.append(
+                f"| {ipc} | {name} | {epochs.get(ipc, '?')} | {fmt(tests)} | {fmt(vals)} | {fmt(pix)} | {fmt(lat)} | {wall} |"
+            )
     table = "\n".join(
         [
             f"{args.dataset}, {args.model}, final-epoch accuracy % mean ± std (n); OQ preset {args.preset} {' '.join(args.oq_set)}",

@@ -24,7 +24,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 SIZES = ((10, 200), (100, 200), (10, 2000))
@@ -39,12 +38,17 @@ def worker(task: str, root: Path) -> dict:
     data = api.load_data(registry, "image_folder", root)
     if task == "oq":
         api.distill(registry, "oq", data, ipc=10, preset="smoke", overrides={"latent": "pixel"}, progress=False)
-    return {"seconds": round(time.perf_counter() - started, 2), "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "train_images": len(data.train_y)}  # fmt: skip
+    return {
+        "seconds": round(time.perf_counter() - started, 2),
+        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "train_images": len(data.train_y),
+    }
 
 
 def run(task: str, root: Path, env: dict) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--worker", task, str(root)], env=env, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--worker", task, str(root)], env=env, capture_output=True, text=True
+    )
     if out.returncode:
         raise SystemExit(f"{task} on {root} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -65,7 +69,9 @@ def main() -> int:
     env = {**os.environ, "DD_BENCH_CACHE": str(work / "cache")}
     rows = []
     for classes, per_class in SIZES:
-        root = write_jpegs(work / f"{classes}x{per_class}-{args.resolution}", classes * per_class, args.resolution, classes=classes)
+        root = write_jpegs(
+            work / f"{classes}x{per_class}-{args.resolution}", classes * per_class, args.resolution, classes=classes
+        )
         run("decode", root, env)
         r = run("oq", root, env)
         rows.append((classes, per_class, r["train_images"], r["rss_mb"], r["seconds"]))
@@ -90,12 +96,17 @@ def main() -> int:
     ]
     image_mb = 3 * args.resolution**2 * 4 / 2**20  # one float32 image (the pixel latent is the image)
     for classes, per_class, n, rss, seconds in rows:
-        lines.append(f"| {classes} | {per_class} | {n} | {rss:.0f} | {rss / base:.2f}x | {0.9 * per_class * image_mb:.0f} |"
-                     f" {classes * 10 * image_mb:.0f} | {seconds:.1f} |")
-    lines += ["", "What grows is what the design keeps: one class's latents at a time (the training split's images per"
-              " class: 0.9 x images per class, the rest is validation) with k-means' work arrays, and the distilled set"
-              " itself (classes x IPC images, held a few times over while it is assembled). The number of training images"
-              " alone does not enter: the data are read one class at a time."]
+        lines.append(
+            f"| {classes} | {per_class} | {n} | {rss:.0f} | {rss / base:.2f}x | {0.9 * per_class * image_mb:.0f} |"
+            f" {classes * 10 * image_mb:.0f} | {seconds:.1f} |"
+        )
+    lines += [
+        "",
+        "What grows is what the design keeps: one class's latents at a time (the training split's images per"
+        " class: 0.9 x images per class, the rest is validation) with k-means' work arrays, and the distilled set"
+        " itself (classes x IPC images, held a few times over while it is assembled). The number of training images"
+        " alone does not enter: the data are read one class at a time.",
+    ]
     atomic_write_text(args.out, "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

@@ -46,8 +46,9 @@ def timed(fn, repeats: int) -> float:
 
 
 def sre2l_per_image_iteration(registry) -> float:
-    from dd_bench.specs import DataShape
     from dd_bench_sre2l import PRESETS, SRe2LConfig, recover
+
+    from dd_bench.specs import DataShape
 
     teacher = registry.model("tv:resnet18").build(DataShape(3, 224, 224, CLASSES)).eval()
     settings = {k: v for k, v in PRESETS["paper"].items() if not k.startswith("teacher")}
@@ -78,13 +79,22 @@ def stable_diffusion_parts() -> tuple[float, float, float]:
     from diffusers import AutoencoderKL, UNet2DConditionModel
 
     torch.manual_seed(0)
-    vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4,
-                        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4).eval()  # fmt: skip
+    vae = AutoencoderKL(
+        block_out_channels=(128, 256, 512, 512),
+        layers_per_block=2,
+        latent_channels=4,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+    ).eval()
     unet = UNet2DConditionModel(
-        sample_size=64, block_out_channels=(320, 640, 1280, 1280), layers_per_block=2, cross_attention_dim=768,
-        attention_head_dim=8, down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+        sample_size=64,
+        block_out_channels=(320, 640, 1280, 1280),
+        layers_per_block=2,
+        cross_attention_dim=768,
+        attention_head_dim=8,
+        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
         up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-    ).eval()  # fmt: skip
+    ).eval()
     image, latent, text = torch.randn(1, 3, 512, 512), torch.randn(2, 4, 64, 64), torch.randn(2, 77, 768)
     with torch.no_grad():
         encode = timed(lambda: vae.encode(image).latent_dist.mean, 1)
@@ -95,7 +105,9 @@ def stable_diffusion_parts() -> tuple[float, float, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--gpu-factor", type=float, default=100.0, help="assumed GPU speed-up over these cores (default 100)")
+    parser.add_argument(
+        "--gpu-factor", type=float, default=100.0, help="assumed GPU speed-up over these cores (default 100)"
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results" / "paper_cost.md")
     args = parser.parse_args()
 
@@ -116,10 +128,22 @@ def main() -> int:
         rows.append(("sre2l", ipc, images * 1000 * sre2l, f"{images:,} images x 1,000 iterations x {sre2l:.3f} s"))
         rows.append(("rded", ipc, CLASSES * 1500 * rded, f"1,000 classes x 1,500 crops x {rded:.4f} s"))
         for method in ("d4m", "oq"):
-            rows.append((method, ipc, TRAIN_IMAGES * encode + images * denoise_per_image,
-                         f"1,281,167 encodes x {encode:.2f} s + {images:,} images x (35 x {step:.2f} s + {decode:.2f} s)"))
-        rows.append(("oq (paper-vae)", ipc, TRAIN_IMAGES * encode + images * decode,
-                     f"1,281,167 encodes x {encode:.2f} s + {images:,} decodes x {decode:.2f} s"))
+            rows.append(
+                (
+                    method,
+                    ipc,
+                    TRAIN_IMAGES * encode + images * denoise_per_image,
+                    f"1,281,167 encodes x {encode:.2f} s + {images:,} images x (35 x {step:.2f} s + {decode:.2f} s)",
+                )
+            )
+        rows.append(
+            (
+                "oq (paper-vae)",
+                ipc,
+                TRAIN_IMAGES * encode + images * decode,
+                f"1,281,167 encodes x {encode:.2f} s + {images:,} decodes x {decode:.2f} s",
+            )
+        )
 
     from dd_bench.runtime import git_sha
     from dd_bench.synthetic import atomic_write_text

@@ -48,7 +48,12 @@ def _distill(root: str, cache: str, method: str, ipc: int, shards: int, index: i
     kw = {"preset": "cpu", "cache_dir": Path(cache), "progress": False}
     if index is None:
         syn = api.distill(registry, method, data, ipc, shards=shards, **kw)
-        return {"images": syn.images, "labels": syn.labels, "weights": syn.weights, "seconds": syn.metadata["distill_seconds"]}
+        return {
+            "images": syn.images,
+            "labels": syn.labels,
+            "weights": syn.weights,
+            "seconds": syn.metadata["distill_seconds"],
+        }
     api.distill_shard(registry, method, data, ipc, index, shards, **kw)
     return {}
 
@@ -76,26 +81,38 @@ def main() -> int:
     args = parser.parse_args()
 
     import ray
+    from streaming import write_jpegs
 
     from dd_bench import api
     from dd_bench.plugins import Registry, get_plugin_manager
-    from streaming import write_jpegs
 
     cells = []
     for text in args.cells:
         method, _, ipc = text.partition(":")
         if method not in ("oq", "rded", "sre2l", "d4m", "random") or not ipc.isdigit() or int(ipc) < 1:
-            parser.error(f"--cells {text!r} is not allowed: use METHOD:IPC with METHOD one of oq, rded, sre2l, d4m, random")
+            parser.error(
+                f"--cells {text!r} is not allowed: use METHOD:IPC with METHOD one of oq, rded, sre2l, d4m, random"
+            )
         cells.append((method, int(ipc)))
     work = args.work or Path(tempfile.mkdtemp(prefix="ddb-shards-"))
     root = write_jpegs(work / f"jpegs-{args.images}-{args.resolution}", args.images, args.resolution)
     cache = work / "cache"
     registry = Registry(get_plugin_manager())
     data = api.load_data(registry, "image_folder", root)
-    for method in dict.fromkeys(m for m, _ in cells):  # shared caches (autoencoder, teacher) built once, outside the timing
+    for method in dict.fromkeys(
+        m for m, _ in cells
+    ):  # shared caches (autoencoder, teacher) built once, outside the timing
         print(f"warming the caches of {method}", file=sys.stderr)
-        api.distill(registry, method, data, 1, preset="cpu", cache_dir=cache, progress=False,
-                    overrides={"iterations": 1} if method == "sre2l" else None)  # fmt: skip
+        api.distill(
+            registry,
+            method,
+            data,
+            1,
+            preset="cpu",
+            cache_dir=cache,
+            progress=False,
+            overrides={"iterations": 1} if method == "sre2l" else None,
+        )
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     task = ray.remote(num_cpus=1, max_retries=0)(_distill)
@@ -112,15 +129,27 @@ def main() -> int:
                 ones.append(time.perf_counter() - t0)
                 t0 = time.perf_counter()
                 ray.get([task.remote(str(root), str(cache), method, ipc, 2, i) for i in range(2)])
-                merged = api.distill(registry, method, data, ipc, preset="cpu", cache_dir=cache, progress=False, shards=2)
+                merged = api.distill(
+                    registry, method, data, ipc, preset="cpu", cache_dir=cache, progress=False, shards=2
+                )
                 twos.append(time.perf_counter() - t0)
-            same = torch.equal(whole["images"], merged.images) and torch.equal(whole["labels"], merged.labels) and (
-                (whole["weights"] is None) == (merged.weights is None)
-                and (whole["weights"] is None or torch.equal(whole["weights"], merged.weights)))  # fmt: skip
+            same = (
+                torch.equal(whole["images"], merged.images)
+                and torch.equal(whole["labels"], merged.labels)
+                and (
+                    (whole["weights"] is None) == (merged.weights is None)
+                    and (whole["weights"] is None or torch.equal(whole["weights"], merged.weights))
+                )
+            )
             one, two = statistics.median(ones), statistics.median(twos)
-            rows.append((method, ipc, one, two, float(whole["seconds"]), float(merged.metadata["distill_seconds"]), same))
-            print(f"{method} IPC {ipc}: 1 shard {[round(t, 1) for t in ones]} s, 2 shards {[round(t, 1) for t in twos]} s,"
-                  f" ratio of medians {one / two:.2f}, same set: {same}", file=sys.stderr)  # fmt: skip
+            rows.append(
+                (method, ipc, one, two, float(whole["seconds"]), float(merged.metadata["distill_seconds"]), same)
+            )
+            print(
+                f"{method} IPC {ipc}: 1 shard {[round(t, 1) for t in ones]} s, 2 shards {[round(t, 1) for t in twos]} s,"
+                f" ratio of medians {one / two:.2f}, same set: {same}",
+                file=sys.stderr,
+            )
     finally:
         ray.shutdown()
 
@@ -144,7 +173,9 @@ def main() -> int:
         "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for method, ipc, one, two, d1, d2, same in rows:
-        lines.append(f"| {method} | {ipc} | {one:.1f} | {two:.1f} | {one / two:.2f}x | {d1:.1f} | {d2:.1f} | {'bit-identical' if same else 'DIFFERENT'} |")
+        lines.append(
+            f"| {method} | {ipc} | {one:.1f} | {two:.1f} | {one / two:.2f}x | {d1:.1f} | {d2:.1f} | {'bit-identical' if same else 'DIFFERENT'} |"
+        )
     atomic_write_text(args.out, "\n".join(lines) + "\n")
     print(f"wrote {args.out}", file=sys.stderr)
     return 0 if all(r[-1] for r in rows) else 1

@@ -100,8 +100,13 @@ def run_worker(task: str, mode: str, root: Path, resolution: int, env: dict) -> 
     for path in cache.glob("*") if cache.exists() else ():
         if path.name != "images":
             shutil.rmtree(path) if path.is_dir() else path.unlink()
-    out = subprocess.run([sys.executable, __file__, "--worker", task, mode, str(root), str(resolution)],
-                         env=env, capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [sys.executable, __file__, "--worker", task, mode, str(root), str(resolution)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if out.returncode:
         raise SystemExit(f"{task} ({mode}) failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -125,8 +130,12 @@ class _JpegEveryEpoch(torch.utils.data.Dataset):
         from torchvision.io import decode_jpeg, read_file
         from torchvision.transforms.v2.functional import center_crop, resize
 
-        images = [center_crop(resize(decode_jpeg(read_file(str(self.files[p]))), self.resolution, antialias=True),
-                              self.resolution) for p in positions]
+        images = [
+            center_crop(
+                resize(decode_jpeg(read_file(str(self.files[p]))), self.resolution, antialias=True), self.resolution
+            )
+            for p in positions
+        ]
         return (torch.stack(images).float() - self.mean) / self.std
 
 
@@ -163,8 +172,9 @@ def speed(root: Path, resolution: int, cache: Path) -> list[dict]:
 
     def jpeg_batches():
         chunks = [order[s : s + BATCH].tolist() for s in range(0, n, BATCH)]
-        return torch.utils.data.DataLoader(jpeg, sampler=chunks, batch_size=None, num_workers=workers,
-                                           prefetch_factor=2 if workers else None)
+        return torch.utils.data.DataLoader(
+            jpeg, sampler=chunks, batch_size=None, num_workers=workers, prefetch_factor=2 if workers else None
+        )
 
     model = registry.model("convnet_w32").build(data.shape)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
@@ -186,8 +196,16 @@ def speed(root: Path, resolution: int, cache: Path) -> list[dict]:
         }
         t["streamed, cold (first epoch: decode once + epoch)"] = build + t["streamed, warm"]
         for name, seconds in t.items():
-            rows.append({"epoch": kind, "form": name, "images": n, "seconds": round(seconds, 2),
-                         "img_per_s": round(n / seconds), "vs_in_memory": round(seconds / t["in memory"], 2)})
+            rows.append(
+                {
+                    "epoch": kind,
+                    "form": name,
+                    "images": n,
+                    "seconds": round(seconds, 2),
+                    "img_per_s": round(n / seconds),
+                    "vs_in_memory": round(seconds / t["in memory"], 2),
+                }
+            )
     return rows
 
 
@@ -215,7 +233,10 @@ def main() -> None:
         env["DD_BENCH_CACHE"] = str(args.work / f"cache-{n}")
         shutil.rmtree(env["DD_BENCH_CACHE"], ignore_errors=True)  # the first process decodes from scratch
         build = run_worker("decode", "streamed", root, args.resolution, env)
-        print(f"{n} JPEGs: decoded into the cache in {build['seconds']} s, peak RSS {build['rss_mb']:.0f} MB", file=sys.stderr)
+        print(
+            f"{n} JPEGs: decoded into the cache in {build['seconds']} s, peak RSS {build['rss_mb']:.0f} MB",
+            file=sys.stderr,
+        )
         rows.append({"images": n, "task": "decode into the cache", "mode": "streamed", **build})
         for task in args.tasks:
             for mode in ("streamed", "memory"):
@@ -250,16 +271,30 @@ def write_report(args, command: str, rows: list[dict], speed_rows: list[dict]) -
         "| images | task | mode | peak RSS | largest worker | seconds |",
         "|---:|---|---|---:|---:|---:|",
     ]
-    lines += [f"| {r['images']} | {r['task']} | {r['mode']} | {r['rss_mb']:.0f} | {r['worker_rss_mb']:.0f} | {r['seconds']} |"
-              for r in rows]
-    lines += ["", f"Ratios (streamed): {large} vs {small} images, and streamed vs in memory at {large}:", "",
-              f"| task | {large} / {small} | streamed / memory at {large} |", "|---|---:|---:|"]
+    lines += [
+        f"| {r['images']} | {r['task']} | {r['mode']} | {r['rss_mb']:.0f} | {r['worker_rss_mb']:.0f} | {r['seconds']} |"
+        for r in rows
+    ]
+    lines += [
+        "",
+        f"Ratios (streamed): {large} vs {small} images, and streamed vs in memory at {large}:",
+        "",
+        f"| task | {large} / {small} | streamed / memory at {large} |",
+        "|---|---:|---:|",
+    ]
     for task in args.tasks:
         a, b, m = peak[(large, task, "streamed")], peak[(small, task, "streamed")], peak[(large, task, "memory")]
         lines.append(f"| {task} | {a / b:.2f} | {a / m:.2f} |")
-    lines += ["", f"## One epoch over {speed_rows[0]['images']} training images (batch {BATCH}, seeded random order)", "",
-              "| epoch | form | seconds | images/s | time vs in memory |", "|---|---|---:|---:|---:|"]
-    lines += [f"| {r['epoch']} | {r['form']} | {r['seconds']} | {r['img_per_s']} | {r['vs_in_memory']}x |" for r in speed_rows]
+    lines += [
+        "",
+        f"## One epoch over {speed_rows[0]['images']} training images (batch {BATCH}, seeded random order)",
+        "",
+        "| epoch | form | seconds | images/s | time vs in memory |",
+        "|---|---|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['epoch']} | {r['form']} | {r['seconds']} | {r['img_per_s']} | {r['vs_in_memory']}x |" for r in speed_rows
+    ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out, "\n".join(lines) + "\n")
     print("\n".join(lines))

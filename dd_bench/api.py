@@ -18,9 +18,14 @@ from .shards import plan as shard_plan
 from .specs import DataRequest, DistillerSpec, DistillRequest, RealData
 from .synthetic import SyntheticSet
 
+
 def load_data(
-    registry: Registry, dataset: str, root: str | Path | None = None, download: bool = False,
-    resolution: int | None = None, test_crop_pct: float = 1.0,
+    registry: Registry,
+    dataset: str,
+    root: str | Path | None = None,
+    download: bool = False,
+    resolution: int | None = None,
+    test_crop_pct: float = 1.0,
 ) -> RealData:
     """Load a registered dataset; an explicit ``root`` must be a folder (``download`` may create it).
     A ``resolution`` or ``test_crop_pct`` the dataset does not deliver (a fixed-size one) is
@@ -47,7 +52,10 @@ def load_data(
 
 
 def resolve_config(
-    registry: Registry, method: str | DistillerSpec, preset: str | None = None, overrides: Mapping[str, Any] | None = None
+    registry: Registry,
+    method: str | DistillerSpec,
+    preset: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> Any:
     """A method's config (defaults, preset, overrides) with the names in it checked against the registry."""
     spec = method if isinstance(method, DistillerSpec) else registry.distiller(method)
@@ -90,7 +98,9 @@ def distill(
     ``resolution``: the one ``data`` was loaded at, recorded so evaluation loads it the same way.
     ``shards``: run a method that declares :class:`~dd_bench.specs.Sharding` as that many
     shards in turn (see :mod:`dd_bench.shards`); the set is the same for any count."""
-    spec, request = _request(registry, method, data, ipc, seed, preset, overrides, device, cache_dir, model, log_metric, progress)
+    spec, request = _request(
+        registry, method, data, ipc, seed, preset, overrides, device, cache_dir, model, log_metric, progress
+    )
     started = time.perf_counter()
     if shard_plan(spec, request, shards):
         syn = distill_sharded(spec, request, shards, say=_progress_line if progress else lambda text: None)
@@ -109,21 +119,42 @@ def distill(
 
 
 def distill_shard(
-    registry: Registry, method: str, data: RealData, ipc: int, index: int, shards: int, seed: int = 0,
-    preset: str | None = None, overrides: Mapping[str, Any] | None = None, device: torch.device = torch.device("cpu"),
-    cache_dir: Path | None = None, model: str = "convnet", progress: bool = True,
+    registry: Registry,
+    method: str,
+    data: RealData,
+    ipc: int,
+    index: int,
+    shards: int,
+    seed: int = 0,
+    preset: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    device: torch.device = torch.device("cpu"),
+    cache_dir: Path | None = None,
+    model: str = "convnet",
+    progress: bool = True,
 ) -> Path:
     """Distil shard ``index`` of ``shards`` of a cell into the cache (where :func:`distill`
     with the same arguments and ``shards`` finds it); the job of one Ray task."""
     from .shards import ensure_shard
 
-    spec, request = _request(registry, method, data, ipc, seed, preset, overrides, device, cache_dir, model, None, progress)
+    spec, request = _request(
+        registry, method, data, ipc, seed, preset, overrides, device, cache_dir, model, None, progress
+    )
     return ensure_shard(spec, request, shard_plan(spec, request, shards)[index])
 
 
 def _request(
-    registry: Registry, method: str | DistillerSpec, data: RealData, ipc: int, seed: int, preset: str | None,
-    overrides: Mapping[str, Any] | None, device: torch.device, cache_dir: Path | None, model: str, log_metric: Any,
+    registry: Registry,
+    method: str | DistillerSpec,
+    data: RealData,
+    ipc: int,
+    seed: int,
+    preset: str | None,
+    overrides: Mapping[str, Any] | None,
+    device: torch.device,
+    cache_dir: Path | None,
+    model: str,
+    log_metric: Any,
     progress: bool,
 ) -> tuple[DistillerSpec, DistillRequest]:
     spec = method if isinstance(method, DistillerSpec) else registry.distiller(method)
@@ -131,8 +162,10 @@ def _request(
     config = resolve_config(registry, spec, preset, overrides)
     if spec.in_memory:
         streaming = sorted(name for name, d in registry.distillers.items() if not d.spec.in_memory)
-        data = data.in_memory(f"{spec.name} holds the whole training split in memory; distil it with a method"
-                              f" that streams ({', '.join(streaming)}), or ask for a smaller --resolution")
+        data = data.in_memory(
+            f"{spec.name} holds the whole training split in memory; distil it with a method"
+            f" that streams ({', '.join(streaming)}), or ask for a smaller --resolution"
+        )
     model_spec = registry.model(model)
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
 
@@ -162,8 +195,13 @@ def _progress_line(text: str) -> None:
 
 
 def eval_teacher(
-    registry: Registry, syn: SyntheticSet, data: RealData, config: Any, cache_dir: Path | None = None,
-    device: torch.device = torch.device("cpu"), progress: bool = True,
+    registry: Registry,
+    syn: SyntheticSet,
+    data: RealData,
+    config: Any,
+    cache_dir: Path | None = None,
+    device: torch.device = torch.device("cpu"),
+    progress: bool = True,
 ) -> Any:
     """The teacher ``config`` (an ``EvalConfig``) evaluates ``syn`` with: None unless
     ``labels=teacher``; then the set's own (``metadata["teacher"]``) or the config's, checked
@@ -173,5 +211,14 @@ def eval_teacher(
     from .teachers import set_teacher
 
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
-    return set_teacher(registry, syn.metadata, data, config.teacher_recipe(), cache, device, zca=syn.zca,
-                       progress=progress, method=f"the {syn.method} set")  # fmt: skip
+    return set_teacher(
+        registry,
+        syn.metadata,
+        data,
+        config.teacher_recipe(),
+        cache,
+        device,
+        zca=syn.zca,
+        progress=progress,
+        method=f"the {syn.method} set",
+    )

@@ -161,9 +161,7 @@ class DSA:
     def ops(self) -> tuple[str, ...]:
         return self._ops  # type: ignore[attr-defined]
 
-    def __call__(
-        self, x: torch.Tensor, generator: torch.Generator | None = None, shared: bool = False
-    ) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None, shared: bool = False) -> torch.Tensor:
         """Augment ``x`` ``[B,C,H,W]``; draws come from ``generator`` (a CPU generator).
 
         ``generator=None`` uses torch's global CPU generator (seeded by
@@ -323,8 +321,17 @@ def _resample(x: torch.Tensor, lin: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
 
 
-__all__ = ["ALLOWED_OPS", "COLOR_OPS", "DEFAULT_STRATEGY", "DSA", "DSAParams", "crop_flip", "dsa", "parse_strategy",
-           "random_resized_crop"]
+__all__ = [
+    "ALLOWED_OPS",
+    "COLOR_OPS",
+    "DEFAULT_STRATEGY",
+    "DSA",
+    "DSAParams",
+    "crop_flip",
+    "dsa",
+    "parse_strategy",
+    "random_resized_crop",
+]
 
 
 def random_resized_crop(

@@ -29,8 +29,18 @@ def hashed_eval(ev: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in ev.items() if not (k in defaults and v == defaults[k])}
 
 
-LATER_KEYS = ("labels", "temperature", "teacher_model", "teacher_epochs", "teacher_lr",
-              "recipe", "optimizer", "schedule", "crop_flip", "test_crop_pct")
+LATER_KEYS = (
+    "labels",
+    "temperature",
+    "teacher_model",
+    "teacher_epochs",
+    "teacher_lr",
+    "recipe",
+    "optimizer",
+    "schedule",
+    "crop_flip",
+    "test_crop_pct",
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -89,7 +99,9 @@ class Cell:
                 "eval_seeds": list(self.eval_seeds),
                 "device_type": self.device_type,
                 **({"resolution": self.resolution} if self.resolution is not None else {}),
-                **({"source": {k: v for k, v in self.source.items() if k != "path"}} if self.source is not None else {}),
+                **(
+                    {"source": {k: v for k, v in self.source.items() if k != "path"}} if self.source is not None else {}
+                ),
             }
         )
 
@@ -149,14 +161,33 @@ def plan(suite: Suite, registry: Any, device_type: str = "cpu") -> list[Cell]:
             for dataset in [entry.source.get("dataset") or suite.datasets[0]]:
                 for ipc, path in sorted(entry.source["paths"].items()):
                     source = {**options, "path": path, "sha256": source_files_hash(Path(path))}
-                    cells.append(Cell(suite.name, suite.version, entry.name, None, {}, {}, dataset, ipc, 0, suite.distill_model,
-                                      tuple(suite.eval_models), tuple(suite.eval_seeds), ev, device_type=device_type,
-                                      resolution=suite.resolution, source=source))  # fmt: skip
+                    cells.append(
+                        Cell(
+                            suite.name,
+                            suite.version,
+                            entry.name,
+                            None,
+                            {},
+                            {},
+                            dataset,
+                            ipc,
+                            0,
+                            suite.distill_model,
+                            tuple(suite.eval_models),
+                            tuple(suite.eval_seeds),
+                            ev,
+                            device_type=device_type,
+                            resolution=suite.resolution,
+                            source=source,
+                        )
+                    )
             continue
         spec = registry.distiller(entry.name)
         ev = jsonable(dataclasses.asdict(eval_config(suite.eval, entry.eval)))
         shards = entry.shards or (suite.shards if spec.sharding is not None else 1)
-        role = "full" if entry.name == suite.full_method else "random" if entry.name == suite.random_method else "method"
+        role = (
+            "full" if entry.name == suite.full_method else "random" if entry.name == suite.random_method else "method"
+        )
         ipcs: Sequence[int | None] = [None] if role == "full" else (entry.ipcs or suite.ipcs)
         for dataset in suite.datasets:
             for ipc in ipcs:
@@ -201,6 +232,7 @@ def parse_only(items: Iterable[str]) -> dict[str, set[str]]:
 
 def select(cells: Sequence[Cell], only: Mapping[str, set[str]]) -> list[Cell]:
     """The cells that match every ``--only`` filter; a value that matches nothing is an error."""
+
     def value(cell: Cell, key: str) -> str:
         return cell.ipc_label if key == "ipc" else str(getattr(cell, key))
 
@@ -208,5 +240,7 @@ def select(cells: Sequence[Cell], only: Mapping[str, set[str]]) -> list[Cell]:
         present = {value(c, key) for c in cells}
         missing = sorted(wanted - present)
         if missing:
-            raise ConfigError(f"--only {key}={','.join(missing)} matches no cell of the suite (it has: {', '.join(sorted(present))})")
+            raise ConfigError(
+                f"--only {key}={','.join(missing)} matches no cell of the suite (it has: {', '.join(sorted(present))})"
+            )
     return [c for c in cells if all(value(c, k) in v for k, v in only.items())]

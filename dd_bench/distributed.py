@@ -76,8 +76,10 @@ def prepare(model: nn.Module) -> nn.Module:
     if not has_bn:
         return model
     if next(model.parameters()).device.type != "cuda":
-        raise ConfigError("data-parallel training on the CPU cannot synchronise batch norm: use a network without it"
-                          " (e.g. convnet, which uses instance norm) or GPUs")
+        raise ConfigError(
+            "data-parallel training on the CPU cannot synchronise batch norm: use a network without it"
+            " (e.g. convnet, which uses instance norm) or GPUs"
+        )
     return nn.SyncBatchNorm.convert_sync_batchnorm(model)
 
 
@@ -122,8 +124,9 @@ def free_port() -> int:
 
 
 def _child(index: int, nproc: int, port: int, device: str, fn: Callable[..., Any], args: tuple) -> None:
-    os.environ.update(RANK=str(index), LOCAL_RANK=str(index), WORLD_SIZE=str(nproc),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(index), LOCAL_RANK=str(index), WORLD_SIZE=str(nproc), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
     init_from_env(device)
     try:
         fn(*args)
@@ -136,5 +139,6 @@ def launch(fn: Callable[..., Any], nproc: int, device: str, *args: Any) -> None:
     ``torchrun --nproc-per-node`` would); returns when all have finished, raises if one failed."""
     if nproc < 1:
         raise ConfigError(f"nproc={nproc} is not allowed: use an integer >= 1")
-    torch.multiprocessing.start_processes(_child, args=(nproc, free_port(), str(device), fn, args), nprocs=nproc,
-                                          start_method="spawn")
+    torch.multiprocessing.start_processes(
+        _child, args=(nproc, free_port(), str(device), fn, args), nprocs=nproc, start_method="spawn"
+    )

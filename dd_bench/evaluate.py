@@ -16,13 +16,12 @@ from typing import Any, Literal, get_args
 
 import torch
 
-from .augment import DSA, DEFAULT_STRATEGY, crop_flip, parse_strategy
+from .augment import DEFAULT_STRATEGY, DSA, crop_flip, parse_strategy
 from .errors import ConfigError
 from .runtime import seeded_build
 from .specs import ModelSpec, RealData
 from .synthetic import SyntheticSet
 from .training import TrainRecipe, class_accuracy, compile_wanted, train_classifiers
-
 
 LabelProtocol = Literal["hard", "set", "teacher"]
 LABEL_PROTOCOLS: tuple[str, ...] = get_args(LabelProtocol)
@@ -38,9 +37,19 @@ EVAL_RECIPES: dict[str, dict[str, Any]] = {
     # labels of every augmented batch at temperature 20 (their scripts' -T 20), RDED's batch
     # size rule (batch_size none: see EvalConfig.train_recipe), and the test split's images resized
     # so that the centre crop is 0.875 of their shorter side (224 px from 256)
-    "decoupled": {"optimizer": "adamw", "lr": 0.001, "weight_decay": 0.01, "schedule": "cosine", "epochs": 300,
-                  "batch_size": None, "dsa": False, "crop_flip": True, "labels": "teacher", "temperature": 20.0,
-                  "test_crop_pct": 0.875},
+    "decoupled": {
+        "optimizer": "adamw",
+        "lr": 0.001,
+        "weight_decay": 0.01,
+        "schedule": "cosine",
+        "epochs": 300,
+        "batch_size": None,
+        "dsa": False,
+        "crop_flip": True,
+        "labels": "teacher",
+        "temperature": 20.0,
+        "test_crop_pct": 0.875,
+    },
 }
 """Named evaluation recipes: the field values each sets before a suite's or the command line's
 own overrides (``EvalConfig.named``)."""
@@ -97,8 +106,16 @@ class EvalConfig:
         """A config that would not train (zero epochs, a bad lr or DSA strategy) fails here, before any work."""
         if self.recipe not in EVAL_RECIPES:
             raise ConfigError(f"recipe={self.recipe!r} is not allowed: use one of {', '.join(EVAL_RECIPES)}")
-        TrainRecipe(self.epochs, self.lr if self.lr is not None else 0.01, self.momentum, self.weight_decay,
-                    self.batch_size or 1, self.decay_at, self.optimizer, self.schedule)
+        TrainRecipe(
+            self.epochs,
+            self.lr if self.lr is not None else 0.01,
+            self.momentum,
+            self.weight_decay,
+            self.batch_size or 1,
+            self.decay_at,
+            self.optimizer,
+            self.schedule,
+        )
         parse_strategy(self.dsa_strategy)
         if self.dsa and self.crop_flip:
             raise ConfigError("dsa=true and crop_flip=true are not allowed together: pick one augmentation")
@@ -106,7 +123,11 @@ class EvalConfig:
             raise ConfigError(f"test_crop_pct={self.test_crop_pct} is not allowed: use a fraction in (0, 1]")
         if self.labels not in get_args(LabelProtocol):
             raise ConfigError(f"labels={self.labels!r} is not allowed: use one of {', '.join(get_args(LabelProtocol))}")
-        if isinstance(self.temperature, bool) or not isinstance(self.temperature, (int, float)) or not 0 < self.temperature < math.inf:
+        if (
+            isinstance(self.temperature, bool)
+            or not isinstance(self.temperature, (int, float))
+            or not 0 < self.temperature < math.inf
+        ):
             raise ConfigError(f"temperature={self.temperature!r} is not allowed: use a finite number > 0")
         self.teacher_recipe()
 
@@ -122,8 +143,12 @@ class EvalConfig:
         """The training recipe for ``syn``; ``batch_size`` none is RDED's rule: 10, 50 or 100 for
         IPC 1, up to 10 and more, doubled for 100 classes or more."""
         lr = self.lr if self.lr is not None else (syn.lr if syn.lr is not None else 0.01)
-        batch = self.batch_size or (10 if syn.ipc <= 1 else 50 if syn.ipc <= 10 else 100) * (2 if syn.num_classes >= 100 else 1)
-        return TrainRecipe(self.epochs, lr, self.momentum, self.weight_decay, batch, self.decay_at, self.optimizer, self.schedule)
+        batch = self.batch_size or (10 if syn.ipc <= 1 else 50 if syn.ipc <= 10 else 100) * (
+            2 if syn.num_classes >= 100 else 1
+        )
+        return TrainRecipe(
+            self.epochs, lr, self.momentum, self.weight_decay, batch, self.decay_at, self.optimizer, self.schedule
+        )
 
     def augment(self) -> Any:
         """The training augmentation: DSA, crop and flip, or none."""
@@ -219,7 +244,9 @@ def evaluate_model(
     syn = syn.decoded()
     labels = syn.hard_labels() if config.labels == "hard" else syn.labels
     if config.labels == "teacher" and teacher is None:
-        raise ConfigError(f"labels=teacher needs a teacher for the {syn.method} set: resolve one with dd_bench.api.eval_teacher")
+        raise ConfigError(
+            f"labels=teacher needs a teacher for the {syn.method} set: resolve one with dd_bench.api.eval_teacher"
+        )
     models = [seeded_build(lambda: model_spec.build(data.shape), seed, device) for seed in seeds]
     augment = config.augment()
     weights = syn.weights.to(device) if (config.use_weights and syn.weights is not None) else None
@@ -241,7 +268,12 @@ def evaluate_model(
     out = []
     for model in models:
         measured = {name: class_accuracy(model, x, y, data.num_classes) for name, (x, y) in splits.items()}
-        out.append({**{name: acc for name, (acc, _) in measured.items()}, **{f"{name}_classes": c for name, (_, c) in measured.items()}})
+        out.append(
+            {
+                **{name: acc for name, (acc, _) in measured.items()},
+                **{f"{name}_classes": c for name, (_, c) in measured.items()},
+            }
+        )
     return out
 
 
@@ -280,7 +312,9 @@ def evaluate(
     report = EvalReport(data.name, syn.ipc, syn.method, config)
     for name, spec in models:
         runs = evaluate_model(syn, data, spec, seeds, config, device, splits, progress, teacher=teacher)
-        report.results[name] = Summary(tuple(r["test"] for r in runs), tuple(r["val"] for r in runs), tuple(r["test_classes"] for r in runs))
+        report.results[name] = Summary(
+            tuple(r["test"] for r in runs), tuple(r["val"] for r in runs), tuple(r["test_classes"] for r in runs)
+        )
     return report
 
 

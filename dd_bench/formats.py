@@ -35,10 +35,23 @@ REFERENCE_NORMALIZATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] 
     "svhn": ((0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)),
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
     "cifar100": ((0.5071, 0.4866, 0.4409), (0.2673, 0.2564, 0.2762)),
-    **{name: ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)) for name in (
-        "tiny_imagenet", "imagenet1k", "imagenet100", "imagenette", "imagewoof", "imagenette_mtt", "imagewoof_mtt",
-        "imagefruit", "imageyellow", "imagemeow", "imagesquawk")},
-}  # fmt: skip
+    **{
+        name: ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+        for name in (
+            "tiny_imagenet",
+            "imagenet1k",
+            "imagenet100",
+            "imagenette",
+            "imagewoof",
+            "imagenette_mtt",
+            "imagewoof_mtt",
+            "imagefruit",
+            "imageyellow",
+            "imagemeow",
+            "imagesquawk",
+        )
+    },
+}
 """The mean/std the reference code bases (DC, MTT, DATM, FTD) normalise saved images with: the
 normalisation a reader names ``"reference"``."""
 
@@ -101,8 +114,9 @@ class FormatSpec:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not NAME_RE.match(self.name) or ":" in self.name:
-            raise ConfigError(f"FormatSpec.name={self.name!r} is not allowed:"
-                              " use lower-case letters, digits, '_', '-', '.'")  # fmt: skip
+            raise ConfigError(
+                f"FormatSpec.name={self.name!r} is not allowed: use lower-case letters, digits, '_', '-', '.'"
+            )
         if not isinstance(self.description, str) or not self.description.strip() or "\n" in self.description:
             raise ConfigError(f"FormatSpec {self.name!r}: description must be one line of text")
         if self.read is None and self.write is None:
@@ -122,13 +136,20 @@ def torch_load(path: Path) -> Any:
     if not path.is_file():
         raise DataError(f"{path} does not exist")
     scalar = np._core.multiarray.scalar  # named as numpy 2 pickles it, and as numpy 1 did
-    safe = [scalar, (scalar, "numpy.core.multiarray.scalar"), np.dtype, *(type(np.dtype(t)) for t in ("float64", "float32", "int64"))]
+    safe = [
+        scalar,
+        (scalar, "numpy.core.multiarray.scalar"),
+        np.dtype,
+        *(type(np.dtype(t)) for t in ("float64", "float32", "int64")),
+    ]
     try:
         with warnings.catch_warnings(), torch.serialization.safe_globals(safe):
             warnings.simplefilter("ignore")
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
-        raise DataError(f"{path} holds objects other than tensors, lists, dicts and numbers; refusing to unpickle it") from None
+        raise DataError(
+            f"{path} holds objects other than tensors, lists, dicts and numbers; refusing to unpickle it"
+        ) from None
     except Exception as exc:  # zip, truncation and torch errors all mean the same to a user
         reason = (str(exc).strip().splitlines() or [""])[0]
         raise DataError(f"{path} is not a readable torch file ({type(exc).__name__}: {reason})") from None
@@ -155,14 +176,18 @@ def iteration_files(path: Path, prefix: str = "", what: str = "MTT") -> tuple[Pa
     if path.is_file():
         match = pattern.fullmatch(path.name)
         if not match:
-            raise DataError(f"{path} is not {what}'s images file:"
-                            f" expected {prefix}images_best.pt or {prefix}images_<iteration>.pt")  # fmt: skip
+            raise DataError(
+                f"{path} is not {what}'s images file: expected {prefix}images_best.pt or {prefix}images_<iteration>.pt"
+            )
         return path, match[1]
-    tags = sorted((m[1] for p in path.glob(f"{prefix}images_*.pt") if (m := pattern.fullmatch(p.name))),
-                  key=lambda t: (t == "best", int(t) if t.isdigit() else 0))  # fmt: skip
+    tags = sorted(
+        (m[1] for p in path.glob(f"{prefix}images_*.pt") if (m := pattern.fullmatch(p.name))),
+        key=lambda t: (t == "best", int(t) if t.isdigit() else 0),
+    )
     if not tags:
-        raise DataError(f"{path} holds no {prefix}images_best.pt or {prefix}images_<iteration>.pt"
-                        f" ({what}'s saved sets)")  # fmt: skip
+        raise DataError(
+            f"{path} holds no {prefix}images_best.pt or {prefix}images_<iteration>.pt ({what}'s saved sets)"
+        )
     return path / f"{prefix}images_{tags[-1]}.pt", tags[-1]
 
 

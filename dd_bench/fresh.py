@@ -99,7 +99,9 @@ class Embedder:
         self._seen = None
         logits = self.model(x)
         if self._seen is None:
-            raise ConfigError(f"{type(self.model).__name__}: no nn.Linear ran in forward; give the model an embed(x) method")
+            raise ConfigError(
+                f"{type(self.model).__name__}: no nn.Linear ran in forward; give the model an embed(x) method"
+            )
         features, self._seen = self._seen.flatten(1), None
         return features, logits
 
@@ -189,8 +191,10 @@ class FreshMatcher(IterationLoop):
         if self.augment is None:
             return real, syn
         seed = int(torch.randint(0, 2**62, (1,), generator=self.rng))
-        return (self.augment(real, torch.Generator().manual_seed(seed), shared=True),
-                self.augment(syn, torch.Generator().manual_seed(seed), shared=True))  # fmt: skip
+        return (
+            self.augment(real, torch.Generator().manual_seed(seed), shared=True),
+            self.augment(syn, torch.Generator().manual_seed(seed), shared=True),
+        )
 
     def class_images(self, c: int) -> Tensor:
         """The synthetic images of class ``c`` (a view of the optimised tensor)."""

@@ -68,9 +68,16 @@ def _header(path: Path) -> tuple[str, tuple[int, int]]:
 class _Decode(torch.utils.data.Dataset):
     """One image file -> ``[C,H,W]`` uint8, or the reason it could not be decoded."""
 
-    def __init__(self, files: Sequence[Path], channels: int, size: tuple[int, int], resolution: int | None,
-                 crop_pct: float = 1.0):
-        self.files, self.channels, self.size, self.resolution, self.crop_pct = files, channels, size, resolution, crop_pct
+    def __init__(
+        self, files: Sequence[Path], channels: int, size: tuple[int, int], resolution: int | None, crop_pct: float = 1.0
+    ):
+        self.files, self.channels, self.size, self.resolution, self.crop_pct = (
+            files,
+            channels,
+            size,
+            resolution,
+            crop_pct,
+        )
 
     def __len__(self) -> int:
         return len(self.files)
@@ -111,8 +118,16 @@ def _resize_centre_crop(im, size: int, crop_pct: float = 1.0):
     return im.crop((left, top, left + size, top + size))
 
 
-def decoded(name: str, root: Path, files: Sequence[Path], resolution: int | None, cache_dir: Path,
-            workers: int | None = None, progress: bool = True, crop_pct: float = 1.0) -> StreamedImages:
+def decoded(
+    name: str,
+    root: Path,
+    files: Sequence[Path],
+    resolution: int | None,
+    cache_dir: Path,
+    workers: int | None = None,
+    progress: bool = True,
+    crop_pct: float = 1.0,
+) -> StreamedImages:
     """``files`` (under ``root``) as streamed ``[N,C,H,W]`` images in [0, 1] (not yet normalised),
     decoded once into ``cache_dir/images/<key>.npy``. ``name`` prefixes every error."""
     if not files:
@@ -134,14 +149,24 @@ def _shape(name: str, files: Sequence[Path], resolution: int | None) -> tuple[in
     sizes = {size for _, size in headers}
     if len(sizes) > 1:
         (a, b) = sorted(sizes)[:2]
-        raise DataError(f"{name}: the images have different sizes (e.g. {a[0]}x{a[1]} and {b[0]}x{b[1]});"
-                        " ask for one with --resolution N (or data.resolution in a suite)")
+        raise DataError(
+            f"{name}: the images have different sizes (e.g. {a[0]}x{a[1]} and {b[0]}x{b[1]});"
+            " ask for one with --resolution N (or data.resolution in a suite)"
+        )
     w, h = sizes.pop()
     return channels, (h, w)
 
 
-def _build(name: str, root: Path, files: Sequence[Path], resolution: int | None, final: Path,
-           workers: int | None, progress: bool, crop_pct: float = 1.0) -> None:
+def _build(
+    name: str,
+    root: Path,
+    files: Sequence[Path],
+    resolution: int | None,
+    final: Path,
+    workers: int | None,
+    progress: bool,
+    crop_pct: float = 1.0,
+) -> None:
     import sys
 
     from tqdm import tqdm
@@ -162,17 +187,29 @@ def _build(name: str, root: Path, files: Sequence[Path], resolution: int | None,
     workers = min(4, os.cpu_count() or 1) if workers is None else workers
     loader = torch.utils.data.DataLoader(
         torch.utils.data.Subset(_Decode(files, channels, (h, w), resolution, crop_pct), range(done, len(files))),
-        batch_size=CHUNK, num_workers=workers, collate_fn=_as_list,
+        batch_size=CHUNK,
+        num_workers=workers,
+        collate_fn=_as_list,
     )
     fd = os.open(partial, os.O_WRONLY)
     try:
-        with tqdm(total=len(files), initial=done, desc=f"{name}: decoding", unit="img", disable=not progress or None,
-                  leave=False, file=sys.stderr) as bar:
+        with tqdm(
+            total=len(files),
+            initial=done,
+            desc=f"{name}: decoding",
+            unit="img",
+            disable=not progress or None,
+            leave=False,
+            file=sys.stderr,
+        ) as bar:
             for batch in loader:
                 errors = [error for _, error in batch if error]
                 if errors:
-                    raise DataError(f"{name}: {errors[0]}" + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")
-                                    + "; remove or replace the file")
+                    raise DataError(
+                        f"{name}: {errors[0]}"
+                        + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")
+                        + "; remove or replace the file"
+                    )
                 os.pwrite(fd, torch.stack([pixels for pixels, _ in batch]).numpy().tobytes(), offset + done * row_bytes)
                 os.fsync(fd)
                 done += len(batch)
@@ -182,4 +219,3 @@ def _build(name: str, root: Path, files: Sequence[Path], resolution: int | None,
         os.close(fd)
     os.replace(partial, final)
     record.unlink()
-

@@ -57,8 +57,19 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 DEFAULT_EVAL_LR = 0.01
 """The evaluation's lr for a set without a learned one (``dd_bench.evaluate``)."""
 
-__all__ = ["EXPORT_FORMATS", "IMPORT_FORMATS", "NORMALIZATIONS", "REFERENCE_NORMALIZATION", "export_formats", "export_set",
-           "format_spec", "formats", "import_formats", "import_set", "source_files_hash"]  # fmt: skip
+__all__ = [
+    "EXPORT_FORMATS",
+    "IMPORT_FORMATS",
+    "NORMALIZATIONS",
+    "REFERENCE_NORMALIZATION",
+    "export_formats",
+    "export_set",
+    "format_spec",
+    "formats",
+    "import_formats",
+    "import_set",
+    "source_files_hash",
+]
 
 NORMALIZATIONS = "unit (pixels in [0, 1]), 255 (pixels in [0, 255]), dataset (this dataset's mean/std), reference (DC/MTT's), or MEAN/STD (comma-separated per channel)"
 
@@ -79,8 +90,10 @@ def _class_index(name: str, data: RealData) -> int:
     if name.isdigit() and int(name) < data.num_classes:
         return int(name)
     shown = ", ".join(data.classes[:5]) + (", ..." if data.num_classes > 5 else "")
-    raise DataError(f"class folder {name!r} is not a class of {data.name} (use its class ids {shown}, their names, or indices"
-                    f" 0-{data.num_classes - 1} such as {0:05d})")  # fmt: skip
+    raise DataError(
+        f"class folder {name!r} is not a class of {data.name} (use its class ids {shown}, their names, or indices"
+        f" 0-{data.num_classes - 1} such as {0:05d})"
+    )
 
 
 def read_image_folder(path: Path, request: ReadRequest) -> FormatRead:
@@ -101,8 +114,10 @@ def read_image_folder(path: Path, request: ReadRequest) -> FormatRead:
             except (UnidentifiedImageError, OSError) as exc:
                 raise DataError(f"{file} is not a readable image ({exc})") from None
             if pixels.shape[:2] != (height, width):
-                raise DataError(f"{file} is {pixels.shape[1]}x{pixels.shape[0]} px; {data.name} images are {width}x{height}"
-                                " (pass --resolution when the dataset takes one)")  # fmt: skip
+                raise DataError(
+                    f"{file} is {pixels.shape[1]}x{pixels.shape[0]} px; {data.name} images are {width}x{height}"
+                    " (pass --resolution when the dataset takes one)"
+                )
             images.append(torch.from_numpy(pixels.reshape(height, width, -1).copy()).permute(2, 0, 1))
             labels.append(c)
             files.append(file)
@@ -116,19 +131,33 @@ def read_tensors(path: Path, request: ReadRequest) -> FormatRead:
     if isinstance(blob, (list, tuple)) and len(blob) == 2:
         blob = {"images": blob[0], "labels": blob[1]}
     if not isinstance(blob, dict) or "images" not in blob or "labels" not in blob:
-        raise DataError(f"{path} is not a tensors file: expected a dict with 'images' and 'labels' (or an (images, labels) pair)")
+        raise DataError(
+            f"{path} is not a tensors file: expected a dict with 'images' and 'labels' (or an (images, labels) pair)"
+        )
     normalization = blob.get("normalization")
     if normalization is not None and not isinstance(normalization, str):
         raise DataError(f"{path}: 'normalization' must be text ({NORMALIZATIONS})")
     lr = blob.get("lr")
-    return FormatRead(blob["images"], blob["labels"], [path], normalization, None if lr is None else float(lr),
-                      details={k: blob[k] for k in ("zca",) if k in blob})  # fmt: skip
+    return FormatRead(
+        blob["images"],
+        blob["labels"],
+        [path],
+        normalization,
+        None if lr is None else float(lr),
+        details={k: blob[k] for k in ("zca",) if k in blob},
+    )
 
 
 def write_tensors(syn: SyntheticSet, out: Path) -> None:
     """A .pt of images (in [0, 1], or in ZCA space with the dataset's mean/std) and labels, as ``tensors`` reads it."""
-    blob = {"images": syn.images.cpu(), "labels": syn.labels.cpu(), "lr": syn.lr,
-            "weights": None if syn.weights is None else syn.weights.cpu(), "dataset": syn.dataset, "method": syn.method}  # fmt: skip
+    blob = {
+        "images": syn.images.cpu(),
+        "labels": syn.labels.cpu(),
+        "lr": syn.lr,
+        "weights": None if syn.weights is None else syn.weights.cpu(),
+        "dataset": syn.dataset,
+        "method": syn.method,
+    }
     if syn.zca:
         blob.update(normalization="dataset", zca=True, mean=list(syn.mean), std=list(syn.std))
     else:
@@ -156,12 +185,20 @@ def _read_own(path: Path, request: ReadRequest) -> FormatRead:
     raise AssertionError("the dd-bench format is read whole by import_set")  # never called: see import_set
 
 
-HOST_FORMATS: dict[str, FormatSpec] = {spec.name: spec for spec in (
-    FormatSpec("image-folder", "PNG/JPEG class folders (SRe2L, RDED, CDA), named by class index, id or name",
-               read_image_folder, write_image_folder, method="imported"),
-    FormatSpec("tensors", "a .pt of images and labels in a stated normalisation", read_tensors, write_tensors),
-    FormatSpec("dd-bench", "a set written by dd-bench (distill, import), kept as it is", _read_own),
-)}  # fmt: skip
+HOST_FORMATS: dict[str, FormatSpec] = {
+    spec.name: spec
+    for spec in (
+        FormatSpec(
+            "image-folder",
+            "PNG/JPEG class folders (SRe2L, RDED, CDA), named by class index, id or name",
+            read_image_folder,
+            write_image_folder,
+            method="imported",
+        ),
+        FormatSpec("tensors", "a .pt of images and labels in a stated normalisation", read_tensors, write_tensors),
+        FormatSpec("dd-bench", "a set written by dd-bench (distill, import), kept as it is", _read_own),
+    )
+}
 """The generic formats, the host's own; every method-specific one is a plugin's."""
 
 
@@ -175,8 +212,9 @@ def formats(registry: Any = None) -> dict[str, FormatSpec]:
     found = dict(HOST_FORMATS)
     for name, registered in registry.formats.items():
         if name in found:
-            raise ConfigError(f"format {name!r} is registered twice: by dd-bench itself"
-                              f" and by plugin {registered.plugin!r}")  # fmt: skip
+            raise ConfigError(
+                f"format {name!r} is registered twice: by dd-bench itself and by plugin {registered.plugin!r}"
+            )
         found[name] = registered.spec
     return found
 
@@ -214,8 +252,10 @@ def source_normalization(text: str, data: RealData) -> tuple[torch.Tensor, torch
         mean, std = data.mean, data.std
     elif text == "reference":
         if data.name not in REFERENCE_NORMALIZATION:
-            raise ConfigError(f"--normalization reference is not known for {data.name} (known for {', '.join(sorted(REFERENCE_NORMALIZATION))}):"
-                              f" state it, one of {NORMALIZATIONS}")  # fmt: skip
+            raise ConfigError(
+                f"--normalization reference is not known for {data.name} (known for {', '.join(sorted(REFERENCE_NORMALIZATION))}):"
+                f" state it, one of {NORMALIZATIONS}"
+            )
         mean, std = REFERENCE_NORMALIZATION[data.name]
     else:
         try:
@@ -223,7 +263,9 @@ def source_normalization(text: str, data: RealData) -> tuple[torch.Tensor, torch
         except ValueError:
             raise ConfigError(f"--normalization {text!r} is not allowed: use {NORMALIZATIONS}") from None
         if len(mean) != c or len(std) != c or not all(s > 0 for s in std) or not all(map(np.isfinite, mean + std)):
-            raise ConfigError(f"--normalization {text!r} is not allowed: give {c} mean(s) and {c} positive std(s) for {data.name}")
+            raise ConfigError(
+                f"--normalization {text!r} is not allowed: give {c} mean(s) and {c} positive std(s) for {data.name}"
+            )
     return torch.tensor(mean).view(1, -1, 1, 1), torch.tensor(std).view(1, -1, 1, 1)
 
 
@@ -250,23 +292,36 @@ def zca_reference(data: RealData, sample: int = 5000) -> tuple[float, float] | N
 
 
 def import_set(
-    fmt: str, path: Path, data: RealData, ipc: int, *, experiment: int | None = None, zca: bool = False,
-    normalization: str | None = None, lr: float | None = None, method: str | None = None,
-    warn: Callable[[str], None] = lambda text: print(f"warning: {text}", file=sys.stderr), registry: Any = None,
+    fmt: str,
+    path: Path,
+    data: RealData,
+    ipc: int,
+    *,
+    experiment: int | None = None,
+    zca: bool = False,
+    normalization: str | None = None,
+    lr: float | None = None,
+    method: str | None = None,
+    warn: Callable[[str], None] = lambda text: print(f"warning: {text}", file=sys.stderr),
+    registry: Any = None,
 ) -> SyntheticSet:
     """The set in ``path`` (format ``fmt``, the host's or a plugin's of ``registry``; ``None``: the
     installed plugins') as a dd-bench set for ``data``, checked whole."""
     spec = format_spec(fmt, registry)
     if experiment is not None and "experiment" not in spec.options:
         takes = [n for n, s in formats(registry).items() if "experiment" in s.options]
-        raise ConfigError(f"--experiment is only for the {', '.join(takes) or 'no'} format"
-                          " (a results file holds one set per experiment)")  # fmt: skip
+        raise ConfigError(
+            f"--experiment is only for the {', '.join(takes) or 'no'} format"
+            " (a results file holds one set per experiment)"
+        )
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path} does not exist")
     if fmt == "dd-bench":
         if zca or normalization is not None or lr is not None:
-            raise ConfigError("--zca, --normalization and --lr are not for the dd-bench format: a dd-bench set carries its own")
+            raise ConfigError(
+                "--zca, --normalization and --lr are not for the dd-bench format: a dd-bench set carries its own"
+            )
         return _own_set(path, data, ipc, method)
     read = spec.read(path, ReadRequest(data, ipc, experiment))
     if not isinstance(read, FormatRead):
@@ -275,41 +330,57 @@ def import_set(
         raise ConfigError(f"--ipc {ipc} does not match {path.name}, which says {read.details['ipc']} images per class")
     stated = normalization or read.normalization
     if stated is None:
-        raise ConfigError(f"{path} does not say how its images are normalised: pass --normalization, one of {NORMALIZATIONS}")
+        raise ConfigError(
+            f"{path} does not say how its images are normalised: pass --normalization, one of {NORMALIZATIONS}"
+        )
     images, labels = read.images, read.labels
     if not isinstance(images, torch.Tensor) or images.ndim != 4:
-        raise DataError(f"{path}: images must be a tensor [N,C,H,W], got {type(images).__name__} {list(getattr(images, 'shape', []))}")
+        raise DataError(
+            f"{path}: images must be a tensor [N,C,H,W], got {type(images).__name__} {list(getattr(images, 'shape', []))}"
+        )
     if not isinstance(labels, torch.Tensor):
         raise DataError(f"{path}: labels must be a tensor, got {type(labels).__name__}")
     images, labels = images.detach(), labels.detach()  # sets saved mid-optimisation carry requires_grad (DATM's)
     if list(images.shape[1:]) != [data.shape.channels, data.shape.height, data.shape.width]:
-        raise DataError(f"{path}: images are {list(images.shape[1:])} (C,H,W); {data.name} images are"
-                        f" {[data.shape.channels, data.shape.height, data.shape.width]}")  # fmt: skip
+        raise DataError(
+            f"{path}: images are {list(images.shape[1:])} (C,H,W); {data.name} images are"
+            f" {[data.shape.channels, data.shape.height, data.shape.width]}"
+        )
     if labels.ndim == 1 and not labels.is_floating_point():
         labels = labels.long()
         if len(labels) and (labels.min() < 0 or labels.max() >= data.num_classes):
-            raise DataError(f"{path}: labels lie in [{int(labels.min())}, {int(labels.max())}]; {data.name} has classes 0-{data.num_classes - 1}")
+            raise DataError(
+                f"{path}: labels lie in [{int(labels.min())}, {int(labels.max())}]; {data.name} has classes 0-{data.num_classes - 1}"
+            )
     elif labels.shape != (len(images), data.num_classes):
-        raise DataError(f"{path}: labels must be {len(images)} class indices or [{len(images)},{data.num_classes}] logits, got"
-                        f" {labels.dtype} {list(labels.shape)}")  # fmt: skip
+        raise DataError(
+            f"{path}: labels must be {len(images)} class indices or [{len(images)},{data.num_classes}] logits, got"
+            f" {labels.dtype} {list(labels.shape)}"
+        )
     hard = read.classes if read.classes is not None else labels if labels.ndim == 1 else labels.argmax(1)
     if len(hard) != len(images):
         raise DataError(f"{path}: {len(images)} images but {len(hard)} labels")
     counts = torch.bincount(hard.long(), minlength=data.num_classes)
     if (counts != ipc).any():
         c = int((counts != ipc).nonzero()[0])
-        raise DataError(f"{path}: class {c} has {int(counts[c])} images; --ipc {ipc} means {ipc} of every class ({len(images)} images in all)")
+        raise DataError(
+            f"{path}: class {c} has {int(counts[c])} images; --ipc {ipc} means {ipc} of every class ({len(images)} images in all)"
+        )
     zca = zca or bool(read.details.get("zca", False))
     if zca and stated not in ("dataset", "reference"):
-        raise ConfigError("--zca is for sets saved in ZCA space (in the reference normalisation, or with --normalization dataset)")
+        raise ConfigError(
+            "--zca is for sets saved in ZCA space (in the reference normalisation, or with --normalization dataset)"
+        )
     src_mean, src_std = source_normalization(stated, data)
     mean, std = torch.tensor(data.mean).view(1, -1, 1, 1), torch.tensor(data.std).view(1, -1, 1, 1)
     images = images.float()
     same = torch.equal(src_mean, mean) and torch.equal(src_std, std)
     if not same:
         if zca:
-            raise ConfigError(f"a ZCA set's normalisation cannot be converted: its source used mean {src_mean.flatten().tolist()},"
-                              f" std {src_std.flatten().tolist()} and {data.name} uses {list(data.mean)}, {list(data.std)}")  # fmt: skip
+            raise ConfigError(
+                f"a ZCA set's normalisation cannot be converted: its source used mean {src_mean.flatten().tolist()},"
+                f" std {src_std.flatten().tolist()} and {data.name} uses {list(data.mean)}, {list(data.std)}"
+            )
         images = ((images * src_std.double() + src_mean.double() - mean.double()) / std.double()).float()
     reference = zca_reference(data) if zca or spec.zca_check else None
     rho = adjacent_correlation(images) if reference is not None else None
@@ -317,16 +388,22 @@ def import_set(
         plain, white = reference
         looks_white = abs(rho - white) < abs(rho - plain)
         if zca and not looks_white:
-            warn(f"--zca given, but {path} does not look whitened (adjacent pixels correlate at {rho:.2f}; {data.name}'s"
-                 f" images at {plain:.2f}, whitened at {white:.2f})")  # fmt: skip
+            warn(
+                f"--zca given, but {path} does not look whitened (adjacent pixels correlate at {rho:.2f}; {data.name}'s"
+                f" images at {plain:.2f}, whitened at {white:.2f})"
+            )
         elif not zca and looks_white:
-            warn(f"{path} looks ZCA-whitened (adjacent pixels correlate at {rho:.2f}; {data.name}'s images at {plain:.2f},"
-                 f" whitened at {white:.2f}): pass --zca if its source whitened it")  # fmt: skip
+            warn(
+                f"{path} looks ZCA-whitened (adjacent pixels correlate at {rho:.2f}; {data.name}'s images at {plain:.2f},"
+                f" whitened at {white:.2f}): pass --zca if its source whitened it"
+            )
     if lr is None:
         lr = read.lr
     if lr is None and spec.learns_lr:
-        warn(f"{path} carries no learned lr ({fmt} learns one but does not save it here): the evaluation will use the"
-             f" default {DEFAULT_EVAL_LR}; pass --lr with the lr the run learned")  # fmt: skip
+        warn(
+            f"{path} carries no learned lr ({fmt} learns one but does not save it here): the evaluation will use the"
+            f" default {DEFAULT_EVAL_LR}; pass --lr with the lr the run learned"
+        )
     source = {
         "format": fmt,
         "path": str(path),
@@ -335,24 +412,35 @@ def import_set(
         "normalization": stated,
         "source_mean": src_mean.flatten().tolist(),
         "source_std": src_std.flatten().tolist(),
-        "converted": "unchanged: the source uses this dataset's normalisation" if same
+        "converted": "unchanged: the source uses this dataset's normalisation"
+        if same
         else f"pixels = x * source_std + source_mean, then normalised with {data.name}'s mean/std",
         **({"adjacent_pixel_correlation": round(rho, 4)} if rho is not None else {}),
         **{k: v for k, v in read.details.items() if k != "zca"},
     }
     name = method or read.details.get("method", spec.method or fmt)
     syn = SyntheticSet(
-        images=images.contiguous(), labels=labels.float() if labels.ndim == 2 else labels, num_classes=data.num_classes,
-        dataset=data.name, method=str(name).lower(), ipc=ipc, mean=data.mean, std=data.std, zca=zca, lr=lr,
+        images=images.contiguous(),
+        labels=labels.float() if labels.ndim == 2 else labels,
+        num_classes=data.num_classes,
+        dataset=data.name,
+        method=str(name).lower(),
+        ipc=ipc,
+        mean=data.mean,
+        std=data.std,
+        zca=zca,
+        lr=lr,
         metadata={"source": source, "imported": True},
-    )  # fmt: skip
+    )
     return syn
 
 
 def _own_set(path: Path, data: RealData, ipc: int, method: str | None) -> SyntheticSet:
     """A dd-bench set file as it is, checked against ``data`` and ``ipc``, its source recorded."""
     if path.is_dir():
-        raise DataError(f"{path} is a folder: the dd-bench format is one set file written by dd-bench distill or import")
+        raise DataError(
+            f"{path} is a folder: the dd-bench format is one set file written by dd-bench distill or import"
+        )
     syn = SyntheticSet.load(path)
     syn.check_compatible(data)
     if syn.dataset != data.name:
@@ -360,10 +448,18 @@ def _own_set(path: Path, data: RealData, ipc: int, method: str | None) -> Synthe
     if syn.ipc != ipc:
         raise ConfigError(f"--ipc {ipc} does not match {path.name}, which holds {syn.ipc} images per class")
     if (syn.mean, syn.std) != (data.mean, data.std):
-        raise DataError(f"{path} is normalised with mean {list(syn.mean)}, std {list(syn.std)}; {data.name} here uses"
-                        f" {list(data.mean)}, {list(data.std)}: export it (dd-bench export --format tensors) and import that")  # fmt: skip
-    source = {"format": "dd-bench", "path": str(path), "sha256": source_files_hash(path), "files": 1,
-              "normalization": "dataset", "converted": "unchanged: a dd-bench set"}  # fmt: skip
+        raise DataError(
+            f"{path} is normalised with mean {list(syn.mean)}, std {list(syn.std)}; {data.name} here uses"
+            f" {list(data.mean)}, {list(data.std)}: export it (dd-bench export --format tensors) and import that"
+        )
+    source = {
+        "format": "dd-bench",
+        "path": str(path),
+        "sha256": source_files_hash(path),
+        "files": 1,
+        "normalization": "dataset",
+        "converted": "unchanged: a dd-bench set",
+    }
     if "source" in syn.metadata:  # imported before: keep where it first came from
         source["imported_from"] = syn.metadata["source"]
     return dataclasses.replace(syn, method=(method or syn.method).lower(), metadata={**syn.metadata, "source": source})

@@ -121,14 +121,16 @@ class IterationLoop:
 
     def _state(self, iteration: int) -> dict[str, Any]:
         """A copy of the run's state on the CPU: nothing in it aliases the live tensors."""
-        return cpu_copy({
-            "version": CHECKPOINT_VERSION,
-            "iteration": iteration,
-            **self._run_state(),
-            "rng": self.rng.get_state(),
-            "losses": list(self.losses),
-            "policy": self.policy_state(),
-        })  # fmt: skip
+        return cpu_copy(
+            {
+                "version": CHECKPOINT_VERSION,
+                "iteration": iteration,
+                **self._run_state(),
+                "rng": self.rng.get_state(),
+                "losses": list(self.losses),
+                "policy": self.policy_state(),
+            }
+        )
 
     def _restore(self, state: dict[str, Any]) -> int:
         self._load_run_state(state)
@@ -150,8 +152,14 @@ class IterationLoop:
             print(f"resuming {self.method} from iteration {start} ({ckpt})", file=sys.stderr)
         last_good: tuple[int, Any] | None = None  # (iteration, the snapshot it started from)
         started = time.perf_counter()
-        bar = tqdm(total=cfg.iterations, initial=start, desc=self.method, unit="it",
-                   disable=None if self.request.progress else True, file=sys.stderr)  # fmt: skip
+        bar = tqdm(
+            total=cfg.iterations,
+            initial=start,
+            desc=self.method,
+            unit="it",
+            disable=None if self.request.progress else True,
+            file=sys.stderr,
+        )
         for it in range(start, cfg.iterations):
             before = self._snapshot(it)
             loss = float(self.step(it))
@@ -176,10 +184,17 @@ class IterationLoop:
         losses = self.losses
         self._roll_back(kept[1])
         self.losses = losses
-        self.stopped_early = {"iteration": iteration, "loss": loss if math.isfinite(loss) else str(loss), "kept_iteration": kept[0]}
-        print(f"warning: {self.method} stopped at iteration {iteration}: loss {loss:.4g} is not finite or above"
-              f" max_loss={self.config.max_loss} (or the images are); keeping the set iteration {kept[0]} started from."
-              f" {self.stop_advice}", file=sys.stderr)  # fmt: skip
+        self.stopped_early = {
+            "iteration": iteration,
+            "loss": loss if math.isfinite(loss) else str(loss),
+            "kept_iteration": kept[0],
+        }
+        print(
+            f"warning: {self.method} stopped at iteration {iteration}: loss {loss:.4g} is not finite or above"
+            f" max_loss={self.config.max_loss} (or the images are); keeping the set iteration {kept[0]} started from."
+            f" {self.stop_advice}",
+            file=sys.stderr,
+        )
 
     def _result(self, seconds: float) -> SyntheticSet:
         return SyntheticSet(

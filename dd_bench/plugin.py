@@ -54,8 +54,8 @@ from .runtime import cache_lock, default_cache_dir, downloads_allowed, seeded_bu
 from .specs import (
     PER_CLASS,
     DataRequest,
-    DataShape,
     DatasetSpec,
+    DataShape,
     DistillerSpec,
     DistillRequest,
     ModelSpec,

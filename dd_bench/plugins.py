@@ -94,7 +94,9 @@ class Registry:
             dist = dists.get(getattr(impl.plugin, "__name__", None))
             for spec in impl.function() or []:
                 if not isinstance(spec, kind):
-                    raise ConfigError(f"plugin {impl.plugin_name!r} returned {spec!r} from {hook.name}; expected {kind.__name__}")
+                    raise ConfigError(
+                        f"plugin {impl.plugin_name!r} returned {spec!r} from {hook.name}; expected {kind.__name__}"
+                    )
                 if spec.name in found:
                     raise ConfigError(
                         f"{label} {spec.name!r} is registered twice: by plugin {found[spec.name].plugin!r}"

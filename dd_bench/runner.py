@@ -172,7 +172,11 @@ def eval_runs_done(c: Any, exp: str, parent: str) -> dict[str, Any]:
         if t.get("kind") == "eval" and t.get("status") == tracking.DONE and t.get("eval_model") not in done:
             done[t["eval_model"]] = r
         elif r.info.status == "RUNNING":
-            tracking.set_tags(c, r.info.run_id, {f"{tracking.TAG}status": tracking.INTERRUPTED, f"{tracking.TAG}error": "the process was killed"})
+            tracking.set_tags(
+                c,
+                r.info.run_id,
+                {f"{tracking.TAG}status": tracking.INTERRUPTED, f"{tracking.TAG}error": "the process was killed"},
+            )
             c.set_terminated(r.info.run_id, "KILLED")
     return done
 
@@ -203,7 +207,9 @@ def run_cell(cell: Cell, ctx: RunContext, registry: Any = None) -> CellResult:
         resumed_from = None
     try:
         device = resolve_device(ctx.device)
-        tracking.set_tags(c, run_id, {**_identity_tags(cell, registry, device), f"{tracking.TAG}status": tracking.RUNNING})
+        tracking.set_tags(
+            c, run_id, {**_identity_tags(cell, registry, device), f"{tracking.TAG}status": tracking.RUNNING}
+        )
         if resumed_from is not None:
             tracking.set_tags(c, run_id, {f"{tracking.TAG}resumed_from": resumed_from})
         tracking.log_params(c, run_id, tracking.flat_params("", _params(cell)))
@@ -271,12 +277,24 @@ def _run_cell_body(
 
                 source = dict(cell.source)
                 _say(ctx, f"  {cell.key}: importing {source['format']} {source['path']}")
-                syn = import_set(source["format"], Path(source["path"]), data, cell.ipc or 1, registry=registry, **{
-                    k: source[k] for k in ("experiment", "zca", "normalization", "lr", "method") if k in source})  # fmt: skip
+                syn = import_set(
+                    source["format"],
+                    Path(source["path"]),
+                    data,
+                    cell.ipc or 1,
+                    registry=registry,
+                    **{k: source[k] for k in ("experiment", "zca", "normalization", "lr", "method") if k in source},
+                )
                 if syn.metadata["source"]["sha256"] != source["sha256"]:  # import_set hashed what it read
                     raise DataError(f"{source['path']} changed since the suite was planned: run it again")
                 syn = dataclasses.replace(syn, method=cell.method)
-                metrics.log_many({"synthetic_bytes": float(syn.nbytes()), "synthetic_images": float(len(syn)), "soft_labels": float(syn.soft_labels)})
+                metrics.log_many(
+                    {
+                        "synthetic_bytes": float(syn.nbytes()),
+                        "synthetic_images": float(len(syn)),
+                        "soft_labels": float(syn.soft_labels),
+                    }
+                )
                 metrics.flush()
             else:
                 _say(ctx, f"  {cell.key}: distilling ({cell.distill_model}, {device})")
@@ -300,18 +318,34 @@ def _run_cell_body(
                 metrics.log_many(
                     {
                         "distill_seconds": float(syn.metadata.get("distill_seconds", 0.0)),
-                        **({"distill_wall_seconds": float(syn.metadata["distill_wall_seconds"])} if "shards" in syn.metadata else {}),
+                        **(
+                            {"distill_wall_seconds": float(syn.metadata["distill_wall_seconds"])}
+                            if "shards" in syn.metadata
+                            else {}
+                        ),
                         "peak_memory_mb": mem.peak_mb,
                         "synthetic_bytes": float(syn.nbytes()),
                         "synthetic_images": float(len(syn)),
                         "soft_labels": float(syn.soft_labels),
-                        **({"cache_build_seconds": float(syn.metadata[CACHE_BUILD_SECONDS])} if CACHE_BUILD_SECONDS in syn.metadata else {}),
+                        **(
+                            {"cache_build_seconds": float(syn.metadata[CACHE_BUILD_SECONDS])}
+                            if CACHE_BUILD_SECONDS in syn.metadata
+                            else {}
+                        ),
                     }
                 )
                 metrics.flush()
                 stopped = syn.metadata.get("stopped_early")  # a matcher kept its last good set after a bad loss
-                tracking.set_tags(c, run_id, {f"{tracking.TAG}memory_kind": mem.kind, f"{tracking.TAG}soft_labels": syn.soft_labels,
-                                              f"{tracking.TAG}stopped_early": stopped and f"at iteration {stopped['iteration']}, kept iteration {stopped['kept_iteration']}"})
+                tracking.set_tags(
+                    c,
+                    run_id,
+                    {
+                        f"{tracking.TAG}memory_kind": mem.kind,
+                        f"{tracking.TAG}soft_labels": syn.soft_labels,
+                        f"{tracking.TAG}stopped_early": stopped
+                        and f"at iteration {stopped['iteration']}, kept iteration {stopped['kept_iteration']}",
+                    },
+                )
             resolved = {**cell.resolved(), "synthetic_metadata": jsonable(_safe_metadata(syn.metadata))}
             (tmp_path / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
             c.log_artifact(run_id, str(tmp_path / "config.yaml"))
@@ -319,7 +353,9 @@ def _run_cell_body(
             syn.save_grid(tmp_path / "grid.png")
             c.log_artifact(run_id, str(tmp_path / "synthetic.pt"), "synthetic")
             c.log_artifact(run_id, str(tmp_path / "grid.png"), "synthetic")
-            tracking.set_tags(c, run_id, {f"{tracking.TAG}status": tracking.DISTILLED, f"{tracking.TAG}synthetic": tracking.SAVED})
+            tracking.set_tags(
+                c, run_id, {f"{tracking.TAG}status": tracking.DISTILLED, f"{tracking.TAG}synthetic": tracking.SAVED}
+            )
 
     config = EvalConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cell.eval.items()})
     if config.test_crop_pct != 1.0:  # the same training split, the test images cropped as the recipe says
@@ -327,7 +363,9 @@ def _run_cell_body(
     accs: dict[str, float] = {m: r.data.metrics.get("test_acc_mean", float("nan")) for m, r in done_evals.items()}
     teacher = None
     if config.labels == "teacher" and any(m not in done_evals for m in cell.eval_models):
-        teacher = api.eval_teacher(registry, syn, data, config, Path(ctx.cache_dir) if ctx.cache_dir else None, device, not ctx.quiet)
+        teacher = api.eval_teacher(
+            registry, syn, data, config, Path(ctx.cache_dir) if ctx.cache_dir else None, device, not ctx.quiet
+        )
         _say(ctx, f"  {cell.key}: teacher {teacher.recipe.model} {teacher.key} (val {teacher.val_acc:.2f}%)")
         tracking.set_tags(c, run_id, {f"{tracking.TAG}teacher": teacher.key})
         metrics.log_many({"teacher_val_acc": teacher.val_acc, "teacher_bytes": float(teacher.nbytes)})
@@ -357,7 +395,18 @@ def _run_cell_body(
         try:
             t0 = time.perf_counter()
             _say(ctx, f"  {cell.key}: evaluating {model_name} x {len(cell.eval_seeds)} seeds, {config.epochs} epochs")
-            tracking.log_params(c, child, tracking.flat_params("", {"eval_model": model_name, "eval_seeds": ",".join(map(str, cell.eval_seeds)), "eval": dict(cell.eval)}))
+            tracking.log_params(
+                c,
+                child,
+                tracking.flat_params(
+                    "",
+                    {
+                        "eval_model": model_name,
+                        "eval_seeds": ",".join(map(str, cell.eval_seeds)),
+                        "eval": dict(cell.eval),
+                    },
+                ),
+            )
             report = evaluate(syn, data, [(model_name, spec)], cell.eval_seeds, config, device, teacher=teacher)
             s = report.results[model_name]
             buf = tracking.MetricBuffer(c, child)
@@ -365,10 +414,29 @@ def _run_cell_body(
                 buf.log("test_acc", acc, step)
                 buf.log("val_acc", val, step)
                 buf.log(f"test_acc_s{seed}", acc)
-            buf.log_many({"test_acc_mean": s.mean, "test_acc_std": s.std, "test_acc_n": s.n, "val_acc_mean": sum(s.val_accs) / len(s.val_accs)})
-            buf.log_many({"storage_bytes": float(storage), "hard_storage_bytes": float(protocol_bytes(syn, "hard", None))})
-            tracking.log_text(c, child, json.dumps({"classes": list(data.classes), "eval_seeds": list(cell.eval_seeds),
-                                                    "test_acc": s.to_dict()["class_accs"]}), PER_CLASS_ARTIFACT)  # fmt: skip
+            buf.log_many(
+                {
+                    "test_acc_mean": s.mean,
+                    "test_acc_std": s.std,
+                    "test_acc_n": s.n,
+                    "val_acc_mean": sum(s.val_accs) / len(s.val_accs),
+                }
+            )
+            buf.log_many(
+                {"storage_bytes": float(storage), "hard_storage_bytes": float(protocol_bytes(syn, "hard", None))}
+            )
+            tracking.log_text(
+                c,
+                child,
+                json.dumps(
+                    {
+                        "classes": list(data.classes),
+                        "eval_seeds": list(cell.eval_seeds),
+                        "test_acc": s.to_dict()["class_accs"],
+                    }
+                ),
+                PER_CLASS_ARTIFACT,
+            )
             if config.labels == "teacher" or (config.labels == "set" and syn.soft_labels):
                 # the hard-label accuracy that HLR needs, and the method's row under `hard`
                 hard = dataclasses.replace(syn, labels=syn.hard_labels(), metadata=dict(syn.metadata))
@@ -387,7 +455,9 @@ def _run_cell_body(
             _say(ctx, f"  {cell.key}: {model_name} {s.mean:.2f} ± {s.std:.2f} (n={s.n})")
         except BaseException as exc:
             status = tracking.INTERRUPTED if isinstance(exc, KeyboardInterrupt) else tracking.FAILED
-            tracking.set_tags(c, child, {f"{tracking.TAG}status": status, f"{tracking.TAG}error": f"{type(exc).__name__}: {exc}"})
+            tracking.set_tags(
+                c, child, {f"{tracking.TAG}status": status, f"{tracking.TAG}error": f"{type(exc).__name__}: {exc}"}
+            )
             c.set_terminated(child, "KILLED" if status == tracking.INTERRUPTED else "FAILED")
             raise
     return CellResult(cell.key, "done", run_id, accuracies=accs)
@@ -422,7 +492,12 @@ def _safe_metadata(meta: Mapping[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- executors
 
 
-def run_local(cells: Sequence[Cell], ctx: RunContext, registry: Any = None, on_result: Callable[[Cell, CellResult], None] | None = None) -> list[CellResult]:
+def run_local(
+    cells: Sequence[Cell],
+    ctx: RunContext,
+    registry: Any = None,
+    on_result: Callable[[Cell, CellResult], None] | None = None,
+) -> list[CellResult]:
     """One cell after another in this process."""
     results = []
     for i, cell in enumerate(cells, 1):
@@ -451,10 +526,20 @@ def _ray_shard(cell: Cell, ctx: RunContext, threads: int, index: int) -> str:  #
     registry = _default_registry()
     data = _data(registry, ctx, cell.dataset)
     path = api.distill_shard(
-        registry, cell.method, data, cell.ipc if cell.ipc is not None else 1, index, cell.shards, seed=cell.seed,
-        preset=cell.preset, overrides=cell.overrides, device=resolve_device(ctx.device),
-        cache_dir=Path(ctx.cache_dir) if ctx.cache_dir else None, model=cell.distill_model, progress=not ctx.quiet,
-    )  # fmt: skip
+        registry,
+        cell.method,
+        data,
+        cell.ipc if cell.ipc is not None else 1,
+        index,
+        cell.shards,
+        seed=cell.seed,
+        preset=cell.preset,
+        overrides=cell.overrides,
+        device=resolve_device(ctx.device),
+        cache_dir=Path(ctx.cache_dir) if ctx.cache_dir else None,
+        model=cell.distill_model,
+        progress=not ctx.quiet,
+    )
     return str(path)
 
 
@@ -471,7 +556,11 @@ def _ray_worker_setup(ctx: RunContext, threads: int) -> None:
 def _set_saved(cell: Cell, ctx: RunContext) -> bool:
     """Whether a cell's set is already in the store (its shards need not run)."""
     c = tracking.client(ctx.tracking_uri)
-    runs = tracking.search(c, tracking.experiment_id(c, ctx.experiment, ctx.tracking_uri), tracking.tag_filter(kind="cell", hash=cell.config_hash))
+    runs = tracking.search(
+        c,
+        tracking.experiment_id(c, ctx.experiment, ctx.tracking_uri),
+        tracking.tag_filter(kind="cell", hash=cell.config_hash),
+    )
     return bool(runs) and tracking.tags_of(runs[0]).get("synthetic") == tracking.SAVED
 
 
@@ -488,8 +577,12 @@ def ray_device_type(device: str, cluster_gpus: float) -> str:
 
 
 def run_ray(
-    cells: Sequence[Cell], ctx: RunContext, address: str | None = None, on_result: Callable[[Cell, CellResult], None] | None = None,
-    num_cpus: int | None = None, cpus_per_task: int | None = None,
+    cells: Sequence[Cell],
+    ctx: RunContext,
+    address: str | None = None,
+    on_result: Callable[[Cell, CellResult], None] | None = None,
+    num_cpus: int | None = None,
+    cpus_per_task: int | None = None,
 ) -> list[CellResult]:
     """Every cell as a Ray task: one GPU per task when the cells run on CUDA, none for ``--device cpu``.
 
@@ -522,18 +615,26 @@ def run_ray(
         threads = cpus_per_task or (max(1, int(resources.get("CPU", 1) // gpus)) if on_gpu else 1)
         most = max((cell.shards for cell in cells), default=1)
         if on_gpu and most > gpus:
-            raise ConfigError(f"shards={most} is not allowed on this Ray cluster: it has {int(gpus)} GPUs and a shard takes one;"
-                              f" use shards <= {int(gpus)} or a larger cluster")  # fmt: skip
+            raise ConfigError(
+                f"shards={most} is not allowed on this Ray cluster: it has {int(gpus)} GPUs and a shard takes one;"
+                f" use shards <= {int(gpus)} or a larger cluster"
+            )
         worker_ctx = dataclasses.replace(ctx, device=device_type)  # a worker sees its one GPU as cuda
         cells = [dataclasses.replace(cell, device_type=device_type) for cell in cells]
         options = {"num_cpus": threads, "num_gpus": 1 if on_gpu else 0, "max_retries": 0}
         task, shard_task = ray.remote(**options)(_ray_cell), ray.remote(**options)(_ray_shard)
         pending = {}
         for cell in cells:
-            shard_refs = ([shard_task.remote(cell, worker_ctx, threads, i) for i in range(cell.shards)]
-                          if cell.shards > 1 and not _set_saved(cell, ctx) else [])  # fmt: skip
+            shard_refs = (
+                [shard_task.remote(cell, worker_ctx, threads, i) for i in range(cell.shards)]
+                if cell.shards > 1 and not _set_saved(cell, ctx)
+                else []
+            )
             pending[task.remote(cell, worker_ctx, threads, *shard_refs)] = cell
-        _say(ctx, f"submitted {len(pending)} cells to Ray ({device_type}: {1 if on_gpu else 0} GPU and {threads} CPUs per task; cluster {int(gpus)} GPUs)")
+        _say(
+            ctx,
+            f"submitted {len(pending)} cells to Ray ({device_type}: {1 if on_gpu else 0} GPU and {threads} CPUs per task; cluster {int(gpus)} GPUs)",
+        )
         results: dict[str, CellResult] = {}
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
@@ -653,4 +754,17 @@ def run_suite(
     return out
 
 
-__all__ = ["Cell", "CellResult", "RunContext", "SuiteRun", "plan", "run_cell", "run_local", "run_ray", "run_suite", "select", "parse_only", "DDBenchError"]
+__all__ = [
+    "Cell",
+    "CellResult",
+    "RunContext",
+    "SuiteRun",
+    "plan",
+    "run_cell",
+    "run_local",
+    "run_ray",
+    "run_suite",
+    "select",
+    "parse_only",
+    "DDBenchError",
+]

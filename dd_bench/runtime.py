@@ -19,7 +19,6 @@ from torch import nn
 from . import __version__
 from .errors import ConfigError
 
-
 CACHE_ENV = "DD_BENCH_CACHE"
 ALLOCATOR_ENV = "DD_BENCH_DEFAULT_MALLOC"
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_MAX = -1, -2, -4  # glibc's mallopt parameters
@@ -49,7 +48,9 @@ def compile_setting() -> str:
     any other value is one :class:`ConfigError` line."""
     setting = os.environ.get(COMPILE_ENV, "")
     if setting not in ("", "0", "1"):
-        raise ConfigError(f"{COMPILE_ENV}={setting!r} is not allowed: use 1 (compile), 0 (never) or leave it unset (auto)")
+        raise ConfigError(
+            f"{COMPILE_ENV}={setting!r} is not allowed: use 1 (compile), 0 (never) or leave it unset (auto)"
+        )
     return setting or "auto"
 
 
@@ -243,7 +244,7 @@ def numeric_settings(device: torch.device) -> dict[str, Any]:
     return settings
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def git_sha(cwd: Path | None = None) -> str | None:
     """HEAD of the checkout, read once per process: the code a long run imported, not a later commit.
     A tree copied without its ``.git`` (a lent GPU's) says its commit in ``$DD_BENCH_GIT_SHA``."""

@@ -42,8 +42,10 @@ def check_count(spec: DistillerSpec, shards: int) -> None:
     if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
         raise ConfigError(f"shards={shards!r} is not allowed: use an integer >= 1")
     if spec.sharding is None and shards > 1:
-        raise ConfigError(f"shards={shards} is not allowed for {spec.name}: its classes are not declared independent"
-                          " (methods that shard: see `dd-bench plugins`); use shards=1")  # fmt: skip
+        raise ConfigError(
+            f"shards={shards} is not allowed for {spec.name}: its classes are not declared independent"
+            " (methods that shard: see `dd-bench plugins`); use shards=1"
+        )
 
 
 def plan(spec: DistillerSpec, request: DistillRequest, shards: int) -> list[range]:
@@ -54,17 +56,30 @@ def plan(spec: DistillerSpec, request: DistillRequest, shards: int) -> list[rang
         return []
     units = spec.sharding.units(request)
     if shards > units:
-        raise ConfigError(f"shards={shards} is not allowed for {spec.name} on {request.data.name} at ipc={request.ipc}:"
-                          f" it has {units} independent units; use 1 <= shards <= {units}")  # fmt: skip
+        raise ConfigError(
+            f"shards={shards} is not allowed for {spec.name} on {request.data.name} at ipc={request.ipc}:"
+            f" it has {units} independent units; use 1 <= shards <= {units}"
+        )
     return partition(units, shards)
 
 
 def directory(spec: DistillerSpec, request: DistillRequest) -> Path:
     """Where the shards of ``request``'s cell are kept: keyed by everything that shapes them."""
-    key = {"method": spec.name, "config": dataclasses.asdict(request.config), "data": data_fingerprint(request.data, False),
-           "ipc": request.ipc, "seed": request.seed, "model": request.model, "format": SHARD_FORMAT_VERSION}  # fmt: skip
+    key = {
+        "method": spec.name,
+        "config": dataclasses.asdict(request.config),
+        "data": data_fingerprint(request.data, False),
+        "ipc": request.ipc,
+        "seed": request.seed,
+        "model": request.model,
+        "format": SHARD_FORMAT_VERSION,
+    }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    return Path(request.cache_dir) / "shards" / f"{spec.name}-{request.data.name}-ipc{request.ipc}-seed{request.seed}-{digest}"
+    return (
+        Path(request.cache_dir)
+        / "shards"
+        / f"{spec.name}-{request.data.name}-ipc{request.ipc}-seed{request.seed}-{digest}"
+    )
 
 
 def shard_path(folder: Path, units: range) -> Path:
@@ -105,7 +120,9 @@ def distill_sharded(
         for i, units in enumerate(ranges):
             path = shard_path(folder, units)
             if path.exists():
-                say(f"shard {i + 1}/{len(ranges)} (units {units.start}-{units.stop - 1}): done before, read from the cache")
+                say(
+                    f"shard {i + 1}/{len(ranges)} (units {units.start}-{units.stop - 1}): done before, read from the cache"
+                )
                 parts.append(SyntheticSet.load(path))
                 continue
             say(f"shard {i + 1}/{len(ranges)} (units {units.start}-{units.stop - 1})")
@@ -123,8 +140,12 @@ def distill_sharded(
     syn.metadata["distill_seconds"] = round(sum(seconds), 3)  # device-seconds: the shards' and the finish's
     if len(ranges) > 1:  # wall time from the first shard's start (a resumed cell's includes the pause)
         syn.metadata["distill_wall_seconds"] = round(time.time() - began, 3)
-        syn.metadata["shards"] = {"count": len(ranges), "units": [[r.start, r.stop] for r in ranges], "seconds": seconds[:-1],
-                                  "finish_seconds": seconds[-1]}
+        syn.metadata["shards"] = {
+            "count": len(ranges),
+            "units": [[r.start, r.stop] for r in ranges],
+            "seconds": seconds[:-1],
+            "finish_seconds": seconds[-1],
+        }
     return syn
 
 
@@ -147,6 +168,9 @@ def merge(parts: Sequence[SyntheticSet]) -> SyntheticSet:
         else:
             metadata[key] = value
     return dataclasses.replace(
-        first, images=images[order].contiguous(), labels=labels[order].contiguous(),
-        weights=None if weights is None else weights[order].contiguous(), metadata=metadata,
-    )  # fmt: skip
+        first,
+        images=images[order].contiguous(),
+        labels=labels[order].contiguous(),
+        weights=None if weights is None else weights[order].contiguous(),
+        metadata=metadata,
+    )

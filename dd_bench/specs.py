@@ -131,8 +131,13 @@ class RealData:
         end of the one-line error when a split would not fit, :func:`dd_bench.streaming.materialize`)."""
         if not self.streamed:
             return self
-        return dataclasses.replace(self, **{f"{s}_x": materialize(getattr(self, f"{s}_x"), f"{self.name} {s} split", who)
-                                            for s in ("train", "val", "test")})
+        return dataclasses.replace(
+            self,
+            **{
+                f"{s}_x": materialize(getattr(self, f"{s}_x"), f"{self.name} {s} split", who)
+                for s in ("train", "val", "test")
+            },
+        )
 
 
 def split_train_val(
@@ -192,8 +197,9 @@ class DataRequest:
     evaluation's); 1 crops at the resolution itself, as the training images are."""
 
     def __post_init__(self) -> None:
-        if self.resolution is not None and (isinstance(self.resolution, bool) or not isinstance(self.resolution, int)
-                                            or self.resolution < 1):
+        if self.resolution is not None and (
+            isinstance(self.resolution, bool) or not isinstance(self.resolution, int) or self.resolution < 1
+        ):
             raise ConfigError(f"resolution={self.resolution!r} is not allowed: use an integer >= 1 or none")
         if not 0 < self.test_crop_pct <= 1:
             raise ConfigError(f"test_crop_pct={self.test_crop_pct!r} is not allowed: use a fraction in (0, 1]")
@@ -316,8 +322,14 @@ class DistillRequest:
     def checkpoint_path(self, method: str) -> Path:
         """Where a resumable distiller keeps its checkpoint: under the cache, keyed by everything
         that shapes the run (method, resolved config, data, IPC, seed, model)."""
-        key = {"method": method, "config": dataclasses.asdict(self.config), "dataset": self.data.name, "ipc": self.ipc,
-               "seed": self.seed, "model": self.model}  # fmt: skip
+        key = {
+            "method": method,
+            "config": dataclasses.asdict(self.config),
+            "dataset": self.data.name,
+            "ipc": self.ipc,
+            "seed": self.seed,
+            "model": self.model,
+        }
         digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
         return Path(self.cache_dir) / "checkpoints" / f"{method}-{self.data.name}-{digest}.pt"
 
@@ -374,9 +386,15 @@ class ReportedResult:
                 raise ConfigError(f"{what}.{key} is not a dataset or model name")
         if isinstance(self.ipc, bool) or not isinstance(self.ipc, int) or self.ipc < 1:
             raise ConfigError(f"{what}.ipc must be an integer >= 1")
-        if isinstance(self.accuracy, bool) or not isinstance(self.accuracy, (int, float)) or not 0 <= self.accuracy <= 100:
+        if (
+            isinstance(self.accuracy, bool)
+            or not isinstance(self.accuracy, (int, float))
+            or not 0 <= self.accuracy <= 100
+        ):
             raise ConfigError(f"{what}.accuracy={self.accuracy!r} is not allowed: use a percentage in [0, 100]")
-        if self.std is not None and (isinstance(self.std, bool) or not isinstance(self.std, (int, float)) or not 0 <= self.std <= 100):
+        if self.std is not None and (
+            isinstance(self.std, bool) or not isinstance(self.std, (int, float)) or not 0 <= self.std <= 100
+        ):
             raise ConfigError(f"{what}.std={self.std!r} is not allowed: use a percentage in [0, 100] or none")
         if self.labels not in ("hard", "set", "teacher"):
             raise ConfigError(f"{what}.labels={self.labels!r} is not allowed: use hard, set or teacher")
@@ -384,8 +402,14 @@ class ReportedResult:
             raise ConfigError(f"{what}.where must say where in which paper the figure is")
 
     @classmethod
-    def table(cls, where: str, model: str, figures: Mapping[tuple[str, int], tuple[float, float | None]],
-              labels: str = "set", note: str = "") -> tuple[ReportedResult, ...]:  # fmt: skip
+    def table(
+        cls,
+        where: str,
+        model: str,
+        figures: Mapping[tuple[str, int], tuple[float, float | None]],
+        labels: str = "set",
+        note: str = "",
+    ) -> tuple[ReportedResult, ...]:
         """One paper table's figures for one architecture: ``{(dataset, ipc): (accuracy, std)}``."""
         return tuple(cls(ds, ipc, model, acc, std, where, labels, note) for (ds, ipc), (acc, std) in figures.items())
 
@@ -429,7 +453,9 @@ class DistillerSpec:
         settings = [(r.dataset, r.ipc, r.model, r.labels) for r in self.reported]
         repeated = sorted({s for s in settings if settings.count(s) > 1})
         if repeated:
-            raise ConfigError(f"DistillerSpec({self.name}).reported gives {repeated[0]} (dataset, ipc, model, labels) twice")
+            raise ConfigError(
+                f"DistillerSpec({self.name}).reported gives {repeated[0]} (dataset, ipc, model, labels) twice"
+            )
         if not dataclasses.is_dataclass(self.config_cls):
             raise ConfigError(f"DistillerSpec({self.name}).config_cls must be a dataclass")
         if "smoke" not in self.presets:
@@ -450,7 +476,9 @@ class DistillerSpec:
         check_overrides(self.config_cls, overrides, self.name)
         hints = typing.get_type_hints(self.config_cls)
         for key, value in overrides.items():
-            values[key] = check_value(hints[key], parse_value(hints[key], value, key) if isinstance(value, str) else value, key)
+            values[key] = check_value(
+                hints[key], parse_value(hints[key], value, key) if isinstance(value, str) else value, key
+            )
         try:
             return self.config_cls(**values)
         except (TypeError, ValueError) as exc:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -77,8 +77,14 @@ class StreamedImages:
     ndim = 4
     device = torch.device("cpu")
 
-    def __init__(self, path: str | Path, mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-                 rows: np.ndarray | None = None, scale: float = 255.0):
+    def __init__(
+        self,
+        path: str | Path,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        rows: np.ndarray | None = None,
+        scale: float = 255.0,
+    ):
         self.path = Path(path)
         shape, self._offset = _npy_header(self.path)
         self._file_rows, self.image_shape = shape[0], tuple(shape[1:])
@@ -150,9 +156,13 @@ class StreamedImages:
         breaks = np.flatnonzero(np.diff(ordered) != 1) + 1
         for a, b in zip(np.r_[0, breaks], np.r_[breaks, len(rows)]):
             want = (b - a) * self._row_bytes
-            got = os.preadv(self._fd, [memoryview(buf[a:b]).cast("B")], self._offset + int(ordered[a]) * self._row_bytes)
+            got = os.preadv(
+                self._fd, [memoryview(buf[a:b]).cast("B")], self._offset + int(ordered[a]) * self._row_bytes
+            )
             if got != want:
-                raise DataError(f"{self.path}: the file is shorter than its header says (truncated?); delete it to rebuild")
+                raise DataError(
+                    f"{self.path}: the file is shorter than its header says (truncated?); delete it to rebuild"
+                )
         if buf is not out:
             out[order] = buf
         return out
@@ -171,7 +181,7 @@ class StreamedImages:
         return f"StreamedImages({self.path.name}, {list(self.shape)})"
 
 
-Images = Union[torch.Tensor, StreamedImages]
+Images = torch.Tensor | StreamedImages
 
 
 def is_streamed(x: Images) -> bool:
@@ -190,9 +200,11 @@ def materialize(x: Images, where: str, why: str = "", chunk: int = 4096) -> torc
         return x
     free = runtime.free_memory(torch.device("cpu"))
     if free is not None and x.nbytes > MEMORY_FRACTION * free:
-        raise DataError(f"{where}: its {len(x)} images of {'x'.join(map(str, x.image_shape))} need"
-                        f" {x.nbytes / 2**30:.1f} GiB in memory as float32, but {free / 2**30:.1f} GiB are available"
-                        + (f"; {why}" if why else ""))
+        raise DataError(
+            f"{where}: its {len(x)} images of {'x'.join(map(str, x.image_shape))} need"
+            f" {x.nbytes / 2**30:.1f} GiB in memory as float32, but {free / 2**30:.1f} GiB are available"
+            + (f"; {why}" if why else "")
+        )
     out = torch.empty(x.shape, dtype=torch.float32)
     for s in range(0, len(x), chunk):
         out[s : s + chunk] = x[s : s + chunk]
@@ -233,8 +245,15 @@ def sample_generator(seed: int, position: int) -> torch.Generator:
     return torch.Generator().manual_seed((seed * 1_000_003 + position) % 2**63)
 
 
-def batches(x: Images, order: torch.Tensor, batch_size: int, *, transform: Transform | None = None,
-            seed: int = 0, workers: int | None = None) -> Iterator[torch.Tensor]:
+def batches(
+    x: Images,
+    order: torch.Tensor,
+    batch_size: int,
+    *,
+    transform: Transform | None = None,
+    seed: int = 0,
+    workers: int | None = None,
+) -> Iterator[torch.Tensor]:
     """``x[order[s : s + batch_size]]`` for each batch in turn (the last may be partial).
 
     In memory without a transform the tensor is indexed directly (on its own device); otherwise
@@ -251,8 +270,12 @@ def batches(x: Images, order: torch.Tensor, batch_size: int, *, transform: Trans
     chunks = [order[s : s + batch_size].tolist() for s in range(0, len(order), batch_size)]
     source = x.cpu() if isinstance(x, torch.Tensor) else x
     loader = torch.utils.data.DataLoader(
-        _Batches(source, transform, seed), sampler=chunks, batch_size=None, num_workers=workers,
-        prefetch_factor=2 if workers else None, persistent_workers=False,
+        _Batches(source, transform, seed),
+        sampler=chunks,
+        batch_size=None,
+        num_workers=workers,
+        prefetch_factor=2 if workers else None,
+        persistent_workers=False,
     )
     for batch in loader:  # raw pixels of a streamed split are normalised here, as its own indexing would
         yield normalise(batch, x.mean, x.std, x.scale) if batch.dtype == torch.uint8 else batch

@@ -60,9 +60,23 @@ from .limits import FLOAT_MAX, INT64_MAX, MAX_SEED, MAX_SEED_COUNT
 
 SUITE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
 TOP_LEVEL = {
-    "name", "version", "description", "datasets", "ipcs", "methods", "default_preset", "distill_model",
-    "eval_models", "seeds", "eval_seeds", "eval", "references", "budget_hours", "data", "shards",
-}  # fmt: skip
+    "name",
+    "version",
+    "description",
+    "datasets",
+    "ipcs",
+    "methods",
+    "default_preset",
+    "distill_model",
+    "eval_models",
+    "seeds",
+    "eval_seeds",
+    "eval",
+    "references",
+    "budget_hours",
+    "data",
+    "shards",
+}
 METHOD_KEYS = {"preset", "overrides", "eval", "seeds", "ipcs", "shards", "import"}
 IMPORT_KEYS = {"format", "path", "dataset", "normalization", "zca", "lr", "experiment", "method"}
 
@@ -192,27 +206,49 @@ def _shard_count(value: Any, where: str, errors: list[str]) -> int | None:
     return value
 
 
-def _import_source(body: Mapping[str, Any], where: str, suite_path: Path | None, errors: list[str]) -> dict[str, Any] | None:
+def _import_source(
+    body: Mapping[str, Any], where: str, suite_path: Path | None, errors: list[str]
+) -> dict[str, Any] | None:
     """A method entry's ``import:`` mapping, checked for shape; paths resolved against the suite's folder."""
     spec = _mapping(body.get("import"), f"{where}.import", errors)
     bad = sorted(set(spec) - IMPORT_KEYS, key=repr)
     clash = sorted(set(body) & {"preset", "overrides", "shards", "seeds", "ipcs"})
     if bad:
-        errors.append(f"{where}.import: unknown key {', '.join(map(repr, bad))} (allowed: {', '.join(sorted(IMPORT_KEYS))})")
+        errors.append(
+            f"{where}.import: unknown key {', '.join(map(repr, bad))} (allowed: {', '.join(sorted(IMPORT_KEYS))})"
+        )
     if clash:
-        errors.append(f"{where}: {', '.join(clash)} cannot go with import (a published set is not distilled; give path: {{ipc: path}})")
+        errors.append(
+            f"{where}: {', '.join(clash)} cannot go with import (a published set is not distilled; give path: {{ipc: path}})"
+        )
     if not isinstance(spec.get("format"), str) or not spec.get("format"):
-        errors.append(f"{where}.import.format={spec.get('format')!r} is not allowed: name a format (dd-bench plugins lists them)")
+        errors.append(
+            f"{where}.import.format={spec.get('format')!r} is not allowed: name a format (dd-bench plugins lists them)"
+        )
     raw = spec.get("path")
-    if not isinstance(raw, Mapping) or not raw or not all(
-        isinstance(k, int) and not isinstance(k, bool) and k >= 1 and isinstance(v, str) and v for k, v in raw.items()
+    if (
+        not isinstance(raw, Mapping)
+        or not raw
+        or not all(
+            isinstance(k, int) and not isinstance(k, bool) and k >= 1 and isinstance(v, str) and v
+            for k, v in raw.items()
+        )
     ):
         errors.append(f"{where}.import.path={raw!r} is not allowed: use {{ipc: path}}, e.g. {{10: sets/mtt-ipc10}}")
         return None
-    for key, kind in (("dataset", str), ("normalization", str), ("method", str), ("zca", bool), ("experiment", int), ("lr", (int, float))):
+    for key, kind in (
+        ("dataset", str),
+        ("normalization", str),
+        ("method", str),
+        ("zca", bool),
+        ("experiment", int),
+        ("lr", (int, float)),
+    ):
         value = spec.get(key)
         if value is not None and (not isinstance(value, kind) or (kind is not bool and isinstance(value, bool))):
-            errors.append(f"{where}.import.{key}={value!r} is not allowed: use a {'number' if key == 'lr' else getattr(kind, '__name__', kind)}")
+            errors.append(
+                f"{where}.import.{key}={value!r} is not allowed: use a {'number' if key == 'lr' else getattr(kind, '__name__', kind)}"
+            )
     base = suite_path.parent if suite_path is not None else Path.cwd()
     paths = {ipc: str(p if (p := Path(v).expanduser()).is_absolute() else base / p) for ipc, v in raw.items()}
     return {**{k: v for k, v in spec.items() if k != "path"}, "paths": paths}
@@ -245,7 +281,9 @@ def parse(doc: Any, path: Path | None = None) -> tuple[Suite | None, list[str]]:
     raw_eval_seeds = doc.get("eval_seeds", 1)
     if isinstance(raw_eval_seeds, int) and not isinstance(raw_eval_seeds, bool):
         if not 1 <= raw_eval_seeds <= MAX_SEED_COUNT:
-            errors.append(f"eval_seeds={raw_eval_seeds!r} is not allowed: use a count from 1 to {MAX_SEED_COUNT} or a list of seeds")
+            errors.append(
+                f"eval_seeds={raw_eval_seeds!r} is not allowed: use a count from 1 to {MAX_SEED_COUNT} or a list of seeds"
+            )
             eval_seeds: tuple[int, ...] = ()
         else:
             eval_seeds = tuple(range(raw_eval_seeds))
@@ -272,23 +310,36 @@ def parse(doc: Any, path: Path | None = None) -> tuple[Suite | None, list[str]]:
             if mname == "all":
                 include_all = True
                 if body not in (None, {}):
-                    errors.append("methods.all takes no settings: write `all: {}` and give per-method settings under their names")
+                    errors.append(
+                        "methods.all takes no settings: write `all: {}` and give per-method settings under their names"
+                    )
                 continue
             where = f"methods.{mname}"
             body = _mapping(body, where, errors)
             bad = sorted(set(body) - METHOD_KEYS, key=repr)
             if bad:
-                errors.append(f"{where}: unknown key {', '.join(map(repr, bad))} (allowed: {', '.join(sorted(METHOD_KEYS))})")
+                errors.append(
+                    f"{where}: unknown key {', '.join(map(repr, bad))} (allowed: {', '.join(sorted(METHOD_KEYS))})"
+                )
             preset = body.get("preset", default_preset)
-            per_ipc = isinstance(preset, Mapping) and preset and all(
-                isinstance(k, int) and not isinstance(k, bool) and k >= 1 and isinstance(v, str) for k, v in preset.items()
+            per_ipc = (
+                isinstance(preset, Mapping)
+                and preset
+                and all(
+                    isinstance(k, int) and not isinstance(k, bool) and k >= 1 and isinstance(v, str)
+                    for k, v in preset.items()
+                )
             )
             if per_ipc:
                 preset = dict(preset)
             elif preset is not None and not isinstance(preset, str):
                 errors.append(f"{where}.preset={preset!r} is not allowed: use a preset name or {{ipc: preset name}}")
                 preset = None  # reported; validation goes on without it
-            m_seeds = _int_list(body["seeds"], f"{where}.seeds", errors, 0, MAX_SEED) if body.get("seeds") is not None else None
+            m_seeds = (
+                _int_list(body["seeds"], f"{where}.seeds", errors, 0, MAX_SEED)
+                if body.get("seeds") is not None
+                else None
+            )
             m_ipcs = _int_list(body["ipcs"], f"{where}.ipcs", errors, 1) if body.get("ipcs") is not None else None
             m_shards = _shard_count(body.get("shards"), f"{where}.shards", errors)
             source = None
@@ -309,7 +360,9 @@ def parse(doc: Any, path: Path | None = None) -> tuple[Suite | None, list[str]]:
             )
         methods = tuple(entries)
     elif "methods" in doc:
-        errors.append(f"methods={raw_methods!r} is not allowed: use 'all', a list of names or a mapping name: {{preset, overrides}}")
+        errors.append(
+            f"methods={raw_methods!r} is not allowed: use 'all', a list of names or a mapping name: {{preset, overrides}}"
+        )
 
     references = {"random": "random", "full": "full"}
     raw_refs = _mapping(doc.get("references"), "references", errors)
@@ -322,7 +375,9 @@ def parse(doc: Any, path: Path | None = None) -> tuple[Suite | None, list[str]]:
                 errors.append(f"references.{k}={raw_refs[k]!r} is not allowed: use a method name or null")
             references[k] = raw_refs[k]
     budget = doc.get("budget_hours")
-    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 < budget <= FLOAT_MAX):
+    if budget is not None and (
+        isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 < budget <= FLOAT_MAX
+    ):
         errors.append(f"budget_hours={budget!r} is not allowed: use a finite number > 0")
     data = _mapping(doc.get("data"), "data", errors)
     bad = sorted(set(data) - {"root", "download", "resolution"}, key=repr)
@@ -378,8 +433,10 @@ def find_suite(name_or_path: str | Path) -> Path:
             for suffix in (".yaml", ".yml"):
                 if (folder / f"{p.name}{suffix}").is_file():
                     return folder / f"{p.name}{suffix}"
-    raise ConfigError(f"suite {str(name_or_path)!r} not found (give a path, a name in ./suites/, or one of the shipped suites: "
-                      f"{', '.join(sorted(p.stem for p in SHIPPED_SUITES.glob('*.yaml')))})")
+    raise ConfigError(
+        f"suite {str(name_or_path)!r} not found (give a path, a name in ./suites/, or one of the shipped suites: "
+        f"{', '.join(sorted(p.stem for p in SHIPPED_SUITES.glob('*.yaml')))})"
+    )
 
 
 def load_suite(name_or_path: str | Path, strict: bool = False) -> Suite:
@@ -483,7 +540,8 @@ def validate(suite: Suite, registry: Any, *, check_data: bool = True, data_cache
             errors.append(f"{where}: {exc}")
     check_eval_overrides(suite.eval, "eval", errors)
     teachers = [("eval.teacher_model", suite.eval.get("teacher_model"))] + [
-        (f"methods.{e.name}.eval.teacher_model", e.eval.get("teacher_model")) for e in suite.methods or ()]
+        (f"methods.{e.name}.eval.teacher_model", e.eval.get("teacher_model")) for e in suite.methods or ()
+    ]
     for where, name in teachers:
         if isinstance(name, str):
             try:
@@ -495,15 +553,23 @@ def validate(suite: Suite, registry: Any, *, check_data: bool = True, data_cache
             from .interchange import import_formats
 
             if entry.source["format"] not in import_formats(registry):
-                errors.append(f"methods.{entry.name}.import.format={entry.source['format']!r} is not allowed: use one of"
-                              f" {', '.join(import_formats(registry))}")
+                errors.append(
+                    f"methods.{entry.name}.import.format={entry.source['format']!r} is not allowed: use one of"
+                    f" {', '.join(import_formats(registry))}"
+                )
             if not SUITE_NAME_RE.match(entry.name):
-                errors.append(f"methods.{entry.name}: an imported row's name must use lower-case letters, digits, '_', '-', '.'")
+                errors.append(
+                    f"methods.{entry.name}: an imported row's name must use lower-case letters, digits, '_', '-', '.'"
+                )
             dataset = entry.source.get("dataset")
             if dataset is None and len(suite.datasets) > 1:
-                errors.append(f"methods.{entry.name}.import: name its dataset (the suite has {', '.join(suite.datasets)})")
+                errors.append(
+                    f"methods.{entry.name}.import: name its dataset (the suite has {', '.join(suite.datasets)})"
+                )
             elif dataset is not None and dataset not in suite.datasets:
-                errors.append(f"methods.{entry.name}.import.dataset={dataset!r} is not one of the suite's datasets ({', '.join(suite.datasets)})")
+                errors.append(
+                    f"methods.{entry.name}.import.dataset={dataset!r} is not one of the suite's datasets ({', '.join(suite.datasets)})"
+                )
             for ipc, where in entry.source["paths"].items():
                 if not Path(where).exists():
                     errors.append(f"methods.{entry.name}.import.path of ipc {ipc}: {where} does not exist")

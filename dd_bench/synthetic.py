@@ -65,10 +65,14 @@ class SyntheticSet:
             if n and (self.labels.min() < 0 or self.labels.max() >= self.num_classes):
                 raise DataError(f"hard labels must lie in [0, {self.num_classes - 1}]")
         elif self.labels.shape != (n, self.num_classes) or not self.labels.is_floating_point():
-            raise DataError(f"labels must be [N]={n} class indices or [N,K]=[{n},{self.num_classes}] floats, got {list(self.labels.shape)}")
+            raise DataError(
+                f"labels must be [N]={n} class indices or [N,K]=[{n},{self.num_classes}] floats, got {list(self.labels.shape)}"
+            )
         devices = {t.device for t in (self.images, self.labels, self.weights) if t is not None}
         if len(devices) > 1:
-            raise DataError(f"images, labels and weights must be on one device, got {', '.join(sorted(map(str, devices)))}")
+            raise DataError(
+                f"images, labels and weights must be on one device, got {', '.join(sorted(map(str, devices)))}"
+            )
         if self.weights is not None and (self.weights.shape != (n,) or (self.weights < 0).any()):
             raise DataError(f"weights must be a non-negative tensor of shape [{n}]")
         if self.lr is not None and not self.lr > 0:
@@ -76,7 +80,9 @@ class SyntheticSet:
         if self.ipc < 1:
             raise DataError(f"ipc must be >= 1, got {self.ipc}")
         if not 1 <= self.factor <= min(self.images.shape[-2:]):
-            raise DataError(f"factor={self.factor} is not allowed for {list(self.images.shape[-2:])} images: use 1 <= factor <= the image side")
+            raise DataError(
+                f"factor={self.factor} is not allowed for {list(self.images.shape[-2:])} images: use 1 <= factor <= the image side"
+            )
         self.check_finite()
 
     def check_finite(self) -> None:
@@ -87,12 +93,18 @@ class SyntheticSet:
         """
         if self.lr is not None and not math.isfinite(self.lr):
             raise DataError(f"learned lr={self.lr} is not allowed: a set's lr must be finite")
-        parts = {"images": self.images, "soft labels": self.labels if self.soft_labels else None, "weights": self.weights}
+        parts = {
+            "images": self.images,
+            "soft labels": self.labels if self.soft_labels else None,
+            "weights": self.weights,
+        }
         for name, t in parts.items():
             if t is not None and t.is_floating_point():
                 bad = int((~torch.isfinite(t)).sum())
                 if bad:
-                    raise DataError(f"synthetic {name} hold {bad} NaN/Inf value{'s' if bad > 1 else ''} (of {t.numel()}): a set must be finite")
+                    raise DataError(
+                        f"synthetic {name} hold {bad} NaN/Inf value{'s' if bad > 1 else ''} (of {t.numel()}): a set must be finite"
+                    )
 
     @property
     def soft_labels(self) -> bool:
@@ -182,7 +194,9 @@ class SyntheticSet:
         if not isinstance(blob, dict) or blob.get("format") != FORMAT:
             raise DataError(f"{path} is not a dd-bench synthetic set")
         if blob.get("format_version") != FORMAT_VERSION:
-            raise DataError(f"{path} has format version {blob.get('format_version')!r}; this dd-bench reads {FORMAT_VERSION}")
+            raise DataError(
+                f"{path} has format version {blob.get('format_version')!r}; this dd-bench reads {FORMAT_VERSION}"
+            )
         blob = {k: v for k, v in blob.items() if k not in ("format", "format_version")}
         try:
             return cls(**blob)
@@ -241,7 +255,8 @@ def pack(images: torch.Tensor, factor: int) -> torch.Tensor:
         for cols in torch.arange(w).tensor_split(factor):
             part = images[k * n : (k + 1) * n]
             out[:, :, rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] = F.interpolate(
-                part, size=(len(rows), len(cols)), mode="bilinear", align_corners=False)  # fmt: skip
+                part, size=(len(rows), len(cols)), mode="bilinear", align_corners=False
+            )
             k += 1
     return out
 
@@ -263,8 +278,13 @@ def read_checkpoint(path: Path, version: int) -> dict[str, Any] | None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             state = torch.load(path, map_location="cpu", weights_only=True)
-        problem = None if isinstance(state, dict) and state.get("version") == version else (
-            f"version {state.get('version') if isinstance(state, dict) else None!r}, this dd-bench writes {version}")
+        problem = (
+            None
+            if isinstance(state, dict) and state.get("version") == version
+            else (
+                f"version {state.get('version') if isinstance(state, dict) else None!r}, this dd-bench writes {version}"
+            )
+        )
     except Exception as exc:  # pickle, zip, truncation and torch errors all mean the same here
         problem = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
     if problem is None:

@@ -60,10 +60,14 @@ class TeacherRecipe:
         if not isinstance(self.model, str) or not self.model:
             raise ConfigError(f"teacher model={self.model!r} is not allowed: use a registered model name")
         if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 0:
-            raise ConfigError(f"teacher epochs={self.epochs!r} is not allowed: use an integer >= 1 (or 0 with pretrained weights)")
+            raise ConfigError(
+                f"teacher epochs={self.epochs!r} is not allowed: use an integer >= 1 (or 0 with pretrained weights)"
+            )
         if self.epochs == 0 and "@" not in self.model:
-            raise ConfigError(f"teacher epochs=0 is not allowed for {self.model}: 0 uses pretrained weights as they are;"
-                              " name them (e.g. tv:resnet18@IMAGENET1K_V1) or train the teacher (epochs >= 1)")
+            raise ConfigError(
+                f"teacher epochs=0 is not allowed for {self.model}: 0 uses pretrained weights as they are;"
+                " name them (e.g. tv:resnet18@IMAGENET1K_V1) or train the teacher (epochs >= 1)"
+            )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"teacher seed={self.seed!r} is not allowed: use an integer >= 0")
         self.train_recipe()
@@ -71,7 +75,9 @@ class TeacherRecipe:
 
     def train_recipe(self) -> TrainRecipe:
         """The training loop's recipe (one epoch stands in for a pretrained teacher's none, for validation)."""
-        return TrainRecipe(max(1, self.epochs), float(self.lr), self.momentum, self.weight_decay, self.batch_size, self.decay_at)
+        return TrainRecipe(
+            max(1, self.epochs), float(self.lr), self.momentum, self.weight_decay, self.batch_size, self.decay_at
+        )
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> TeacherRecipe:
@@ -79,7 +85,9 @@ class TeacherRecipe:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise DataError(f"teacher recipe has unknown setting {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+            raise DataError(
+                f"teacher recipe has unknown setting {', '.join(unknown)} (known: {', '.join(sorted(known))})"
+            )
         return cls(**dict(values))
 
 
@@ -117,34 +125,57 @@ class Teacher:
         """What a distilling set records about its teacher: ``ref()`` (so the evaluation finds it
         again), its validation accuracy, and ``seconds`` spent getting it, of which training it
         was a cache build later cells reuse."""
-        return {"teacher": self.ref(), "teacher_val_acc": self.val_acc,
-                CACHE_BUILD_SECONDS: round(self.trained_seconds, 3), "teacher_seconds": round(seconds, 3)}  # fmt: skip
+        return {
+            "teacher": self.ref(),
+            "teacher_val_acc": self.val_acc,
+            CACHE_BUILD_SECONDS: round(self.trained_seconds, 3),
+            "teacher_seconds": round(seconds, 3),
+        }
 
     def ref(self) -> dict[str, Any]:
         """What a synthetic set records in ``metadata["teacher"]`` (JSON-able)."""
-        return {"key": self.key, "recipe": asdict(self.recipe), "zca": self.zca, "val_acc": self.val_acc, "bytes": self.nbytes}
+        return {
+            "key": self.key,
+            "recipe": asdict(self.recipe),
+            "zca": self.zca,
+            "val_acc": self.val_acc,
+            "bytes": self.nbytes,
+        }
 
     @torch.no_grad()
     def logits(self, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
         """Logits in eval mode (running BN statistics), batched, on the teacher's device."""
         device = next(self.model.parameters()).device
         self.model.eval()
-        return torch.cat([self.model(x[s : s + batch_size].to(device)).float() for s in range(0, x.shape[0], batch_size)])
+        return torch.cat(
+            [self.model(x[s : s + batch_size].to(device)).float() for s in range(0, x.shape[0], batch_size)]
+        )
 
 
-def train_teacher(build: Callable[[int], nn.Module], data: RealData, train_x: Images, recipe: TeacherRecipe,
-                  device: torch.device, progress: Callable[[int], None] | None = None,
-                  compile: bool = False) -> nn.Module:
+def train_teacher(
+    build: Callable[[int], nn.Module],
+    data: RealData,
+    train_x: Images,
+    recipe: TeacherRecipe,
+    device: torch.device,
+    progress: Callable[[int], None] | None = None,
+    compile: bool = False,
+) -> nn.Module:
     """Train one seeded teacher on the whole training split ``train_x`` (in the space it will see);
     with ``epochs=0`` the network's pretrained weights are the teacher as they are."""
     model = build(recipe.seed)
     if recipe.epochs == 0:
         return model.eval()
     train_classifier(
-        model, train_x if is_streamed(train_x) else train_x.to(device), data.train_y.to(device), recipe.train_recipe(),
+        model,
+        train_x if is_streamed(train_x) else train_x.to(device),
+        data.train_y.to(device),
+        recipe.train_recipe(),
         torch.Generator().manual_seed(recipe.seed),
-        augment=DSA(recipe.dsa_strategy) if recipe.dsa else None, progress=progress, compile=compile,
-    )  # fmt: skip
+        augment=DSA(recipe.dsa_strategy) if recipe.dsa else None,
+        progress=progress,
+        compile=compile,
+    )
     model.eval()
     return model
 
@@ -181,7 +212,13 @@ def ensure_teacher(
                 if distributed.is_main():
                     print(f"training teacher {recipe.model} ({recipe.epochs} epochs{how}) into {path}", file=sys.stderr)
                 started = time.perf_counter()
-                with tqdm(total=recipe.epochs, desc="teacher", unit="epoch", disable=None if progress else True, file=sys.stderr) as bar:
+                with tqdm(
+                    total=recipe.epochs,
+                    desc="teacher",
+                    unit="epoch",
+                    disable=None if progress else True,
+                    file=sys.stderr,
+                ) as bar:
                     model = train_teacher(build, data, train_x, recipe, device, bar.update, compile)
                 val_x = data.val_x
                 if zca:
@@ -203,28 +240,50 @@ def ensure_teacher(
                 }
                 if distributed.is_main():
                     atomic_torch_save(blob, path)
-                    atomic_write_text(path.with_suffix(".json"), json.dumps({k: v for k, v in blob.items() if k != "state_dict"}, indent=2))
+                    atomic_write_text(
+                        path.with_suffix(".json"),
+                        json.dumps({k: v for k, v in blob.items() if k != "state_dict"}, indent=2),
+                    )
         distributed.barrier()
     return load_teacher(build, path, recipe, key, device, zca, trained_seconds)
 
 
-def load_teacher(build: Callable[[int], nn.Module], path: Path, recipe: TeacherRecipe, key: str, device: torch.device,
-                 zca: bool = False, trained_seconds: float = 0.0) -> Teacher:
+def load_teacher(
+    build: Callable[[int], nn.Module],
+    path: Path,
+    recipe: TeacherRecipe,
+    key: str,
+    device: torch.device,
+    zca: bool = False,
+    trained_seconds: float = 0.0,
+) -> Teacher:
     """The cached teacher at ``path``; a file of another key or format is an error, never used."""
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise DataError(f"teacher {path} is unreadable ({type(exc).__name__}); delete it to retrain the teacher") from None
+        raise DataError(
+            f"teacher {path} is unreadable ({type(exc).__name__}); delete it to retrain the teacher"
+        ) from None
     if blob.get("format_version") != TEACHER_FORMAT_VERSION or blob.get("key") != key:
-        raise DataError(f"teacher {path} holds key {blob.get('key')!r} (format {blob.get('format_version')!r}), not {key!r}; delete it to retrain")
+        raise DataError(
+            f"teacher {path} holds key {blob.get('key')!r} (format {blob.get('format_version')!r}), not {key!r}; delete it to retrain"
+        )
     model = build(recipe.seed)
     model.load_state_dict(blob["state_dict"])
     model.eval()
     return Teacher(model, recipe, key, path, float(blob["val_acc"]), zca, trained_seconds)
 
 
-def resolve_teacher(registry: Any, data: RealData, recipe: TeacherRecipe, cache_dir: Path, device: torch.device,
-                    *, zca: bool = False, progress: bool = True) -> Teacher:
+def resolve_teacher(
+    registry: Any,
+    data: RealData,
+    recipe: TeacherRecipe,
+    cache_dir: Path,
+    device: torch.device,
+    *,
+    zca: bool = False,
+    progress: bool = True,
+) -> Teacher:
     """``ensure_teacher`` with the architecture looked up in ``registry`` (the host's service)."""
     from .runtime import seeded_build
 
@@ -234,13 +293,30 @@ def resolve_teacher(registry: Any, data: RealData, recipe: TeacherRecipe, cache_
         from .zca import fitted_zca
 
         train_x = fitted_zca(data).transform(data.train_x)
-    return ensure_teacher(lambda seed: seeded_build(lambda: spec.build(data.shape), seed, device), data, recipe,
-                          cache_dir, device, zca=zca, train_x=train_x, progress=progress)  # fmt: skip
+    return ensure_teacher(
+        lambda seed: seeded_build(lambda: spec.build(data.shape), seed, device),
+        data,
+        recipe,
+        cache_dir,
+        device,
+        zca=zca,
+        train_x=train_x,
+        progress=progress,
+    )
 
 
-def set_teacher(registry: Any, metadata: Mapping[str, Any], data: RealData, wanted: TeacherRecipe | None,
-                cache_dir: Path, device: torch.device, *, zca: bool = False, progress: bool = True,
-                method: str = "the set") -> Teacher:
+def set_teacher(
+    registry: Any,
+    metadata: Mapping[str, Any],
+    data: RealData,
+    wanted: TeacherRecipe | None,
+    cache_dir: Path,
+    device: torch.device,
+    *,
+    zca: bool = False,
+    progress: bool = True,
+    method: str = "the set",
+) -> Teacher:
     """The teacher a set is to be evaluated with under the ``teacher`` label protocol.
 
     A set that names a teacher (``metadata["teacher"]``) gets exactly that one, rebuilt or
@@ -257,7 +333,11 @@ def set_teacher(registry: Any, metadata: Mapping[str, Any], data: RealData, want
                 " set eval teacher_model (--teacher-model at the command line, e.g. convnet_bn), or use labels=hard or set"
             )
         return resolve_teacher(registry, data, wanted, cache_dir, device, zca=zca, progress=progress)
-    if not isinstance(ref, Mapping) or not isinstance(ref.get("recipe"), Mapping) or not isinstance(ref.get("key"), str):
+    if (
+        not isinstance(ref, Mapping)
+        or not isinstance(ref.get("recipe"), Mapping)
+        or not isinstance(ref.get("key"), str)
+    ):
         raise DataError(f"{method}: metadata['teacher'] must be a mapping with 'key' and 'recipe', got {ref!r:.200}")
     recipe = TeacherRecipe.from_dict(ref["recipe"])
     if wanted is not None and wanted != recipe:

@@ -12,7 +12,6 @@ from . import conformance
 from .plugins import Registry, get_plugin_manager
 from .specs import DatasetSpec, DistillerSpec, ModelSpec
 
-
 TOY_SUITE: dict[str, Any] = {
     "name": "toy",
     "datasets": ["toy"],
@@ -44,8 +43,15 @@ def one_error_line(capsys: Any, argv: list[str]) -> str:
     return lines[0]
 
 
-def write_image_folder(root: Any, classes: Any = ("cat", "dog", "fox"), per_class: int = 6, val_per_class: int = 2,
-                       size: tuple[int, int] = (12, 12), grey: bool = False, seed: int = 0) -> Any:
+def write_image_folder(
+    root: Any,
+    classes: Any = ("cat", "dog", "fox"),
+    per_class: int = 6,
+    val_per_class: int = 2,
+    size: tuple[int, int] = (12, 12),
+    grey: bool = False,
+    seed: int = 0,
+) -> Any:
     """Write ``root/train/<class>/`` and ``root/val/<class>/`` of small PNG and JPEG images (alternating),
     whose pixels differ by class, for tests of folder datasets; returns ``root`` as a ``Path``."""
     from pathlib import Path
@@ -60,7 +66,9 @@ def write_image_folder(root: Any, classes: Any = ("cat", "dog", "fox"), per_clas
             folder = root / split / name
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(count):
-                pixels = (rng.random((h, w) if grey else (h, w, 3)) * 60 + 190 * c / max(1, len(classes) - 1)).astype(np.uint8)
+                pixels = (rng.random((h, w) if grey else (h, w, 3)) * 60 + 190 * c / max(1, len(classes) - 1)).astype(
+                    np.uint8
+                )
                 Image.fromarray(pixels).save(folder / f"{i:05d}.{'png' if i % 2 else 'jpg'}")
     return root
 
@@ -86,7 +94,9 @@ def _assert_conform(results: list[conformance.CheckResult]) -> list[conformance.
     return results
 
 
-def check_distiller(spec: DistillerSpec, registry: Registry | None = None, **options: Any) -> list[conformance.CheckResult]:
+def check_distiller(
+    spec: DistillerSpec, registry: Registry | None = None, **options: Any
+) -> list[conformance.CheckResult]:
     """Run ``dd-bench check-plugin``'s distiller checks on ``spec``; fail the test on any failure.
 
     ``registry`` supplies digits, toy, the distillation model and expert optimizers (default:
@@ -121,29 +131,71 @@ def write_tiny_diffusion_pipeline(folder: Any, seed: int = 0) -> Any:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         unet = UNet2DConditionModel(
-            block_out_channels=(8, 16), layers_per_block=1, sample_size=8, in_channels=4, out_channels=4,
-            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-            cross_attention_dim=16, norm_num_groups=4, attention_head_dim=2,
-        )  # fmt: skip
-        vae = AutoencoderKL(block_out_channels=(8, 16), in_channels=3, out_channels=3, latent_channels=4, norm_num_groups=4,
-                            down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2)  # fmt: skip
-        text = CLIPTextModel(CLIPTextConfig(vocab_size=514, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                                            num_attention_heads=2, max_position_embeddings=32, bos_token_id=512,
-                                            eos_token_id=513, pad_token_id=513))  # fmt: skip
+            block_out_channels=(8, 16),
+            layers_per_block=1,
+            sample_size=8,
+            in_channels=4,
+            out_channels=4,
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+            cross_attention_dim=16,
+            norm_num_groups=4,
+            attention_head_dim=2,
+        )
+        vae = AutoencoderKL(
+            block_out_channels=(8, 16),
+            in_channels=3,
+            out_channels=3,
+            latent_channels=4,
+            norm_num_groups=4,
+            down_block_types=("DownEncoderBlock2D",) * 2,
+            up_block_types=("UpDecoderBlock2D",) * 2,
+        )
+        text = CLIPTextModel(
+            CLIPTextConfig(
+                vocab_size=514,
+                hidden_size=16,
+                intermediate_size=32,
+                num_hidden_layers=1,
+                num_attention_heads=2,
+                max_position_embeddings=32,
+                bos_token_id=512,
+                eos_token_id=513,
+                pad_token_id=513,
+            )
+        )
     # CLIP's byte-level alphabet (printable bytes as themselves, the rest shifted past 255), each
     # symbol alone and word-final: every string tokenizes, one token per byte, no merges
     keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
     symbols = [chr(b) for b in keep] + [chr(256 + i) for i in range(256 - len(keep))]
-    vocab = {**{c: i for i, c in enumerate(symbols)}, **{c + "</w>": 256 + i for i, c in enumerate(symbols)},
-             "<|startoftext|>": 512, "<|endoftext|>": 513}  # fmt: skip
+    vocab = {
+        **{c: i for i, c in enumerate(symbols)},
+        **{c + "</w>": 256 + i for i, c in enumerate(symbols)},
+        "<|startoftext|>": 512,
+        "<|endoftext|>": 513,
+    }
     words = folder / "words"
     words.mkdir(parents=True, exist_ok=True)
     (words / "vocab.json").write_text(json.dumps(vocab))
     (words / "merges.txt").write_text("#version: 0.2\n")
     tokenizer = CLIPTokenizer(str(words / "vocab.json"), str(words / "merges.txt"), model_max_length=32)
-    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
-                              set_alpha_to_one=False, steps_offset=1)  # fmt: skip
-    pipe = StableDiffusionImg2ImgPipeline(vae=vae, text_encoder=text, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
-                                          safety_checker=None, feature_extractor=None, requires_safety_checker=False)  # fmt: skip
+    scheduler = DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
+    pipe = StableDiffusionImg2ImgPipeline(
+        vae=vae,
+        text_encoder=text,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
     pipe.save_pretrained(folder)
     return folder

@@ -26,7 +26,9 @@ DEFAULT_DB = "mlflow.db"
 ARTIFACT_DIR = "mlartifacts"
 TAG = "ddb."
 SCHEMES = ("sqlite", "http", "https")
-ALLOWED = "use sqlite:///path/to/mlflow.db or http(s)://host:port of an MLflow tracking server (schemes: sqlite, http, https)"
+ALLOWED = (
+    "use sqlite:///path/to/mlflow.db or http(s)://host:port of an MLflow tracking server (schemes: sqlite, http, https)"
+)
 CHECK_TIMEOUT = 3.0
 """Seconds a tracking server has to answer before a command gives up on it."""
 
@@ -146,7 +148,9 @@ def experiment_id(mlflow_client: Any, name: str, uri: str, create: bool = True) 
     from mlflow.exceptions import MlflowException
 
     try:
-        return mlflow_client.create_experiment(name, artifact_location=artifact_location(uri, name), tags={f"{TAG}suite": name})
+        return mlflow_client.create_experiment(
+            name, artifact_location=artifact_location(uri, name), tags={f"{TAG}suite": name}
+        )
     except MlflowException:  # another worker created it first
         exp = mlflow_client.get_experiment_by_name(name)
         if exp is None:
@@ -160,7 +164,11 @@ def search(mlflow_client: Any, exp_id: str, filter_string: str = "") -> list[Any
     token = None
     while True:
         page = mlflow_client.search_runs(
-            [exp_id], filter_string=filter_string, max_results=1000, page_token=token, order_by=["attributes.start_time DESC"]
+            [exp_id],
+            filter_string=filter_string,
+            max_results=1000,
+            page_token=token,
+            order_by=["attributes.start_time DESC"],
         )
         runs.extend(page)
         token = page.token

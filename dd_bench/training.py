@@ -168,7 +168,7 @@ def train_classifier(
                 yb, wb, share = y[idx], None if weights is None else weights[idx], 1.0
                 if sharded:  # this process's part of the global batch, weighted by its share of it
                     part = distributed.shard(len(idx))
-                    share = (float(wb[part].sum() / wb.sum()) if wb is not None else len(idx[part]) / len(idx))
+                    share = float(wb[part].sum() / wb.sum()) if wb is not None else len(idx[part]) / len(idx)
                     xb, yb, wb = xb[part], yb[part], None if wb is None else wb[part]
                 tb = None
                 if teacher is not None and len(xb):
@@ -181,7 +181,11 @@ def train_classifier(
                         loss = sum(p.sum() for p in model.parameters()) * 0.0
                     else:
                         out = forward(xb)
-                        loss = classification_loss(out, yb, wb) if tb is None else distillation_loss(out, tb, temperature, wb)
+                        loss = (
+                            classification_loss(out, yb, wb)
+                            if tb is None
+                            else distillation_loss(out, tb, temperature, wb)
+                        )
                     (loss * share if sharded else loss).backward()
                     distributed.sum_gradients(model)
                     return loss
@@ -253,10 +257,27 @@ def train_classifiers(
     """
     if len(models) != len(generators):
         raise ValueError(f"{len(models)} models but {len(generators)} generators")
-    if teacher is not None or distributed.world_size() > 1 or not (batched and len(models) > 1 and can_train_batched(models[0])):
-        return [train_classifier(m, x, y, recipe, g, weights=weights, augment=augment, progress=progress,
-                                 teacher=teacher, temperature=temperature, compile=compile)
-                for m, g in zip(models, generators)]
+    if (
+        teacher is not None
+        or distributed.world_size() > 1
+        or not (batched and len(models) > 1 and can_train_batched(models[0]))
+    ):
+        return [
+            train_classifier(
+                m,
+                x,
+                y,
+                recipe,
+                g,
+                weights=weights,
+                augment=augment,
+                progress=progress,
+                teacher=teacher,
+                temperature=temperature,
+                compile=compile,
+            )
+            for m, g in zip(models, generators)
+        ]
     params, _ = stack_module_state(list(models))
     skeleton = copy.deepcopy(models[0]).to("meta")
     skeleton.train()
@@ -271,8 +292,9 @@ def train_classifiers(
             idxs = [order[start : start + recipe.batch_size] for order in orders]
             xb = torch.stack([x[i] if augment is None else augment(x[i], g) for i, g in zip(idxs, generators)])
             logits = forward(params, xb)
-            loss = sum(classification_loss(out, y[i], None if weights is None else weights[i])
-                       for out, i in zip(logits, idxs))
+            loss = sum(
+                classification_loss(out, y[i], None if weights is None else weights[i]) for out, i in zip(logits, idxs)
+            )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -292,7 +314,9 @@ def accuracy(model: nn.Module, x: Images, y: torch.Tensor, batch_size: int = 256
 
 
 @torch.inference_mode()
-def class_accuracy(model: nn.Module, x: Images, y: torch.Tensor, num_classes: int, batch_size: int = 256) -> tuple[float, tuple[float, ...]]:
+def class_accuracy(
+    model: nn.Module, x: Images, y: torch.Tensor, num_classes: int, batch_size: int = 256
+) -> tuple[float, tuple[float, ...]]:
     """Top-1 accuracy in percent over all images and per class (nan for a class with no image):
     the per-class figures show which classes a distilled set fails to carry."""
     device = next(model.parameters()).device

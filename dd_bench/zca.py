@@ -35,9 +35,9 @@ tensors, numbers and strings, so ``torch.load(weights_only=True)`` reads it.
 
 from __future__ import annotations
 
-import math
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -90,8 +90,15 @@ class ZCA:
     # --- fitting -------------------------------------------------------------------
 
     @classmethod
-    def fit(cls, x: torch.Tensor, eps: float = 0.1, *, unbiased: bool = True, chunk_size: int = 4096,
-            device: torch.device | str | None = None) -> ZCA:
+    def fit(
+        cls,
+        x: torch.Tensor,
+        eps: float = 0.1,
+        *,
+        unbiased: bool = True,
+        chunk_size: int = 4096,
+        device: torch.device | str | None = None,
+    ) -> ZCA:
         """Fit on images ``x`` ``[N,C,H,W]`` (already mean/std-normalised), on ``device``
         (default: ``x``'s; each chunk is moved there).
 

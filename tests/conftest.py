@@ -28,8 +28,18 @@ def digits(registry):
 def digits_whole_classes(digits):
     """digits with 3 training images per class, so a real batch of 3 is the whole class."""
     keep = torch.cat([digits.indices_of_class(c)[:3] for c in range(digits.num_classes)])
-    return RealData(digits.name, digits.train_x[keep], digits.train_y[keep], digits.val_x, digits.val_y, digits.test_x,
-                    digits.test_y, digits.mean, digits.std, digits.classes)  # fmt: skip
+    return RealData(
+        digits.name,
+        digits.train_x[keep],
+        digits.train_y[keep],
+        digits.val_x,
+        digits.val_y,
+        digits.test_x,
+        digits.test_y,
+        digits.mean,
+        digits.std,
+        digits.classes,
+    )
 
 
 @pytest.fixture(scope="module")

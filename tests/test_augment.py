@@ -35,8 +35,19 @@ def test_defaults_are_the_references():
 
 @pytest.mark.parametrize(
     "field, value",
-    [("crop", 1.0), ("crop", -0.1), ("scale", 0.9), ("rotate", 200.0), ("cutout", 1.5), ("brightness", -1.0),
-     ("saturation", float("nan")), ("contrast", "0.5"), ("flip_prob", 1.1), ("flip_prob", True), ("mode", "M")],
+    [
+        ("crop", 1.0),
+        ("crop", -0.1),
+        ("scale", 0.9),
+        ("rotate", 200.0),
+        ("cutout", 1.5),
+        ("brightness", -1.0),
+        ("saturation", float("nan")),
+        ("contrast", "0.5"),
+        ("flip_prob", 1.1),
+        ("flip_prob", True),
+        ("mode", "M"),
+    ],
 )
 def test_params_are_validated(field, value):
     with pytest.raises(ConfigError, match=field) as info:
@@ -132,8 +143,12 @@ def test_crop_is_an_integer_shift_with_zero_fill():
     pad = torch.nn.functional.pad(x, [2, 2, 2, 2])
     shifts = set()
     for i in range(len(x)):
-        hits = [(r, c) for r in range(-2, 3) for c in range(-2, 3)
-                if torch.equal(y[i], pad[i, :, 2 + r : 18 + r, 2 + c : 18 + c])]
+        hits = [
+            (r, c)
+            for r in range(-2, 3)
+            for c in range(-2, 3)
+            if torch.equal(y[i], pad[i, :, 2 + r : 18 + r, 2 + c : 18 + c])
+        ]
         assert len(hits) == 1
         shifts.add(hits[0])
     assert len(shifts) > 1  # per-sample shifts

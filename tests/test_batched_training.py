@@ -22,9 +22,16 @@ def trained(registry, data, arch, batched, soft=False, weighted=False):
     x, y = data.train_x[:30], data.train_y[:30]
     labels = torch.randn(30, data.num_classes, generator=g) if soft else y
     weights = torch.rand(30, generator=g) if weighted else None
-    train_classifiers(models, x, labels, TrainRecipe(epochs=4, batch_size=8, decay_at=0.5),
-                      [torch.Generator().manual_seed(s) for s in SEEDS], weights=weights, augment=DSA(),
-                      batched=batched)
+    train_classifiers(
+        models,
+        x,
+        labels,
+        TrainRecipe(epochs=4, batch_size=8, decay_at=0.5),
+        [torch.Generator().manual_seed(s) for s in SEEDS],
+        weights=weights,
+        augment=DSA(),
+        batched=batched,
+    )
     return [torch.cat([p.detach().flatten() for p in m.parameters()]) for m in models]
 
 
@@ -38,8 +45,16 @@ def test_batched_training_equals_sequential(registry, toy, arch, soft, weighted,
 
 
 def test_evaluation_accuracies_are_those_of_sequential_training(registry, toy, one_thread):
-    syn = SyntheticSet(images=toy.train_x[:20].clone(), labels=toy.train_y[:20].clone(), num_classes=toy.num_classes,
-                       dataset=toy.name, method="test", ipc=2, mean=toy.mean, std=toy.std)
+    syn = SyntheticSet(
+        images=toy.train_x[:20].clone(),
+        labels=toy.train_y[:20].clone(),
+        num_classes=toy.num_classes,
+        dataset=toy.name,
+        method="test",
+        ipc=2,
+        mean=toy.mean,
+        std=toy.std,
+    )
     config = EvalConfig(epochs=5, batch_size=8)
     splits = eval_splits(syn, toy)
     spec = registry.model("convnet_w32")

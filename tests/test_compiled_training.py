@@ -16,17 +16,22 @@ from dd_bench.augment import DSA
 from dd_bench.errors import ConfigError
 from dd_bench.evaluate import EvalConfig, eval_splits, evaluate_model
 from dd_bench.matching import ExpertRecipe, ensure_buffers
-from dd_bench.runtime import seeded_build
+from dd_bench.runtime import COMPILE_ENV, seeded_build
 from dd_bench.specs import ModelSpec, RealData
 from dd_bench.synthetic import SyntheticSet
 from dd_bench.teachers import TeacherRecipe, ensure_teacher
-from dd_bench.runtime import COMPILE_ENV
 from dd_bench.training import COMPILE_MIN_STEPS, TrainRecipe, compile_wanted, train_classifier
 
 
 def tiny_convnet() -> nn.Module:
-    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.GroupNorm(4, 4), nn.ReLU(), nn.AvgPool2d(2),
-                         nn.Flatten(), nn.Linear(4 * 4 * 4, 3))
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.GroupNorm(4, 4),
+        nn.ReLU(),
+        nn.AvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(4 * 4 * 4, 3),
+    )
 
 
 def toy_data() -> RealData:
@@ -47,8 +52,12 @@ def compile_calls(monkeypatch) -> list[nn.Module]:
 def trained(compile: bool) -> tuple[nn.Module, torch.Tensor]:
     data = toy_data()
     model = seeded_build(tiny_convnet, 0, torch.device("cpu"))
-    recipe = TrainRecipe(epochs=3, batch_size=16, momentum=0.9, decay_at=None)  # 40 images: two full batches and a partial one
-    train_classifier(model, data.train_x, data.train_y, recipe, torch.Generator().manual_seed(1), augment=DSA(), compile=compile)
+    recipe = TrainRecipe(
+        epochs=3, batch_size=16, momentum=0.9, decay_at=None
+    )  # 40 images: two full batches and a partial one
+    train_classifier(
+        model, data.train_x, data.train_y, recipe, torch.Generator().manual_seed(1), augment=DSA(), compile=compile
+    )
     return model, torch.cat([p.detach().reshape(-1) for p in model.parameters()])
 
 
@@ -59,7 +68,9 @@ def test_compiled_training_equals_eager_and_really_compiles(one_thread):
     assert counters["stats"]["unique_graphs"] == 2, "one graph for the full batches, one for the partial last batch"
     assert model[0].weight.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(compiled, eager, rtol=1e-4, atol=1e-5)
-    assert not torch.allclose(compiled, torch.cat([p.reshape(-1) for p in seeded_build(tiny_convnet, 0, torch.device("cpu")).parameters()]))
+    assert not torch.allclose(
+        compiled, torch.cat([p.reshape(-1) for p in seeded_build(tiny_convnet, 0, torch.device("cpu")).parameters()])
+    )
 
 
 def test_compile_is_chosen_by_the_size_of_the_work_and_the_environment(monkeypatch):
@@ -84,8 +95,9 @@ def test_experts_record_whether_they_ran_compiled(tmp_path, monkeypatch, one_thr
     runs = {}
     for setting in ("0", "1"):
         monkeypatch.setenv(COMPILE_ENV, setting)
-        runs[setting] = ensure_buffers("tiny", build, data, data.train_x, recipe, 1, tmp_path / setting,
-                                       torch.device("cpu"), progress=False)
+        runs[setting] = ensure_buffers(
+            "tiny", build, data, data.train_x, recipe, 1, tmp_path / setting, torch.device("cpu"), progress=False
+        )
     assert runs["0"].compiled == [False] and runs["1"].compiled == [True]
     assert len(compile_calls) == 1, "the expert trained under DD_BENCH_COMPILE=1 (only) ran compiled"
     assert "(compiling the network first)" in capsys.readouterr().err
@@ -108,8 +120,16 @@ def test_teachers_record_whether_they_ran_compiled(tmp_path, monkeypatch, one_th
 
 def test_long_evaluations_compile_the_architectures_that_gain(monkeypatch, one_thread, compile_calls):
     data = toy_data()
-    syn = SyntheticSet(images=data.train_x[:9].clone(), labels=data.train_y[:9].clone(), num_classes=3,
-                       dataset=data.name, method="test", ipc=3, mean=data.mean, std=data.std)
+    syn = SyntheticSet(
+        images=data.train_x[:9].clone(),
+        labels=data.train_y[:9].clone(),
+        num_classes=3,
+        dataset=data.name,
+        method="test",
+        ipc=3,
+        mean=data.mean,
+        std=data.std,
+    )
     config, splits, seeds = EvalConfig(epochs=4, batch_size=16), eval_splits(syn, data), [0, 1]
     gains = ModelSpec("tiny", lambda shape: tiny_convnet(), compile_on_cpu=True)
     loses = ModelSpec("tiny_lenet_like", lambda shape: tiny_convnet())

@@ -22,8 +22,18 @@ from dd_bench.specs import DatasetSpec, DistillerSpec, ModelSpec, RealData, spli
 from dd_bench.synthetic import SyntheticSet
 from dd_bench.testing import check_dataset, check_distiller, check_model, make_registry
 
-DISTILLER_CHECKS = ["presets", "smoke", "valid-set", "normalised", "round-trip", "same-seed", "global-rng",
-                    "seeds-differ", "data-untouched", "no-stray-files"]  # fmt: skip
+DISTILLER_CHECKS = [
+    "presets",
+    "smoke",
+    "valid-set",
+    "normalised",
+    "round-trip",
+    "same-seed",
+    "global-rng",
+    "seeds-differ",
+    "data-untouched",
+    "no-stray-files",
+]
 MODEL_CHECKS = ["shapes", "logits", "seeded-init", "trains", "functional-call"]
 DATASET_CHECKS = ["loads", "labels", "disjoint-splits", "val-seeded", "test-fixed", "normalisation", "balanced"]
 
@@ -58,15 +68,27 @@ class Steps:
 def subset(request, generator=None) -> tuple[torch.Tensor, torch.Tensor]:
     """``ipc`` real images per class, as the random baseline draws them."""
     data, g = request.data, generator or request.generator()
-    idx = torch.cat([data.indices_of_class(c)[torch.randperm(int(data.class_counts()[c]), generator=g)[: request.ipc]]
-                     for c in range(data.num_classes)])  # fmt: skip
+    idx = torch.cat(
+        [
+            data.indices_of_class(c)[torch.randperm(int(data.class_counts()[c]), generator=g)[: request.ipc]]
+            for c in range(data.num_classes)
+        ]
+    )
     return data.train_x[idx].clone(), data.train_y[idx].clone()
 
 
 def as_set(request, images, labels, **changes) -> SyntheticSet:
     data = request.data
-    fields = dict(images=images, labels=labels, num_classes=data.num_classes, dataset=data.name, method="broken",
-                  ipc=request.ipc, mean=data.mean, std=data.std)  # fmt: skip
+    fields = dict(
+        images=images,
+        labels=labels,
+        num_classes=data.num_classes,
+        dataset=data.name,
+        method="broken",
+        ipc=request.ipc,
+        mean=data.mean,
+        std=data.std,
+    )
     return SyntheticSet(**{**fields, **changes})
 
 
@@ -129,8 +151,11 @@ def distiller(fn, presets=None, **changes) -> DistillerSpec:
     ("spec", "expected", "reason"),
     [
         (distiller(good, {"smoke": {}, "long": {"steps": 0}}), {"presets"}, "'long': broken: steps=0 must be >= 1"),
-        (distiller(fails), set(DISTILLER_CHECKS) - {"presets", "data-untouched", "no-stray-files"},
-         "digits IPC 1: RuntimeError: boom"),
+        (
+            distiller(fails),
+            set(DISTILLER_CHECKS) - {"presets", "data-untouched", "no-stray-files"},
+            "digits IPC 1: RuntimeError: boom",
+        ),
         (distiller(one_class), {"valid-set"}, "ipc is 1 with [10, 0, 0, 0, 0, 0, 0, 0, 0, 0] images per class"),
         (distiller(pixel_space), {"normalised"}, "the images look like pixel values"),
         (distiller(unloadable_metadata), {"round-trip"}, "refusing to unpickle arbitrary objects"),
@@ -140,10 +165,26 @@ def distiller(fn, presets=None, **changes) -> DistillerSpec:
         (distiller(good, deterministic=True), {"seeds-differ"}, "declared deterministic, but"),
         (distiller(good, ignores_ipc=True), {"valid-set"}, "declared ignores_ipc, but"),
         (distiller(mutates_data), {"data-untouched"}, "digits val_x changed during distillation"),
-        (distiller(ignores_cache_dir), {"no-stray-files"}, "wrote outside request.cache_dir: $DD_BENCH_CACHE/scratch.txt"),
+        (
+            distiller(ignores_cache_dir),
+            {"no-stray-files"},
+            "wrote outside request.cache_dir: $DD_BENCH_CACHE/scratch.txt",
+        ),
     ],
-    ids=["preset", "raises", "one-class", "pixel-space", "metadata", "unseeded", "global-rng", "ignores-seed",
-         "false-deterministic", "false-ignores-ipc", "mutates-data", "ignores-cache-dir"],  # fmt: skip
+    ids=[
+        "preset",
+        "raises",
+        "one-class",
+        "pixel-space",
+        "metadata",
+        "unseeded",
+        "global-rng",
+        "ignores-seed",
+        "false-deterministic",
+        "false-ignores-ipc",
+        "mutates-data",
+        "ignores-cache-dir",
+    ],
 )
 def test_each_broken_distiller_is_caught_by_its_check(registry, spec, expected, reason):
     assert_caught(distiller_checks(spec, registry), DISTILLER_CHECKS, expected, reason)
@@ -159,7 +200,9 @@ def test_the_time_limit_grows_with_the_load_a_reference_workload_measures(regist
 
     assert base.load_factor(base.REFERENCE_QUIET_SECONDS / 2) == 1.0, "a fast machine keeps the stated limit"
     assert base.load_factor(3 * base.REFERENCE_QUIET_SECONDS) == pytest.approx(3.0)
-    monkeypatch.setattr(distillers, "reference_seconds", lambda: 1e12 * base.REFERENCE_QUIET_SECONDS)  # a machine 1e12x loaded
+    monkeypatch.setattr(
+        distillers, "reference_seconds", lambda: 1e12 * base.REFERENCE_QUIET_SECONDS
+    )  # a machine 1e12x loaded
     results = {r.check: r for r in distiller_checks(distiller(good), registry, time_limit=1e-9)}
     assert results["smoke"].status == "pass" and "for the load now" in results["smoke"].reason
 
@@ -236,8 +279,11 @@ class StaleWeight(Linear):
     ("spec", "expected", "reason"),
     [
         (ModelSpec("broken", crashes_on_rgb), {"shapes"}, "build for 3x16x16 raises ValueError: only grey"),
-        (ModelSpec("broken", lambda shape: Linear(shape, shape.num_classes + 1)), {"logits"},
-         "logits have shape [4, 11], expected [4, 10]"),
+        (
+            ModelSpec("broken", lambda shape: Linear(shape, shape.num_classes + 1)),
+            {"logits"},
+            "logits have shape [4, 11], expected [4, 10]",
+        ),
         (ModelSpec("broken", IgnoresInput), {"logits", "trains"}, "they ignore the input"),
         (ModelSpec("broken", python_random_init), {"seeded-init"}, "seed 0 twice gives different initial 'fc.weight'"),
         (ModelSpec("broken", Timid), {"trains"}, "in 20 Adam steps"),
@@ -259,8 +305,17 @@ def test_refusals_and_declarations_pass_with_their_reason(registry):
 # ---------------------------------------------------------------------------- datasets
 
 
-def blobs(request, *, name="blobs", val_seed=None, test_follows_seed=False, test_in_pool=False, stats="train",
-          bad_label=False, per_class=(60, 60, 60)) -> RealData:  # fmt: skip
+def blobs(
+    request,
+    *,
+    name="blobs",
+    val_seed=None,
+    test_follows_seed=False,
+    test_in_pool=False,
+    stats="train",
+    bad_label=False,
+    per_class=(60, 60, 60),
+) -> RealData:
     """Three classes of 4x4 Gaussian blobs around class means; knobs break one rule each."""
 
     def draw(counts, g, shift=0.0):
@@ -277,7 +332,9 @@ def blobs(request, *, name="blobs", val_seed=None, test_follows_seed=False, test
     train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
     if bad_label:
         train_y[0] = 3
-    tx, ty, vx, vy = split_train_val(train_x, train_y, request.val_fraction, request.seed if val_seed is None else val_seed)
+    tx, ty, vx, vy = split_train_val(
+        train_x, train_y, request.val_fraction, request.seed if val_seed is None else val_seed
+    )
     return RealData(name, tx, ty, vx, vy, test_x, test_y, (mean,), (std,), ("a", "b", "c"))
 
 
@@ -288,7 +345,11 @@ def dataset(balanced: bool = True, **knobs) -> DatasetSpec:
 @pytest.mark.parametrize(
     ("spec", "expected", "reason"),
     [
-        (dataset(name="other"), set(DATASET_CHECKS), "RealData.name is 'other'; it must be the registered name 'blobs'"),
+        (
+            dataset(name="other"),
+            set(DATASET_CHECKS),
+            "RealData.name is 'other'; it must be the registered name 'blobs'",
+        ),
         (dataset(bad_label=True), {"labels"}, "train labels span 0..3, but there are 3 classes"),
         (dataset(test_in_pool=True), {"disjoint-splits"}, "images appear in both train and test"),
         (dataset(val_seed=0), {"val-seeded"}, "seeds 0 and 1 give the same validation split"),
@@ -346,7 +407,9 @@ def test_cli_exit_status_and_json(capsys, monkeypatch):
     assert main(["check-plugin", "baseline"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown plugin or distribution 'baseline'; did you mean 'baselines'?" in err[0]
-    assert err[0].endswith("(known: BrokenPlugin, baselines, datasets, datm, dc, dd-bench, dm, ftd, models, mtt, oq, rded, sre2l)")
+    assert err[0].endswith(
+        "(known: BrokenPlugin, baselines, datasets, datm, dc, dd-bench, dm, ftd, models, mtt, oq, rded, sre2l)"
+    )
     with pytest.raises(SystemExit) as exit_:
         main(["check-plugin", "--time-limit", "0"])
     assert exit_.value.code == 2 and "--time-limit: '0': use a positive number of seconds" in capsys.readouterr().err

@@ -29,8 +29,18 @@ BUILTIN_DISTILLERS = sorted(make_registry().distillers)
 
 @pytest.mark.parametrize("method", BUILTIN_DISTILLERS)
 def test_every_builtin_distiller_runs_its_smoke_preset_on_cuda(registry, digits, method, tmp_path):
-    syn = api.distill(registry, method, digits, ipc=2, seed=0, preset="smoke", device=CUDA, cache_dir=tmp_path,
-                      model="convnet_w32", progress=False)
+    syn = api.distill(
+        registry,
+        method,
+        digits,
+        ipc=2,
+        seed=0,
+        preset="smoke",
+        device=CUDA,
+        cache_dir=tmp_path,
+        model="convnet_w32",
+        progress=False,
+    )
     assert syn.images.device.type == "cpu", "a set leaves the distiller on the host, ready to save"
     assert torch.isfinite(syn.images).all()
     if method != "full":
@@ -54,15 +64,30 @@ def test_batched_evaluation_equals_sequential_on_cuda(registry, toy, no_tf32):
 
     def trained(batched: bool) -> list[torch.Tensor]:
         models = [runtime.seeded_build(lambda: spec.build(toy.shape), s, CUDA) for s in seeds]
-        train_classifiers(models, x, y, TrainRecipe(epochs=4, batch_size=8, decay_at=0.5),
-                          [torch.Generator().manual_seed(s) for s in seeds], augment=DSA(), batched=batched)
+        train_classifiers(
+            models,
+            x,
+            y,
+            TrainRecipe(epochs=4, batch_size=8, decay_at=0.5),
+            [torch.Generator().manual_seed(s) for s in seeds],
+            augment=DSA(),
+            batched=batched,
+        )
         return [torch.cat([p.detach().flatten() for p in m.parameters()]) for m in models]
 
     for a, b in zip(trained(True), trained(False)):
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5)
 
-    syn = SyntheticSet(images=toy.train_x[:20].clone(), labels=toy.train_y[:20].clone(), num_classes=toy.num_classes,
-                       dataset=toy.name, method="test", ipc=2, mean=toy.mean, std=toy.std)
+    syn = SyntheticSet(
+        images=toy.train_x[:20].clone(),
+        labels=toy.train_y[:20].clone(),
+        num_classes=toy.num_classes,
+        dataset=toy.name,
+        method="test",
+        ipc=2,
+        mean=toy.mean,
+        std=toy.std,
+    )
     config, splits = EvalConfig(epochs=5, batch_size=8), eval_splits(syn, toy)
     batched = evaluate_model(syn, toy, spec, seeds, config, CUDA, splits, batched=True)
     sequential = evaluate_model(syn, toy, spec, seeds, config, CUDA, splits, batched=False)
@@ -79,9 +104,31 @@ def test_deterministic_runs_give_bit_identical_sets(tmp_path):
     sets = []
     for run in ("a", "b"):
         out = tmp_path / f"{run}.pt"
-        cmd = [sys.executable, "-m", "dd_bench.cli", "distill", "--method", "mtt", "--preset", "smoke", "--set", "dsa=false",
-               "--dataset", "digits", "--ipc", "2", "--model", "convnet_w32", "--device", "cuda", "--deterministic",
-               "--cache-dir", str(tmp_path / "cache"), "--out", str(out)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "dd_bench.cli",
+            "distill",
+            "--method",
+            "mtt",
+            "--preset",
+            "smoke",
+            "--set",
+            "dsa=false",
+            "--dataset",
+            "digits",
+            "--ipc",
+            "2",
+            "--model",
+            "convnet_w32",
+            "--device",
+            "cuda",
+            "--deterministic",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--out",
+            str(out),
+        ]
         done = subprocess.run(cmd, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
         sets.append(SyntheticSet.load(out))
@@ -110,22 +157,45 @@ def test_memory_estimate_against_the_measured_peak(registry):
     torch.cuda.synchronize()
     peak = torch.cuda.max_memory_allocated() - base
     ratio = peak / estimate.unrolled
-    print(f"memory estimate: {estimate.unrolled / 2**20:.1f} MiB, measured peak {peak / 2**20:.1f} MiB (ratio {ratio:.2f})")
+    print(
+        f"memory estimate: {estimate.unrolled / 2**20:.1f} MiB, measured peak {peak / 2**20:.1f} MiB (ratio {ratio:.2f})"
+    )
     assert 0.5 < ratio <= 1.1, "the guard must not underestimate, nor refuse runs that fit twice over"
 
 
-TINY = dict(iterations=2, syn_steps=3, expert_epochs=1, max_start_epoch=2, num_experts=2,
-            expert_train_epochs=2, lr_img=10.0, lr_lr=1e-5, checkpoint_every=2)
+TINY = dict(
+    iterations=2,
+    syn_steps=3,
+    expert_epochs=1,
+    max_start_epoch=2,
+    num_experts=2,
+    expert_train_epochs=2,
+    lr_img=10.0,
+    lr_lr=1e-5,
+    checkpoint_every=2,
+)
 
 
 def test_an_unrolled_run_that_does_not_fit_switches_to_constant_memory(registry, toy, tmp_path, monkeypatch, capsys):
     def mtt(cache):
-        return api.distill(registry, "mtt", toy, ipc=2, seed=0, overrides=TINY, device=CUDA, cache_dir=cache,
-                           model="convnet_w32", progress=False)
+        return api.distill(
+            registry,
+            "mtt",
+            toy,
+            ipc=2,
+            seed=0,
+            overrides=TINY,
+            device=CUDA,
+            cache_dir=cache,
+            model="convnet_w32",
+            progress=False,
+        )
 
     unrolled = mtt(tmp_path / "a")
     assert unrolled.metadata["constant_memory"] is False
-    monkeypatch.setattr(engine_module, "estimate_memory", lambda *a: MemoryEstimate(1, 1, unrolled=10 * GIB, constant=GIB))
+    monkeypatch.setattr(
+        engine_module, "estimate_memory", lambda *a: MemoryEstimate(1, 1, unrolled=10 * GIB, constant=GIB)
+    )
     monkeypatch.setattr(engine_module, "free_memory", lambda device: 2 * GIB)
     capsys.readouterr()
     switched = mtt(tmp_path / "b")
@@ -139,9 +209,15 @@ def test_expert_trajectories_stay_on_the_host_pinned(registry, toy, tmp_path):
 
     spec = registry.model("convnet_w32")
     request = DistillRequest(
-        data=toy, ipc=2, seed=0, config=registry.distiller("mtt").resolve_config(None, TINY), device=CUDA,
-        model="convnet_w32", build_model=lambda s: runtime.seeded_build(lambda: spec.build(toy.shape), s, CUDA),
-        cache_dir=tmp_path, progress=False,
+        data=toy,
+        ipc=2,
+        seed=0,
+        config=registry.distiller("mtt").resolve_config(None, TINY),
+        device=CUDA,
+        model="convnet_w32",
+        build_model=lambda s: runtime.seeded_build(lambda: spec.build(toy.shape), s, CUDA),
+        cache_dir=tmp_path,
+        progress=False,
     )
     matcher = engine_module.TrajectoryMatcher(request)
     matcher.setup()

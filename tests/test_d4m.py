@@ -18,7 +18,9 @@ def test_d4m_is_oq_without_cell_weights(registry, digits, tmp_path):
     assert d4m.metadata["cell_masses"] == oq.weights.tolist()
 
 
-@pytest.mark.parametrize("override,why", [({"medoid": True}, "decodes its k-means centroids"), ({"labels": "teacher"}, "teacher protocol")])
+@pytest.mark.parametrize(
+    "override,why", [({"medoid": True}, "decodes its k-means centroids"), ({"labels": "teacher"}, "teacher protocol")]
+)
 def test_d4m_refuses_what_d4m_is_not(registry, override, why):
     with pytest.raises(ConfigError, match=why):
         api.resolve_config(registry, "d4m", "smoke", override)

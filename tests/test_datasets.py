@@ -13,16 +13,15 @@ import pickle
 from pathlib import Path
 from urllib.error import URLError
 
+import dd_bench_datasets
 import numpy as np
 import pytest
 import torch
+from dd_bench_datasets import read_idx, reorganise_tiny_imagenet_val, vision
 
 from dd_bench.errors import DataError
 from dd_bench.plugins import Registry
 from dd_bench.specs import DataRequest, RealData
-
-import dd_bench_datasets
-from dd_bench_datasets import read_idx, reorganise_tiny_imagenet_val, vision
 
 ALL = {"fashion_mnist", "mnist", "cifar10", "cifar100", "svhn", "tiny_imagenet", "digits", "toy"}
 
@@ -184,7 +183,9 @@ def write_idx_set(folder: Path, n_train: int = 30, n_test: int = 10, gz: bool = 
 def debian_fashion_mnist(registry) -> RealData:
     """The real Debian files, loaded once for the whole module."""
     if not all((vision.DEBIAN_FASHION_MNIST / f"{s}.gz").is_file() for s in vision.IDX_STEMS):
-        pytest.skip(f"Fashion-MNIST is not installed in {vision.DEBIAN_FASHION_MNIST} (apt-get install dataset-fashion-mnist)")
+        pytest.skip(
+            f"Fashion-MNIST is not installed in {vision.DEBIAN_FASHION_MNIST} (apt-get install dataset-fashion-mnist)"
+        )
     return load(registry, "fashion_mnist")
 
 
@@ -216,8 +217,13 @@ def test_fashion_mnist_missing_files_say_where_and_how(registry, tmp_path, monke
     with pytest.raises(DataError) as err:
         load(registry, "fashion_mnist")
     msg = str(err.value)
-    for needle in (str(tmp_path / "no-debian"), "apt-get install dataset-fashion-mnist",
-                   "--data-root", "--download", "train-images-idx3-ubyte"):  # fmt: skip
+    for needle in (
+        str(tmp_path / "no-debian"),
+        "apt-get install dataset-fashion-mnist",
+        "--data-root",
+        "--download",
+        "train-images-idx3-ubyte",
+    ):
         assert needle in msg
 
 

@@ -5,31 +5,51 @@ from __future__ import annotations
 
 import pytest
 import torch
+from dd_bench_datm import DATM, PRESETS, DATMConfig
 
 from dd_bench import api
 from dd_bench.errors import ConfigError, UnknownNameError
 from dd_bench.runtime import seeded_build
 from dd_bench.specs import DistillRequest
-from dd_bench_datm import DATM, PRESETS, DATMConfig
 
-TINY = dict(iterations=6, syn_steps=3, expert_epochs=1, min_start_epoch=0, current_max_start_epoch=1,
-            max_start_epoch=3, expansion_end_epoch=4, num_experts=2, expert_train_epochs=3, lr_img=10.0,
-            lr_lr=1e-5, lr_y=5.0, checkpoint_every=3, threshold=None)
+TINY = dict(
+    iterations=6,
+    syn_steps=3,
+    expert_epochs=1,
+    min_start_epoch=0,
+    current_max_start_epoch=1,
+    max_start_epoch=3,
+    expansion_end_epoch=4,
+    num_experts=2,
+    expert_train_epochs=3,
+    lr_img=10.0,
+    lr_lr=1e-5,
+    lr_y=5.0,
+    checkpoint_every=3,
+    threshold=None,
+)
 
 
 def request(registry, data, tmp_path, **overrides):
     spec = registry.model("convnet_w32")
     return DistillRequest(
-        data=data, ipc=2, seed=0, config=registry.distiller("datm").resolve_config(None, {**TINY, **overrides}),
-        device=torch.device("cpu"), model="convnet_w32", cache_dir=tmp_path, progress=False,
+        data=data,
+        ipc=2,
+        seed=0,
+        config=registry.distiller("datm").resolve_config(None, {**TINY, **overrides}),
+        device=torch.device("cpu"),
+        model="convnet_w32",
+        cache_dir=tmp_path,
+        progress=False,
         expert_optimizer=registry.optimizer,
         build_model=lambda seed: seeded_build(lambda: spec.build(data.shape), seed, torch.device("cpu")),
-    )  # fmt: skip
+    )
 
 
 def test_the_start_epoch_window_grows_linearly_to_max_start_epoch():
-    cfg = DATMConfig(current_max_start_epoch=10, max_start_epoch=20, expansion_end_epoch=1000,
-                     num_experts=1, expert_train_epochs=50)
+    cfg = DATMConfig(
+        current_max_start_epoch=10, max_start_epoch=20, expansion_end_epoch=1000, num_experts=1, expert_train_epochs=50
+    )
     assert [cfg.upper_start_epoch(i) for i in (0, 99, 100, 500, 999, 1000, 5000)] == [10, 10, 11, 15, 19, 20, 20]
     fixed = DATMConfig(sequential_generation=False, min_start_epoch=5, max_start_epoch=20, expert_train_epochs=50)
     assert {fixed.upper_start_epoch(i) for i in (0, 500, 5000)} == {20}
@@ -48,8 +68,10 @@ def test_the_loop_draws_start_epochs_from_the_growing_window(registry, toy, tmp_
     ("overrides", "match_text"),
     [
         # the reference's older Tiny IPC 50 config: sequential from current_max 20 with min 40
-        ({"min_start_epoch": 40, "max_start_epoch": 60, "current_max_start_epoch": 20, "expert_train_epochs": 100},
-         "empty"),
+        (
+            {"min_start_epoch": 40, "max_start_epoch": 60, "current_max_start_epoch": 20, "expert_train_epochs": 100},
+            "empty",
+        ),
         ({"current_max_start_epoch": 30, "max_start_epoch": 20, "expert_train_epochs": 50}, "shrink"),
         ({"lr_y": -1.0}, "lr_y"),
         ({"threshold": -0.5}, "threshold"),
@@ -61,7 +83,9 @@ def test_bad_windows_and_values_are_rejected_up_front(registry, overrides, match
 
 
 def test_expert_optimizers_are_looked_up_in_the_registry_before_any_work(registry, toy, tmp_path):
-    assert DATM(request(registry, toy, tmp_path, expert_optimizer="gsam")).expert_optimizer is registry.optimizer("gsam")
+    assert DATM(request(registry, toy, tmp_path, expert_optimizer="gsam")).expert_optimizer is registry.optimizer(
+        "gsam"
+    )
     with pytest.raises(UnknownNameError, match=r"unknown expert optimizer 'adam' \(known: gsam, sgd\)"):
         DATM(request(registry, toy, tmp_path, expert_optimizer="adam"))
     assert not (tmp_path / "buffers").exists()
@@ -80,7 +104,9 @@ def test_initial_images_are_real_samples_the_expert_classifies_correctly(registr
     images = matcher.init_images()
     assert matcher.init_info["init_not_correct"] == 0
     classes = torch.arange(toy.num_classes).repeat_interleave(2)
-    right = torch.stack([matcher.expert_logits(theta, images).argmax(1) == classes for theta in matcher.expert_params()])
+    right = torch.stack(
+        [matcher.expert_logits(theta, images).argmax(1) == classes for theta in matcher.expert_params()]
+    )
     assert right.any(0).all(), "each image is classified correctly by an expert (expert 0 first, then the next)"
     plain = DATM(request(registry, toy, tmp_path, pix_init="real"))
     plain.buffers = matcher.buffers
@@ -99,8 +125,17 @@ def test_soft_labels_come_from_the_experts_and_are_learned(registry, toy, tmp_pa
     assert syn.labels.shape == (8, toy.num_classes) and syn.labels.dtype == torch.float32
     assert torch.equal(initial.argmax(1), torch.arange(toy.num_classes).repeat_interleave(2))
     assert not torch.allclose(syn.labels, initial), "soft labels must move during distillation"
-    hard = api.distill(registry, "datm", toy, ipc=2, seed=0, overrides={**TINY, "soft_label": False},
-                       cache_dir=tmp_path, model="convnet_w32", progress=False)
+    hard = api.distill(
+        registry,
+        "datm",
+        toy,
+        ipc=2,
+        seed=0,
+        overrides={**TINY, "soft_label": False},
+        cache_dir=tmp_path,
+        model="convnet_w32",
+        progress=False,
+    )
     assert hard.labels.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
 
 

@@ -6,10 +6,10 @@ import math
 
 import pytest
 import torch
+from dd_bench_dc import PRESETS, DCConfig, layerwise_distance
 
 from dd_bench import api
 from dd_bench.errors import ConfigError
-from dd_bench_dc import PRESETS, DCConfig, layerwise_distance
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -29,8 +29,9 @@ def test_layerwise_distance_equals_a_hand_computation():
 
 def dc(registry, data, tmp_path, method="dc", ipc=1, model="convnet_w32", **overrides):
     settings = {"iterations": 2, "outer_loop": 2, "inner_loop": 1, "batch_real": 16, **overrides}
-    return api.distill(registry, method, data, ipc=ipc, seed=0, overrides=settings, cache_dir=tmp_path, model=model,
-                       progress=False)  # fmt: skip
+    return api.distill(
+        registry, method, data, ipc=ipc, seed=0, overrides=settings, cache_dir=tmp_path, model=model, progress=False
+    )
 
 
 @pytest.mark.parametrize("method", ["dc", "dsa"])
@@ -38,16 +39,28 @@ def test_the_inner_loop_of_network_updates_changes_the_result(registry, toy, tmp
     trained = dc(registry, toy, tmp_path, method)
     frozen = dc(registry, toy, tmp_path, method, lr_net=0.0)  # same draws, the network never moves
     assert not torch.equal(trained.images, frozen.images)
-    assert torch.equal(dc(registry, toy, tmp_path, method, outer_loop=1).images,
-                       dc(registry, toy, tmp_path, method, outer_loop=1, lr_net=0.0).images)  # fmt: skip
+    assert torch.equal(
+        dc(registry, toy, tmp_path, method, outer_loop=1).images,
+        dc(registry, toy, tmp_path, method, outer_loop=1, lr_net=0.0).images,
+    )
 
 
 def test_dsa_compares_real_and_synthetic_gradients_under_one_shared_draw(registry, digits_whole_classes, tmp_path):
     """Synthetic images that are the real class: with one shared draw the gradients are equal,
     so the first loss is zero; independent draws would make it positive."""
     losses = []
-    api.distill(registry, "dsa", digits_whole_classes, ipc=3, seed=0, overrides={"iterations": 1, "outer_loop": 1}, cache_dir=tmp_path,
-                model="convnet_w32", progress=False, log_metric=lambda name, value, step: losses.append(value))  # fmt: skip
+    api.distill(
+        registry,
+        "dsa",
+        digits_whole_classes,
+        ipc=3,
+        seed=0,
+        overrides={"iterations": 1, "outer_loop": 1},
+        cache_dir=tmp_path,
+        model="convnet_w32",
+        progress=False,
+        log_metric=lambda name, value, step: losses.append(value),
+    )
     assert losses[0] < 0.05  # not 0: the distance adds 1e-6 to each row norm product
 
 
@@ -58,9 +71,16 @@ def test_a_batch_norm_network_matches_with_frozen_statistics(registry, toy, tmp_
 
 def test_presets_follow_the_papers_loops_and_bad_values_are_refused(registry):
     assert {name: (p["outer_loop"], p["inner_loop"]) for name, p in PRESETS.items() if name.startswith("cifar10")} == {
-        "cifar10-ipc1": (1, 1), "cifar10-ipc10": (10, 50), "cifar10-ipc50": (50, 10)}  # fmt: skip
+        "cifar10-ipc1": (1, 1),
+        "cifar10-ipc10": (10, 50),
+        "cifar10-ipc50": (50, 10),
+    }
     assert registry.distiller("dc").resolve_config("cifar10-ipc10").init == "noise"
     assert registry.distiller("dsa").resolve_config("cifar10-ipc10").dsa is True
-    for bad, text in (({"outer_loop": 0}, "outer_loop=0"), ({"lr_net": -1.0}, "lr_net=-1.0"), ({"dsa_strategy": "spin"}, "spin")):
+    for bad, text in (
+        ({"outer_loop": 0}, "outer_loop=0"),
+        ({"lr_net": -1.0}, "lr_net=-1.0"),
+        ({"dsa_strategy": "spin"}, "spin"),
+    ):
         with pytest.raises(ConfigError, match=text):
             DCConfig(**bad)

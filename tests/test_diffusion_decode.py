@@ -20,16 +20,37 @@ def pipeline(tmp_path_factory):
 
 
 def _kw(pipeline, **changes):
-    return {"latent": "vae", "vae": str(pipeline), "vae_subfolder": "vae", "vae_size": 16, "decode": "img2img",
-            "denoise_steps": 4, "iterations": 5, "prompt": "a photo of the digit {name}", **changes}  # fmt: skip
+    return {
+        "latent": "vae",
+        "vae": str(pipeline),
+        "vae_subfolder": "vae",
+        "vae_size": 16,
+        "decode": "img2img",
+        "denoise_steps": 4,
+        "iterations": 5,
+        "prompt": "a photo of the digit {name}",
+        **changes,
+    }
 
 
 def _d4m(registry, digits, tmp_path, overrides, seed=0, **kw):
-    return api.distill(registry, "d4m", digits, 2, seed=seed, preset="smoke", overrides=overrides, cache_dir=tmp_path,
-                       progress=False, **kw)  # fmt: skip
+    return api.distill(
+        registry,
+        "d4m",
+        digits,
+        2,
+        seed=seed,
+        preset="smoke",
+        overrides=overrides,
+        cache_dir=tmp_path,
+        progress=False,
+        **kw,
+    )
 
 
-def test_prototypes_are_denoised_into_images_of_the_datas_shape_with_the_class_prompt(registry, digits, pipeline, tmp_path, monkeypatch):
+def test_prototypes_are_denoised_into_images_of_the_datas_shape_with_the_class_prompt(
+    registry, digits, pipeline, tmp_path, monkeypatch
+):
     from diffusers import StableDiffusionImg2ImgPipeline
 
     seen = []
@@ -62,17 +83,25 @@ def test_denoising_is_seeded_and_removing_it_changes_the_set(registry, digits, p
 def test_oq_decodes_its_weighted_centroids_the_same_way_and_shards_agree(registry, digits, pipeline, tmp_path):
     kw = dict(_kw(pipeline), labels="hard")
     whole = api.distill(registry, "oq", digits, 2, preset="smoke", overrides=kw, cache_dir=tmp_path, progress=False)
-    parts = api.distill(registry, "oq", digits, 2, preset="smoke", overrides=kw, cache_dir=tmp_path, progress=False, shards=3)
+    parts = api.distill(
+        registry, "oq", digits, 2, preset="smoke", overrides=kw, cache_dir=tmp_path, progress=False, shards=3
+    )
     assert torch.equal(whole.images, parts.images) and torch.equal(whole.weights, parts.weights)
     assert whole.weights is not None and whole.metadata["prompts"] == parts.metadata["prompts"]
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"prompt": "a photo of a digit"}, "prompt='a photo of a digit' is not allowed: the template must contain {name}"),
-    ({"prompt": "{name} {other}"}, "use {name} as its only placeholder"),
-    ({"latent": "pca"}, "decode='img2img' is not allowed with latent='pca'"),
-    ({"strength": 0.0}, "strength=0.0 is not allowed: use 0 < strength <= 1"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (
+            {"prompt": "a photo of a digit"},
+            "prompt='a photo of a digit' is not allowed: the template must contain {name}",
+        ),
+        ({"prompt": "{name} {other}"}, "use {name} as its only placeholder"),
+        ({"latent": "pca"}, "decode='img2img' is not allowed with latent='pca'"),
+        ({"strength": 0.0}, "strength=0.0 is not allowed: use 0 < strength <= 1"),
+    ],
+)
 def test_bad_settings_are_one_line(registry, pipeline, changes, message):
     with pytest.raises(ConfigError, match=message.replace("{", r"\{").replace("}", r"\}").replace("(", r"\(")):
         api.resolve_config(registry, "d4m", "smoke", _kw(pipeline, **changes))

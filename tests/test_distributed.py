@@ -29,11 +29,19 @@ def _train(out: Path, cache: Path) -> None:
     model = seeded_build(lambda: registry.model("convnet").build(data.shape), 0, torch.device("cpu"))
     train_classifier(model, x, y, RECIPE, torch.Generator().manual_seed(1), weights=weights, augment=DSA())
     acc = accuracy(model, data.test_x, data.test_y)
-    teacher = resolve_teacher(registry, data, TeacherRecipe(model="mlp", epochs=2, dsa=False), cache, torch.device("cpu"),
-                              progress=False)
+    teacher = resolve_teacher(
+        registry, data, TeacherRecipe(model="mlp", epochs=2, dsa=False), cache, torch.device("cpu"), progress=False
+    )
     if distributed.is_main():
-        torch.save({"state": model.state_dict(), "acc": acc, "teacher": teacher.model.state_dict(),
-                    "world": distributed.world_size()}, out)
+        torch.save(
+            {
+                "state": model.state_dict(),
+                "acc": acc,
+                "teacher": teacher.model.state_dict(),
+                "world": distributed.world_size(),
+            },
+            out,
+        )
 
 
 def test_two_gloo_processes_train_the_same_network_teacher_and_accuracy_as_one(tmp_path):
@@ -51,7 +59,9 @@ def test_two_gloo_processes_train_the_same_network_teacher_and_accuracy_as_one(t
 
 
 def _bn_on_cpu() -> None:
-    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2), torch.nn.Flatten(), torch.nn.LazyLinear(2))
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2), torch.nn.Flatten(), torch.nn.LazyLinear(2)
+    )
     model(torch.zeros(1, 1, 5, 5))
     distributed.prepare(model)
 
@@ -68,7 +78,12 @@ def test_evaluate_with_nproc_2_reports_what_one_process_does(tmp_path, capfd):
     from dd_bench.cli import main
 
     out = tmp_path / "x.pt"
-    assert main(["distill", "--method", "random", "--dataset", "digits", "--ipc", "3", "--device", "cpu", "--out", str(out)]) == 0
+    assert (
+        main(
+            ["distill", "--method", "random", "--dataset", "digits", "--ipc", "3", "--device", "cpu", "--out", str(out)]
+        )
+        == 0
+    )
     capfd.readouterr()
     args = ["evaluate", str(out), "--models", "convnet", "--seeds", "1", "--epochs", "3", "--device", "cpu", "--json"]
     reports = []

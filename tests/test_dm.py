@@ -7,18 +7,29 @@ import math
 
 import pytest
 import torch
+from dd_bench_dm import IDM_PRESETS, M3DConfig, mmd
 
 from dd_bench import api
 from dd_bench.errors import ConfigError
 from dd_bench.synthetic import expand, pack
-from dd_bench_dm import IDM_PRESETS, M3DConfig, mmd
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def distill(registry, method, data, tmp_path, ipc=1, log_metric=None, model="convnet_w32", **overrides):
-    return api.distill(registry, method, data, ipc=ipc, seed=0, preset="smoke", overrides=overrides,
-                       cache_dir=tmp_path, model=model, log_metric=log_metric, progress=False)  # fmt: skip
+    return api.distill(
+        registry,
+        method,
+        data,
+        ipc=ipc,
+        seed=0,
+        preset="smoke",
+        overrides=overrides,
+        cache_dir=tmp_path,
+        model=model,
+        log_metric=log_metric,
+        progress=False,
+    )
 
 
 @pytest.mark.parametrize("model", ["convnet_w32", "convnet_bn"])
@@ -26,8 +37,16 @@ def test_dm_compares_mean_embeddings_under_one_shared_draw(registry, digits_whol
     """Synthetic images that are the real class: under one shared draw the mean embeddings
     agree (loss 0), with a batch-norm network too (all classes in one batch)."""
     losses = []
-    distill(registry, "dm", digits_whole_classes, tmp_path, ipc=3, iterations=1, model=model,
-            log_metric=lambda name, value, step: losses.append(value))  # fmt: skip
+    distill(
+        registry,
+        "dm",
+        digits_whole_classes,
+        tmp_path,
+        ipc=3,
+        iterations=1,
+        model=model,
+        log_metric=lambda name, value, step: losses.append(value),
+    )
     assert losses[0] < 1e-8
 
 
@@ -51,7 +70,16 @@ def test_expand_reads_each_patch_as_an_image_and_pack_is_its_reverse():
     images = torch.stack([quadrants, -quadrants]).unsqueeze(1)  # two images
     out = expand(images, 2)
     assert out.shape == (8, 1, 8, 8)
-    assert [float(x.unique()) for x in out] == [1.0, -1.0, 2.0, -2.0, 3.0, -3.0, 4.0, -4.0]  # patch k of image i: row k*2+i
+    assert [float(x.unique()) for x in out] == [
+        1.0,
+        -1.0,
+        2.0,
+        -2.0,
+        3.0,
+        -3.0,
+        4.0,
+        -4.0,
+    ]  # patch k of image i: row k*2+i
     torch.testing.assert_close(pack(out, 2), images)
     assert expand(images, 1) is images
 
@@ -72,7 +100,9 @@ def test_mmd_equals_a_hand_computation():
     x, y = torch.zeros(1, 1), torch.ones(1, 1)  # squared distance 1
     assert mmd(x, y, kernels=1, bandwidth=1.0).item() == pytest.approx(2 - 2 * math.exp(-1))
     # bandwidths 0.5, 1, 2: k(d=1) = e^-2 + e^-1 + e^-0.5, k(0) = 3
-    assert mmd(x, y, kernels=3, ratio=2.0, bandwidth=1.0).item() == pytest.approx(6 - 2 * (math.exp(-2) + math.exp(-1) + math.exp(-0.5)))
+    assert mmd(x, y, kernels=3, ratio=2.0, bandwidth=1.0).item() == pytest.approx(
+        6 - 2 * (math.exp(-2) + math.exp(-1) + math.exp(-0.5))
+    )
     # no bandwidth: the mean squared distance between distinct points (here 1)
     assert mmd(x, y, kernels=3).item() == pytest.approx(mmd(x, y, kernels=3, bandwidth=1.0).item())
     z = torch.randn(6, 4)
@@ -95,7 +125,11 @@ def test_m3d_stores_pixels_clamped_and_returns_normalised_images(registry, toy, 
 def test_presets_and_bad_values(registry):
     assert IDM_PRESETS["cifar10-ipc1"]["batch_real"] == 5000 and IDM_PRESETS["cifar10-ipc50"]["ce_weight"] == 10.0
     assert registry.distiller("m3d").resolve_config("cifar10-ipc10").dsa_mode == "all"
-    for bad, text in (({"bandwidth": 0.0}, "bandwidth=0.0"), ({"factor": 0}, "factor=0"), ({"models_every": 0}, "models_every=0")):
+    for bad, text in (
+        ({"bandwidth": 0.0}, "bandwidth=0.0"),
+        ({"factor": 0}, "factor=0"),
+        ({"models_every": 0}, "models_every=0"),
+    ):
         with pytest.raises(ConfigError, match=text):
             M3DConfig(**bad)
     with pytest.raises(ConfigError, match="fetch_net_num=-1"):

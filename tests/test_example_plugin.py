@@ -26,7 +26,18 @@ def test_guide_shows_the_example_files_verbatim():
 def installed(tmp_path_factory) -> Path:
     target = tmp_path_factory.mktemp("site")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(target), str(EXAMPLE)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(EXAMPLE),
+        ],
         check=True,
         capture_output=True,
     )
@@ -64,11 +75,39 @@ def test_autoload_off_keeps_only_builtins(installed, tmp_path):
 
 
 def test_plugin_is_usable_by_name_in_every_command(installed, tmp_path):
-    out = ddb(installed, "distill", "--method", "class_means", "--dataset", "stripes", "--ipc", "2",
-              "--preset", "smoke", "--out", "cm.pt", "--device", "cpu", cwd=tmp_path)
+    out = ddb(
+        installed,
+        "distill",
+        "--method",
+        "class_means",
+        "--dataset",
+        "stripes",
+        "--ipc",
+        "2",
+        "--preset",
+        "smoke",
+        "--out",
+        "cm.pt",
+        "--device",
+        "cpu",
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr
-    out = ddb(installed, "evaluate", "cm.pt", "--models", "tiny_mlp,mlp", "--seeds", "2", "--epochs", "30",
-              "--json", "--device", "cpu", cwd=tmp_path)
+    out = ddb(
+        installed,
+        "evaluate",
+        "cm.pt",
+        "--models",
+        "tiny_mlp,mlp",
+        "--seeds",
+        "2",
+        "--epochs",
+        "30",
+        "--json",
+        "--device",
+        "cpu",
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     assert report["method"] == "class_means" and report["dataset"] == "stripes" and report["ipc"] == 2
@@ -99,8 +138,14 @@ def test_every_builtin_and_the_example_pass_check_plugin(installed, tmp_path):
     """What CI holds every plugin to: ``dd-bench check-plugin`` over everything loaded (minutes)."""
     out = ddb(installed, "check-plugin", "--json", cwd=tmp_path, DD_BENCH_CACHE=str(tmp_path / "cache"))
     report = json.loads(out.stdout)
-    failed = [f"{r['kind']} {r['name']}: {r['check']}: {r['reason']}" for r in report["results"] if r["status"] == "fail"]
+    failed = [
+        f"{r['kind']} {r['name']}: {r['check']}: {r['reason']}" for r in report["results"] if r["status"] == "fail"
+    ]
     assert out.returncode == 0 and not failed, "\n".join(failed) or out.stderr
     checked = {(r["distribution"], r["kind"], r["name"]) for r in report["results"]}
-    assert {("dd-bench-example", "distiller", "class_means"), ("dd-bench", "distiller", "mtt"),
-            ("dd-bench", "model", "convnet"), ("dd-bench", "dataset", "digits")} <= checked  # fmt: skip
+    assert {
+        ("dd-bench-example", "distiller", "class_means"),
+        ("dd-bench", "distiller", "mtt"),
+        ("dd-bench", "model", "convnet"),
+        ("dd-bench", "dataset", "digits"),
+    } <= checked

@@ -60,7 +60,12 @@ PAIR = FormatSpec("pair", "an (images in [0, 1], labels) tuple", read_pair, writ
 
 def test_the_method_formats_are_their_plugins_and_the_constants_name_the_builtins():
     registry = make_registry()
-    assert {name: r.plugin for name, r in registry.formats.items()} == {"dc": "dc", "mtt": "mtt", "datm": "datm", "ftd": "ftd"}
+    assert {name: r.plugin for name, r in registry.formats.items()} == {
+        "dc": "dc",
+        "mtt": "mtt",
+        "datm": "datm",
+        "ftd": "ftd",
+    }
     assert registry.formats["mtt"].distribution == "dd-bench" and registry.format("datm").learns_lr
     assert sorted(import_formats(registry)) == sorted(IMPORT_FORMATS)  # what the CLI's choices are built from
     assert sorted(export_formats(registry)) == sorted(EXPORT_FORMATS)
@@ -70,11 +75,19 @@ def test_the_method_formats_are_their_plugins_and_the_constants_name_the_builtin
 
 def test_a_plugin_format_imports_and_exports_through_the_host(tmp_path, digits):
     registry = make_registry(format_plugin("pairs", PAIR))
-    assert registry.formats["pair"].plugin == "pairs" and "pair" in import_formats(registry) and "pair" in export_formats(registry)
+    assert (
+        registry.formats["pair"].plugin == "pairs"
+        and "pair" in import_formats(registry)
+        and "pair" in export_formats(registry)
+    )
     x, y = real_subset(digits, 2)
     torch.save((x * 0.25 + 0.5, y), tmp_path / "set.pt")
     syn = import_set("pair", tmp_path / "set.pt", digits, 2, registry=registry)
-    assert syn.method == "pair" and syn.metadata["source"]["reader"] == "pair" and syn.metadata["source"]["normalization"] == "unit"
+    assert (
+        syn.method == "pair"
+        and syn.metadata["source"]["reader"] == "pair"
+        and syn.metadata["source"]["normalization"] == "unit"
+    )
     export_set(syn, "pair", tmp_path / "out.pt", registry=registry)
     images, labels = torch.load(tmp_path / "out.pt")
     assert torch.allclose(images, x * 0.25 + 0.5, atol=1e-5) and torch.equal(labels, y)
@@ -85,7 +98,9 @@ def test_a_plugin_format_imports_and_exports_through_the_host(tmp_path, digits):
 
 
 def test_a_format_registered_twice_is_an_error_naming_both_plugins():
-    with pytest.raises(ConfigError, match="format 'pair' is registered twice: by plugin '(one|two)' and by plugin '(two|one)'"):
+    with pytest.raises(
+        ConfigError, match="format 'pair' is registered twice: by plugin '(one|two)' and by plugin '(two|one)'"
+    ):
         make_registry(format_plugin("one", PAIR), format_plugin("two", PAIR))
     registry = make_registry(format_plugin("mine", FormatSpec("tensors", "mine too", read_pair)))
     with pytest.raises(ConfigError, match="'tensors' is registered twice: by dd-bench itself and by plugin 'mine'"):
@@ -206,14 +221,32 @@ def test_an_import_without_the_learned_lr_says_so_in_one_line(capsys, tmp_path, 
 
 def test_a_datm_set_that_saved_its_lr_and_a_plain_tensors_file_do_not_warn(tmp_path, digits):
     x, y = real_subset(digits, 1)
-    import_set("datm", write_datm(tmp_path / "d", x, torch.nn.functional.one_hot(y, 10).float()), digits, 1,
-               normalization=MEAN, warn=pytest.fail)  # fmt: skip
+    import_set(
+        "datm",
+        write_datm(tmp_path / "d", x, torch.nn.functional.one_hot(y, 10).float()),
+        digits,
+        1,
+        normalization=MEAN,
+        warn=pytest.fail,
+    )
     torch.save({"images": x, "labels": y, "normalization": MEAN}, tmp_path / "t.pt")
     assert import_set("tensors", tmp_path / "t.pt", digits, 1, warn=pytest.fail).lr is None
 
 
 def test_a_bad_ftd_folder_is_one_line_and_writes_nothing(capsys, tmp_path):
     (tmp_path / "empty").mkdir()
-    line = one_error_line(capsys, ["import", "ftd", str(tmp_path / "empty"), "--dataset", "digits", "--ipc", "1",
-                                   "--out", str(tmp_path / "s.pt")])  # fmt: skip
+    line = one_error_line(
+        capsys,
+        [
+            "import",
+            "ftd",
+            str(tmp_path / "empty"),
+            "--dataset",
+            "digits",
+            "--ipc",
+            "1",
+            "--out",
+            str(tmp_path / "s.pt"),
+        ],
+    )
     assert "ema_images_best.pt" in line and not (tmp_path / "s.pt").exists()

@@ -19,7 +19,10 @@ def write_buffer(path, model, trajectories=2, epochs=3):
     """buffer.py: ``timestamps.append([p.detach().cpu() for p in teacher_net.parameters()])`` per epoch, init first;
     every ``save_interval`` experts, ``torch.save(trajectories, replay_buffer_<n>.pt)``."""
     g = torch.Generator().manual_seed(0)
-    saved = [[[torch.randn(p.shape, generator=g) for p in model.parameters()] for _ in range(epochs + 1)] for _ in range(trajectories)]
+    saved = [
+        [[torch.randn(p.shape, generator=g) for p in model.parameters()] for _ in range(epochs + 1)]
+        for _ in range(trajectories)
+    ]
     torch.save(saved, path)
     return saved
 
@@ -39,7 +42,10 @@ def test_replay_buffers_become_flat_trajectories_in_parameter_order(tmp_path):
 
 def test_a_buffer_of_another_architecture_is_one_line(tmp_path):
     write_buffer(tmp_path / "replay_buffer_0.pt", net(hidden=7))
-    with pytest.raises(DataError, match=r"trajectory 0 epoch 0 does not match the architecture: .*parameter 0 is \[7, 16\], the network's \[5, 16\]") as err:
+    with pytest.raises(
+        DataError,
+        match=r"trajectory 0 epoch 0 does not match the architecture: .*parameter 0 is \[7, 16\], the network's \[5, 16\]",
+    ) as err:
         read_replay_buffers([tmp_path / "replay_buffer_0.pt"], net())
     assert "\n" not in str(err.value)
     torch.save({"not": "a buffer"}, tmp_path / "x.pt")

@@ -84,17 +84,32 @@ TINY = dict(iterations=6, batch_real=8, lr_img=1.0, checkpoint_every=2)
 
 
 def meanmatch(registry, data, cache, **overrides):
-    return api.distill(registry, SPEC, data, ipc=2, seed=0, overrides={**TINY, **overrides}, cache_dir=cache,
-                       model="convnet_w32", progress=False)  # fmt: skip
+    return api.distill(
+        registry,
+        SPEC,
+        data,
+        ipc=2,
+        seed=0,
+        overrides={**TINY, **overrides},
+        cache_dir=cache,
+        model="convnet_w32",
+        progress=False,
+    )
 
 
 def request(registry, data, tmp_path, **overrides):
     spec = registry.model("convnet_w32")
     return DistillRequest(
-        data=data, ipc=3, seed=0, config=SPEC.resolve_config(None, {**TINY, **overrides}), device=torch.device("cpu"),
-        model="convnet_w32", cache_dir=tmp_path, progress=False,
+        data=data,
+        ipc=3,
+        seed=0,
+        config=SPEC.resolve_config(None, {**TINY, **overrides}),
+        device=torch.device("cpu"),
+        model="convnet_w32",
+        cache_dir=tmp_path,
+        progress=False,
         build_model=lambda seed: seeded_build(lambda: spec.build(data.shape), seed, torch.device("cpu")),
-    )  # fmt: skip
+    )
 
 
 def test_real_and_synthetic_batches_share_each_dsa_draw(registry, digits, tmp_path):
@@ -113,8 +128,18 @@ def test_real_and_synthetic_batches_share_each_dsa_draw(registry, digits, tmp_pa
 
 def test_the_loop_logs_each_loss_and_a_finished_run_leaves_no_checkpoint(registry, toy, tmp_path):
     logged = []
-    syn = api.distill(registry, SPEC, toy, ipc=2, seed=0, overrides=TINY, cache_dir=tmp_path, model="convnet_w32",
-                      log_metric=lambda *row: logged.append(row), progress=False)  # fmt: skip
+    syn = api.distill(
+        registry,
+        SPEC,
+        toy,
+        ipc=2,
+        seed=0,
+        overrides=TINY,
+        cache_dir=tmp_path,
+        model="convnet_w32",
+        log_metric=lambda *row: logged.append(row),
+        progress=False,
+    )
     assert [(name, step) for name, _, step in logged] == [("matching_loss", i) for i in range(6)]
     assert syn.metadata["matching_loss_last"] == logged[-1][1] and syn.metadata["stopped_early"] is None
     assert syn.labels.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
@@ -140,8 +165,19 @@ METHODS = ["meanmatch", "dc", "dsa", "dm", "idm", "m3d"]
 def run(registry, method, data, cache, **kwargs):
     spec = SPEC if method == "meanmatch" else registry.distiller(method)
     overrides = {"iterations": 6, "checkpoint_every": 2}  # idm and m3d at their smoke presets' factor 2
-    return api.distill(registry, spec, data, ipc=2, seed=0, preset="smoke", overrides=overrides, cache_dir=cache,
-                       model="convnet_w32", progress=False, **kwargs)  # fmt: skip
+    return api.distill(
+        registry,
+        spec,
+        data,
+        ipc=2,
+        seed=0,
+        preset="smoke",
+        overrides=overrides,
+        cache_dir=cache,
+        model="convnet_w32",
+        progress=False,
+        **kwargs,
+    )
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -163,6 +199,16 @@ def test_a_crashed_run_resumes_from_its_checkpoint_to_the_uninterrupted_result(r
 
 
 def test_an_exploding_method_keeps_its_last_good_set(registry, toy, tmp_path):
-    syn = api.distill(registry, "dm", toy, ipc=2, seed=0, preset="smoke", overrides={"lr_img": 1e30},
-                      cache_dir=tmp_path, model="convnet_w32", progress=False)  # fmt: skip
+    syn = api.distill(
+        registry,
+        "dm",
+        toy,
+        ipc=2,
+        seed=0,
+        preset="smoke",
+        overrides={"lr_img": 1e30},
+        cache_dir=tmp_path,
+        model="convnet_w32",
+        progress=False,
+    )
     assert syn.metadata["stopped_early"] is not None and torch.isfinite(syn.images).all()

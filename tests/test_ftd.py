@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import torch
+from dd_bench_ftd import ALTERNATE_KEY, GSAM, KIND_KEY, alternate_set
 from torch import nn
 
 from dd_bench import api
@@ -15,10 +16,18 @@ from dd_bench.errors import ConfigError, DataError
 from dd_bench.matching import ExpertRecipe
 from dd_bench.matching.buffers import buffer_dir
 from dd_bench.synthetic import SyntheticSet
-from dd_bench_ftd import ALTERNATE_KEY, KIND_KEY, GSAM, alternate_set
 
-TINY = dict(iterations=6, syn_steps=3, expert_epochs=1, max_start_epoch=2, num_experts=2,
-            expert_train_epochs=2, lr_img=10.0, lr_lr=1e-5, checkpoint_every=3)
+TINY = dict(
+    iterations=6,
+    syn_steps=3,
+    expert_epochs=1,
+    max_start_epoch=2,
+    num_experts=2,
+    expert_train_epochs=2,
+    lr_img=10.0,
+    lr_lr=1e-5,
+    checkpoint_every=3,
+)
 
 
 def one_step(optimizer_kind: str, rho: float = 0.05, alpha: float = 0.4, adaptive: bool = False, bn: bool = False):
@@ -71,10 +80,10 @@ def test_a_gsam_step_is_the_papers_formula(adaptive):
 
     g = grads_at(w)
     scale = [wi.abs() * gi for wi, gi in zip(w, g)] if adaptive else g
-    norm = torch.sqrt(sum((s ** 2).sum() for s in scale))
-    e = [rho * gi * (wi ** 2 if adaptive else 1) / norm for wi, gi in zip(w, g)]
+    norm = torch.sqrt(sum((s**2).sum() for s in scale))
+    e = [rho * gi * (wi**2 if adaptive else 1) / norm for wi, gi in zip(w, g)]
     gp = grads_at([wi + ei for wi, ei in zip(w, e)])
-    coef = sum((a * b).sum() for a, b in zip(g, gp)) / sum((b ** 2).sum() for b in gp)
+    coef = sum((a * b).sum() for a, b in zip(g, gp)) / sum((b**2).sum() for b in gp)
     want = torch.cat([(wi - lr * (b - alpha * (a - coef * b))).flatten() for wi, a, b in zip(w, g, gp)])
     got, _ = one_step("gsam", rho=rho, alpha=alpha, adaptive=adaptive)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
@@ -91,22 +100,53 @@ def test_gsam_is_registered_as_an_expert_optimizer_and_cached_apart_from_sgd(reg
     spec = registry.optimizer("gsam")
     assert spec.defaults == {"rho": 0.01, "alpha": 0.4, "adaptive": True}
     sgd = buffer_dir(tmp_path, toy, "convnet_w32", ExpertRecipe(), zca=False)
-    gsam = buffer_dir(tmp_path, toy, "convnet_w32", ExpertRecipe(optimizer="gsam", optimizer_options=spec.defaults), zca=False)
-    other_rho = buffer_dir(tmp_path, toy, "convnet_w32",
-                           ExpertRecipe(optimizer="gsam", optimizer_options={**spec.defaults, "rho": 0.05}), zca=False)
+    gsam = buffer_dir(
+        tmp_path, toy, "convnet_w32", ExpertRecipe(optimizer="gsam", optimizer_options=spec.defaults), zca=False
+    )
+    other_rho = buffer_dir(
+        tmp_path,
+        toy,
+        "convnet_w32",
+        ExpertRecipe(optimizer="gsam", optimizer_options={**spec.defaults, "rho": 0.05}),
+        zca=False,
+    )
     assert len({sgd, gsam, other_rho}) == 3 and gsam.name.startswith("gsam-")
 
 
 def test_buffer_command_trains_gsam_experts(tmp_path):
-    code = main(["buffer", "--dataset", "toy", "--model", "convnet_w32", "--experts", "1", "--epochs", "2",
-                 "--optimizer", "gsam", "--cache-dir", str(tmp_path)])  # fmt: skip
+    code = main(
+        [
+            "buffer",
+            "--dataset",
+            "toy",
+            "--model",
+            "convnet_w32",
+            "--experts",
+            "1",
+            "--epochs",
+            "2",
+            "--optimizer",
+            "gsam",
+            "--cache-dir",
+            str(tmp_path),
+        ]
+    )
     assert code == 0
     assert list((tmp_path / "buffers" / "toy" / "convnet_w32").glob("gsam-*/expert_*.pt"))
 
 
 def distill(registry, data, tmp_path, **overrides):
-    return api.distill(registry, "ftd", data, ipc=2, seed=0, overrides={**TINY, **overrides},
-                       cache_dir=tmp_path, model="convnet_w32", progress=False)
+    return api.distill(
+        registry,
+        "ftd",
+        data,
+        ipc=2,
+        seed=0,
+        overrides={**TINY, **overrides},
+        cache_dir=tmp_path,
+        model="convnet_w32",
+        progress=False,
+    )
 
 
 def test_ema_images_differ_from_raw_and_follow_the_recurrence(registry, toy, tmp_path):
@@ -132,8 +172,12 @@ def test_both_kinds_are_saved_and_evaluated_as_sets_of_their_own(registry, toy, 
     assert raw.metadata[KIND_KEY] == "raw" and ALTERNATE_KEY not in raw.metadata
     assert torch.equal(raw.images, syn.metadata[ALTERNATE_KEY]) and raw.lr == syn.lr
     out = tmp_path / "raw.pt"
-    run = subprocess.run([sys.executable, "-m", "dd_bench_ftd", "alternate", str(path), str(out)],
-                         capture_output=True, text=True, check=False)
+    run = subprocess.run(
+        [sys.executable, "-m", "dd_bench_ftd", "alternate", str(path), str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert run.returncode == 0, run.stderr
     assert torch.equal(SyntheticSet.load(out).images, raw.images)
     with pytest.raises(DataError, match="keep_alternate"):

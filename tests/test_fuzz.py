@@ -58,7 +58,12 @@ def refused(capsys, argv: list[Any]) -> None:
 
 def _bad_names(known: typing.Iterable[str]) -> st.SearchStrategy:
     unknown = name.filter(lambda n: n not in set(known))
-    return st.one_of(not_a_list, st.just([]), st.lists(unknown, min_size=1, max_size=2), st.lists(st.integers(), min_size=1, max_size=2))
+    return st.one_of(
+        not_a_list,
+        st.just([]),
+        st.lists(unknown, min_size=1, max_size=2),
+        st.lists(st.integers(), min_size=1, max_size=2),
+    )
 
 
 def _bad_ints(minimum: int, maximum: int | None = None) -> st.SearchStrategy:
@@ -66,18 +71,28 @@ def _bad_ints(minimum: int, maximum: int | None = None) -> st.SearchStrategy:
     low = st.integers(max_value=minimum - 1)
     out = st.one_of(low, huge) if maximum is None else st.one_of(low, st.integers(min_value=maximum + 1))
     wrong = st.one_of(out, fraction, junk, st.booleans())
-    return st.one_of(st.lists(wrong, min_size=1, max_size=3), st.just([]), st.dictionaries(name, st.integers(), min_size=1))
+    return st.one_of(
+        st.lists(wrong, min_size=1, max_size=3), st.just([]), st.dictionaries(name, st.integers(), min_size=1)
+    )
 
 
 def _bad_eval_values() -> st.SearchStrategy:
     """(setting, value) pairs EvalConfig refuses: wrong types, zero or negative counts, non-finite numbers."""
     hints = typing.get_type_hints(EvalConfig)
     wrong_type = st.sampled_from(sorted(hints)).flatmap(
-        lambda k: st.tuples(st.just(k), st.one_of(st.lists(st.integers(), min_size=1), st.dictionaries(name, st.integers(), min_size=1)))
+        lambda k: st.tuples(
+            st.just(k), st.one_of(st.lists(st.integers(), min_size=1), st.dictionaries(name, st.integers(), min_size=1))
+        )
     )
     ranges = st.one_of(
-        st.tuples(st.sampled_from(["epochs", "batch_size"]), st.one_of(st.integers(max_value=0), huge, fraction, st.booleans(), junk)),
-        st.tuples(st.sampled_from(["lr", "weight_decay", "momentum", "decay_at"]), st.one_of(not_finite, st.floats(max_value=-1e-9), junk)),
+        st.tuples(
+            st.sampled_from(["epochs", "batch_size"]),
+            st.one_of(st.integers(max_value=0), huge, fraction, st.booleans(), junk),
+        ),
+        st.tuples(
+            st.sampled_from(["lr", "weight_decay", "momentum", "decay_at"]),
+            st.one_of(not_finite, st.floats(max_value=-1e-9), junk),
+        ),
         st.tuples(st.just("momentum"), st.floats(min_value=1.0, allow_infinity=False)),
         st.tuples(st.just("decay_at"), st.floats(min_value=1.0001, allow_infinity=False)),
         st.tuples(st.sampled_from(["dsa", "use_weights"]), st.one_of(st.integers(), junk)),
@@ -98,13 +113,40 @@ def _typo(known: typing.Iterable[str]) -> st.SearchStrategy:
 
 # (path, strategy of bad values); a path runs from the document's top through mappings
 BAD_AT: list[tuple[tuple[str, ...], st.SearchStrategy]] = [
-    (("name",), st.one_of(st.integers(), st.just(""), st.text(string.ascii_uppercase + " /", min_size=1, max_size=8), st.lists(name, min_size=1))),
+    (
+        ("name",),
+        st.one_of(
+            st.integers(),
+            st.just(""),
+            st.text(string.ascii_uppercase + " /", min_size=1, max_size=8),
+            st.lists(name, min_size=1),
+        ),
+    ),
     (("version",), st.one_of(st.integers(max_value=0), fraction, junk, st.booleans())),
     (("datasets",), _bad_names(REGISTRY.datasets)),
-    (("ipcs",), st.one_of(_bad_ints(1), st.lists(st.integers(min_value=91, max_value=2**62), min_size=1, max_size=2))),  # toy: 90 a class
-    (("methods",), st.one_of(st.integers(), junk.filter(lambda t: t != "all"), st.just([]), st.just({}), st.lists(st.integers(), min_size=1))),
+    (
+        ("ipcs",),
+        st.one_of(_bad_ints(1), st.lists(st.integers(min_value=91, max_value=2**62), min_size=1, max_size=2)),
+    ),  # toy: 90 a class
+    (
+        ("methods",),
+        st.one_of(
+            st.integers(),
+            junk.filter(lambda t: t != "all"),
+            st.just([]),
+            st.just({}),
+            st.lists(st.integers(), min_size=1),
+        ),
+    ),
     (("methods", "random"), not_a_mapping),
-    (("methods", "random", "preset"), st.one_of(st.integers(), name.filter(lambda n: n != "smoke"), st.dictionaries(st.integers(max_value=0), st.just("smoke"), min_size=1))),
+    (
+        ("methods", "random", "preset"),
+        st.one_of(
+            st.integers(),
+            name.filter(lambda n: n != "smoke"),
+            st.dictionaries(st.integers(max_value=0), st.just("smoke"), min_size=1),
+        ),
+    ),
     (("methods", "random", "overrides"), not_a_mapping),
     (("methods", "random", "eval"), not_a_mapping),
     (("methods", "random", "seeds"), _bad_ints(0, 2**32 - 1)),
@@ -113,7 +155,10 @@ BAD_AT: list[tuple[tuple[str, ...], st.SearchStrategy]] = [
     (("distill_model",), st.one_of(st.integers(), st.just(""), name.filter(lambda n: n not in REGISTRY.models))),
     (("eval_models",), _bad_names(REGISTRY.models)),
     (("seeds",), _bad_ints(0, 2**32 - 1)),
-    (("eval_seeds",), st.one_of(st.integers(max_value=0), st.integers(min_value=1001), _bad_ints(0, 2**32 - 1), junk, fraction)),
+    (
+        ("eval_seeds",),
+        st.one_of(st.integers(max_value=0), st.integers(min_value=1001), _bad_ints(0, 2**32 - 1), junk, fraction),
+    ),
     (("eval",), not_a_mapping),
     (("references",), not_a_mapping),
     (("references", "random"), st.one_of(st.integers(), name.filter(lambda n: n not in ("random", "full")))),
@@ -131,10 +176,19 @@ def mutation(draw) -> tuple[str, tuple[str, ...], Any]:
     if kind == "missing":
         return "del", (draw(st.sampled_from(REQUIRED)),), None
     if kind == "unknown":
-        where = draw(st.sampled_from([((), TOP_LEVEL), (("methods", "random"), METHOD_KEYS), (("data",), {"root", "download"}),
-                                      (("references",), {"random", "full"}), (("eval",), EvalConfig.__dataclass_fields__),
-                                      (("methods", "random", "eval"), EvalConfig.__dataclass_fields__),
-                                      (("methods", "random", "overrides"), ())]))  # fmt: skip
+        where = draw(
+            st.sampled_from(
+                [
+                    ((), TOP_LEVEL),
+                    (("methods", "random"), METHOD_KEYS),
+                    (("data",), {"root", "download"}),
+                    (("references",), {"random", "full"}),
+                    (("eval",), EvalConfig.__dataclass_fields__),
+                    (("methods", "random", "eval"), EvalConfig.__dataclass_fields__),
+                    (("methods", "random", "overrides"), ()),
+                ]
+            )
+        )
         return "set", (*where[0], draw(_typo(where[1]))), draw(st.integers())
     if kind == "bad value":
         path, values = draw(st.sampled_from(BAD_AT))
@@ -175,8 +229,21 @@ def test_malformed_suites_are_one_line_and_exit_2(capsys, tmp_path, changes):
 
 
 @FUZZ
-@given(text=st.one_of(st.text(max_size=200), st.binary(max_size=200), st.sampled_from(
-    ["name: [unclosed", "a:\n\tb: 1", "!!python/object/apply:os.system ['true']", "[" * 5000, "{a: " * 3000 + "1" + "}" * 3000])))
+@given(
+    text=st.one_of(
+        st.text(max_size=200),
+        st.binary(max_size=200),
+        st.sampled_from(
+            [
+                "name: [unclosed",
+                "a:\n\tb: 1",
+                "!!python/object/apply:os.system ['true']",
+                "[" * 5000,
+                "{a: " * 3000 + "1" + "}" * 3000,
+            ]
+        ),
+    )
+)
 def test_files_that_are_no_suite_are_one_line_and_exit_2(capsys, tmp_path, text):
     path = tmp_path / "suite.yaml"
     path.write_bytes(text if isinstance(text, bytes) else text.encode())
@@ -225,17 +292,47 @@ def malformed_setting(draw, typed: bool = False) -> tuple[str, str, Any]:
     """(method, field, value) with a value of the wrong type for the field; ``typed``: as YAML would give it."""
     method, field, hint = draw(st.sampled_from([c for c in CONFIG_FIELDS if c[1] not in FREE_TEXT]))
     if typed:  # a suite's override is already a YAML value: a list or mapping is the wrong type for every field
-        return method, field, draw(st.one_of(st.lists(st.integers(), min_size=1, max_size=2), st.dictionaries(name, st.integers(), min_size=1)))
+        return (
+            method,
+            field,
+            draw(
+                st.one_of(
+                    st.lists(st.integers(), min_size=1, max_size=2), st.dictionaries(name, st.integers(), min_size=1)
+                )
+            ),
+        )
     return method, field, draw(malformed_text(field, hint))
 
 
-@pytest.mark.parametrize("method, field, hint", [c for c in CONFIG_FIELDS if c[1] not in FREE_TEXT], ids=lambda v: str(v))
+@pytest.mark.parametrize(
+    "method, field, hint", [c for c in CONFIG_FIELDS if c[1] not in FREE_TEXT], ids=lambda v: str(v)
+)
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_malformed_set_values_of_every_config_field_are_one_line_and_exit_2(capsys, tmp_path, method, field, hint, data):
+def test_malformed_set_values_of_every_config_field_are_one_line_and_exit_2(
+    capsys, tmp_path, method, field, hint, data
+):
     value = data.draw(malformed_text(field, hint))
-    refused(capsys, ["distill", "--method", method, "--preset", "smoke", "--dataset", "toy", "--ipc", 1,
-                     "--set", f"{field}={value}", "--out", tmp_path / "x.pt", "--device", "cpu"])  # fmt: skip
+    refused(
+        capsys,
+        [
+            "distill",
+            "--method",
+            method,
+            "--preset",
+            "smoke",
+            "--dataset",
+            "toy",
+            "--ipc",
+            1,
+            "--set",
+            f"{field}={value}",
+            "--out",
+            tmp_path / "x.pt",
+            "--device",
+            "cpu",
+        ],
+    )
     assert not (tmp_path / "x.pt").exists()
 
 
@@ -245,6 +342,24 @@ def test_malformed_set_values_of_every_config_field_are_one_line_and_exit_2(caps
 def test_unknown_and_malformed_set_keys_are_one_line_and_exit_2(capsys, tmp_path, method, data):
     known = {f.name for f in dataclasses.fields(REGISTRY.distillers[method].spec.config_cls)}
     option = data.draw(st.one_of(_typo(known).map(lambda k: f"{k}=1"), junk, st.just("=1")))
-    refused(capsys, ["distill", "--method", method, "--preset", "smoke", "--dataset", "toy", "--ipc", 1,
-                     "--set", option, "--out", tmp_path / "x.pt", "--device", "cpu"])  # fmt: skip
+    refused(
+        capsys,
+        [
+            "distill",
+            "--method",
+            method,
+            "--preset",
+            "smoke",
+            "--dataset",
+            "toy",
+            "--ipc",
+            1,
+            "--set",
+            option,
+            "--out",
+            tmp_path / "x.pt",
+            "--device",
+            "cpu",
+        ],
+    )
     assert not (tmp_path / "x.pt").exists()

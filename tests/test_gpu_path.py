@@ -28,8 +28,22 @@ GIB = 2**30
 
 @pytest.mark.parametrize("name", ["mps", "meta", "junk", "cuda:x", "cpu:1", "xla"])
 def test_unsupported_device_names_are_one_line_before_any_work(capsys, tmp_path, name):
-    line = one_error_line(capsys, ["distill", "--method", "random", "--dataset", "toy", "--ipc", "1",
-                                   "--device", name, "--out", str(tmp_path / "x.pt")])
+    line = one_error_line(
+        capsys,
+        [
+            "distill",
+            "--method",
+            "random",
+            "--dataset",
+            "toy",
+            "--ipc",
+            "1",
+            "--device",
+            name,
+            "--out",
+            str(tmp_path / "x.pt"),
+        ],
+    )
     assert repr(name) in line and "use auto, cpu, cuda or cuda:N" in line
     assert not (tmp_path / "x.pt").exists()
 
@@ -96,8 +110,11 @@ def test_concurrent_callers_train_each_expert_once(registry, toy, tmp_path):
     results = []
 
     def call():
-        results.append(ensure_buffers("convnet_w32", build, toy, toy.train_x, recipe, 3, tmp_path,
-                                      torch.device("cpu"), progress=False))
+        results.append(
+            ensure_buffers(
+                "convnet_w32", build, toy, toy.train_x, recipe, 3, tmp_path, torch.device("cpu"), progress=False
+            )
+        )
 
     threads = [threading.Thread(target=call) for _ in range(2)]
     for t in threads:
@@ -113,13 +130,31 @@ def test_concurrent_callers_train_each_expert_once(registry, toy, tmp_path):
 
 # ---------------------------------------------------------------------------- 3. the NaN guard
 
-TINY = dict(iterations=6, syn_steps=3, expert_epochs=1, max_start_epoch=2, num_experts=2,
-            expert_train_epochs=2, lr_img=10.0, lr_lr=1e-5, checkpoint_every=2)
+TINY = dict(
+    iterations=6,
+    syn_steps=3,
+    expert_epochs=1,
+    max_start_epoch=2,
+    num_experts=2,
+    expert_train_epochs=2,
+    lr_img=10.0,
+    lr_lr=1e-5,
+    checkpoint_every=2,
+)
 
 
 def mtt(registry, data, tmp_path, **overrides):
-    return api.distill(registry, "mtt", data, ipc=2, seed=0, overrides={**TINY, **overrides},
-                       cache_dir=tmp_path, model="convnet_w32", progress=False)
+    return api.distill(
+        registry,
+        "mtt",
+        data,
+        ipc=2,
+        seed=0,
+        overrides={**TINY, **overrides},
+        cache_dir=tmp_path,
+        model="convnet_w32",
+        progress=False,
+    )
 
 
 def test_a_run_forced_to_explode_returns_exactly_the_last_good_iteration(registry, toy, tmp_path, monkeypatch, capsys):
@@ -161,9 +196,15 @@ def api_request(registry, data, tmp_path):
 
     spec = registry.model("convnet_w32")
     return DistillRequest(
-        data=data, ipc=2, seed=0, config=registry.distiller("mtt").resolve_config(None, TINY), device=torch.device("cpu"),
-        model="convnet_w32", build_model=lambda s: runtime.seeded_build(lambda: spec.build(data.shape), s, torch.device("cpu")),
-        cache_dir=tmp_path, progress=False,
+        data=data,
+        ipc=2,
+        seed=0,
+        config=registry.distiller("mtt").resolve_config(None, TINY),
+        device=torch.device("cpu"),
+        model="convnet_w32",
+        build_model=lambda s: runtime.seeded_build(lambda: spec.build(data.shape), s, torch.device("cpu")),
+        cache_dir=tmp_path,
+        progress=False,
     )
 
 
@@ -178,7 +219,9 @@ def test_memory_estimate_grows_with_steps_and_images(registry, toy):
     images, labels = toy.train_x[:8], toy.train_y[:8]
     small = estimate_memory(student, images, labels, batch=4, syn_steps=10, augment=DSA())
     assert small.per_image_step > 0 and small.per_step > 0
-    assert estimate_memory(student, images, labels, batch=4, syn_steps=20, augment=DSA()).unrolled == pytest.approx(2 * small.unrolled, rel=1e-6)
+    assert estimate_memory(student, images, labels, batch=4, syn_steps=20, augment=DSA()).unrolled == pytest.approx(
+        2 * small.unrolled, rel=1e-6
+    )
     assert estimate_memory(student, images, labels, batch=8, syn_steps=10, augment=DSA()).unrolled > small.unrolled
     assert small.constant < small.unrolled
 
@@ -186,7 +229,9 @@ def test_memory_estimate_grows_with_steps_and_images(registry, toy):
 def test_an_unrolled_run_that_does_not_fit_switches_to_constant_memory(registry, toy, tmp_path, monkeypatch, capsys):
     unrolled = mtt(registry, toy, tmp_path / "a", iterations=2)
     assert unrolled.metadata["constant_memory"] is False
-    monkeypatch.setattr(engine_module, "estimate_memory", lambda *a: MemoryEstimate(1, 1, unrolled=10 * GIB, constant=GIB))
+    monkeypatch.setattr(
+        engine_module, "estimate_memory", lambda *a: MemoryEstimate(1, 1, unrolled=10 * GIB, constant=GIB)
+    )
     monkeypatch.setattr(engine_module, "free_memory", lambda device: 2 * GIB)
     capsys.readouterr()
     switched = mtt(registry, toy, tmp_path / "b", iterations=2)
@@ -197,10 +242,30 @@ def test_an_unrolled_run_that_does_not_fit_switches_to_constant_memory(registry,
 
 
 def test_a_run_that_fits_neither_way_is_one_line(capsys, tmp_path, monkeypatch):
-    monkeypatch.setattr(engine_module, "estimate_memory", lambda *a: MemoryEstimate(1, 1, unrolled=10 * GIB, constant=3 * GIB))
+    monkeypatch.setattr(
+        engine_module, "estimate_memory", lambda *a: MemoryEstimate(1, 1, unrolled=10 * GIB, constant=3 * GIB)
+    )
     monkeypatch.setattr(engine_module, "free_memory", lambda device: 2 * GIB)
-    line = one_error_line(capsys, ["distill", "--method", "mtt", "--preset", "smoke", "--dataset", "toy", "--ipc", "1",
-                                   "--model", "convnet_w32", "--cache-dir", str(tmp_path), "--out", str(tmp_path / "x.pt")])
+    line = one_error_line(
+        capsys,
+        [
+            "distill",
+            "--method",
+            "mtt",
+            "--preset",
+            "smoke",
+            "--dataset",
+            "toy",
+            "--ipc",
+            "1",
+            "--model",
+            "convnet_w32",
+            "--cache-dir",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "x.pt"),
+        ],
+    )
     assert "mtt needs about 10.0 GiB unrolled, 3.0 GiB with constant_memory, but cpu has 2.0 GiB free" in line
     assert "lower batch_syn, syn_steps or ipc" in line and not (tmp_path / "x.pt").exists()
 
@@ -210,8 +275,17 @@ def test_a_run_that_fits_neither_way_is_one_line(capsys, tmp_path, monkeypatch):
 
 def test_a_set_with_tensors_on_two_devices_is_refused():
     with pytest.raises(DataError, match="must be on one device, got cpu, meta"):
-        SyntheticSet(torch.zeros(2, 1, 4, 4), torch.tensor([0, 1]), 2, "toy", "x", 1, (0.0,), (1.0,),
-                     weights=torch.ones(2, device="meta"))
+        SyntheticSet(
+            torch.zeros(2, 1, 4, 4),
+            torch.tensor([0, 1]),
+            2,
+            "toy",
+            "x",
+            1,
+            (0.0,),
+            (1.0,),
+            weights=torch.ones(2, device="meta"),
+        )
 
 
 # ---------------------------------------------------------------------------- 6-7. what is recorded
@@ -219,8 +293,25 @@ def test_a_set_with_tensors_on_two_devices_is_refused():
 
 def test_deterministic_flag_sets_and_records_the_kernels(capsys, tmp_path):
     try:
-        assert main(["distill", "--method", "random", "--dataset", "toy", "--ipc", "1", "--device", "cpu",
-                     "--deterministic", "--out", str(tmp_path / "x.pt")]) == 0
+        assert (
+            main(
+                [
+                    "distill",
+                    "--method",
+                    "random",
+                    "--dataset",
+                    "toy",
+                    "--ipc",
+                    "1",
+                    "--device",
+                    "cpu",
+                    "--deterministic",
+                    "--out",
+                    str(tmp_path / "x.pt"),
+                ]
+            )
+            == 0
+        )
         assert torch.are_deterministic_algorithms_enabled()
         env = runtime.environment(torch.device("cpu"))
         assert env["deterministic"] is True and env["device_type"] == "cpu" and "float32_matmul_precision" in env
@@ -254,7 +345,9 @@ def test_runs_and_the_leaderboard_record_the_numerics_and_keep_devices_apart(reg
     assert "**numerics**: deterministic=False; float32_matmul_precision=" in readme and "; compile=" in readme
 
     c = tracking.client(uri)
-    c.create_run(run.info.experiment_id, tags={"ddb.kind": "cell", "ddb.device_type": "cuda"})  # as a GPU machine would add
+    c.create_run(
+        run.info.experiment_id, tags={"ddb.kind": "cell", "ddb.device_type": "cuda"}
+    )  # as a GPU machine would add
     with pytest.raises(ConfigError, match="has runs on cpu and cuda .* choose one with --device-type"):
         device_type_of_runs(tracking.runs_table(uri, "unit-numerics")[0], suite, uri, None)
     assert device_type_of_runs([], suite, uri, "cuda") == "cuda"

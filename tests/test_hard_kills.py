@@ -35,17 +35,26 @@ def dd_bench(capsys, *argv: object) -> str:
     return err
 
 
-def kill_midway(tmp_path: Path, argv: list[object], ready: Callable[[str], bool], cache: Path, timeout: float = 300) -> None:
+def kill_midway(
+    tmp_path: Path, argv: list[object], ready: Callable[[str], bool], cache: Path, timeout: float = 300
+) -> None:
     """Start ``dd-bench ARGV`` in a process of its own and SIGKILL it once ``ready(its stderr so far)``."""
     env = {**os.environ, "DD_BENCH_CACHE": str(cache), "PYTHONUNBUFFERED": "1"}
     log = tmp_path / "killed.stderr"
     with open(log, "w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "dd_bench.cli", *map(str, argv)], cwd=tmp_path, env=env,
-                                stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dd_bench.cli", *map(str, argv)],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
         deadline = time.monotonic() + timeout
         try:
             while not ready(log.read_text()):
-                assert proc.poll() is None, f"dd-bench ended (exit {proc.returncode}) before the kill:\n{log.read_text()}"
+                assert proc.poll() is None, (
+                    f"dd-bench ended (exit {proc.returncode}) before the kill:\n{log.read_text()}"
+                )
                 assert time.monotonic() < deadline, f"no sign of progress in {timeout} s:\n{log.read_text()}"
                 time.sleep(0.02)
         finally:
@@ -77,17 +86,42 @@ def test_killed_expert_training_resumes_with_the_finished_experts(capsys, tmp_pa
     resumed, reference = whole_files(cache, "expert_*.pt"), whole_files(tmp_path / "reference", "expert_*.pt")
     assert [p.name for p in resumed] == [p.name for p in reference] == [f"expert_{k:04d}.pt" for k in range(4)]
     for a, b in zip(resumed, reference):
-        assert torch.equal(torch.load(a, weights_only=True)["trajectory"], torch.load(b, weights_only=True)["trajectory"])
+        assert torch.equal(
+            torch.load(a, weights_only=True)["trajectory"], torch.load(b, weights_only=True)["trajectory"]
+        )
 
 
 def test_killed_matching_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_run(capsys, tmp_path):
     cache = tmp_path / "cache"
-    argv = ["distill", "--method", "mtt", "--preset", "smoke", "--dataset", "toy", "--ipc", 1, "--model", "mlp",
-            "--set", "iterations=24", "--set", "checkpoint_every=1", "--cache-dir", cache, *CPU]  # fmt: skip
+    argv = [
+        "distill",
+        "--method",
+        "mtt",
+        "--preset",
+        "smoke",
+        "--dataset",
+        "toy",
+        "--ipc",
+        1,
+        "--model",
+        "mlp",
+        "--set",
+        "iterations=24",
+        "--set",
+        "checkpoint_every=1",
+        "--cache-dir",
+        cache,
+        *CPU,
+    ]
     dd_bench(capsys, *argv, "--out", tmp_path / "reference.pt")  # also trains the experts the others reuse
     assert not whole_files(cache / "checkpoints", "*.pt")  # a finished run leaves no checkpoint
 
-    kill_midway(tmp_path, [*argv, "--out", tmp_path / "resumed.pt"], lambda _: bool(whole_files(cache / "checkpoints", "*.pt")), cache)
+    kill_midway(
+        tmp_path,
+        [*argv, "--out", tmp_path / "resumed.pt"],
+        lambda _: bool(whole_files(cache / "checkpoints", "*.pt")),
+        cache,
+    )
     (checkpoint,) = whole_files(cache / "checkpoints", "*.pt")
     done = torch.load(checkpoint, weights_only=True)["iteration"]  # whole, whatever the moment of the kill
     assert 1 <= done < 24 and not (tmp_path / "resumed.pt").exists()
@@ -102,8 +136,28 @@ def test_killed_matching_resumes_from_its_checkpoint_and_ends_as_an_uninterrupte
 
 def test_killed_oq_autoencoder_training_leaves_no_cache_and_the_rerun_ends_as_an_uninterrupted_run(capsys, tmp_path):
     cache = tmp_path / "cache"
-    argv = ["distill", "--method", "oq", "--preset", "smoke", "--dataset", "toy", "--ipc", 2, "--set", "latent=ae",
-            "--set", "ae_epochs=25", "--set", "ae_batch=32", "--set", "ae_hidden=8", "--cache-dir", cache, *CPU]  # fmt: skip
+    argv = [
+        "distill",
+        "--method",
+        "oq",
+        "--preset",
+        "smoke",
+        "--dataset",
+        "toy",
+        "--ipc",
+        2,
+        "--set",
+        "latent=ae",
+        "--set",
+        "ae_epochs=25",
+        "--set",
+        "ae_batch=32",
+        "--set",
+        "ae_hidden=8",
+        "--cache-dir",
+        cache,
+        *CPU,
+    ]
     dd_bench(capsys, *argv, "--cache-dir", tmp_path / "reference", "--out", tmp_path / "reference.pt")
 
     kill_midway(tmp_path, [*argv, "--out", tmp_path / "oq.pt"], lambda err: "oq autoencoder epoch 1/25" in err, cache)
@@ -121,18 +175,30 @@ def test_killed_oq_autoencoder_training_leaves_no_cache_and_the_rerun_ends_as_an
 
 def test_a_killed_suite_resumes_its_cells_and_leaves_no_run_running(capsys, tmp_path):
     suite = tmp_path / "suite.yaml"
-    doc = toy_suite_doc(name="killed", methods={"random": {}, "full": {"seeds": [0, 1]}}, eval_seeds=2, eval={"epochs": 100, "dsa": False})
+    doc = toy_suite_doc(
+        name="killed",
+        methods={"random": {}, "full": {"seeds": [0, 1]}},
+        eval_seeds=2,
+        eval={"epochs": 100, "dsa": False},
+    )
     suite.write_text(yaml.safe_dump(doc))
     reference_uri, uri = f"sqlite:///{tmp_path}/reference.db", f"sqlite:///{tmp_path}/mlflow.db"
     dd_bench(capsys, "run", suite, "--quiet", *CPU, "--tracking-uri", reference_uri)
 
     killed = "full/toy/ipcall/seed1"  # the second of three cells (full, full, random), the slowest to evaluate
-    kill_midway(tmp_path, ["run", suite, *CPU, "--tracking-uri", uri], lambda err: f"{killed}: evaluating" in err, tmp_path / "cache")
+    kill_midway(
+        tmp_path,
+        ["run", suite, *CPU, "--tracking-uri", uri],
+        lambda err: f"{killed}: evaluating" in err,
+        tmp_path / "cache",
+    )
     cells, evals = tracking.runs_table(uri, "killed")
     by_key = {r.info.run_name: r for r in cells}
     assert len(cells) == 2 and by_key[killed].info.status == "RUNNING"  # what SIGKILL leaves behind
     assert tracking.tags_of(by_key[killed])["synthetic"] == tracking.SAVED
-    assert [e.info.status for e in evals if e.data.tags["mlflow.parentRunId"] == by_key[killed].info.run_id] == ["RUNNING"]
+    assert [e.info.status for e in evals if e.data.tags["mlflow.parentRunId"] == by_key[killed].info.run_id] == [
+        "RUNNING"
+    ]
 
     err = dd_bench(capsys, "run", suite, *CPU, "--tracking-uri", uri)
     first = "full/toy/ipcall/seed0"  # finished before the kill: not redone
@@ -140,16 +206,24 @@ def test_a_killed_suite_resumes_its_cells_and_leaves_no_run_running(capsys, tmp_
     assert f"{killed}: reusing the synthetic set of run {by_key[killed].info.run_id[:8]}" in err
 
     cells, evals = tracking.runs_table(uri, "killed")
-    assert len(cells) == 3 and all(r.info.status == "FINISHED" and tracking.tags_of(r)["status"] == "done" for r in cells)
+    assert len(cells) == 3 and all(
+        r.info.status == "FINISHED" and tracking.tags_of(r)["status"] == "done" for r in cells
+    )
     resumed = next(r for r in cells if r.info.run_name == killed)
-    assert resumed.info.run_id == by_key[killed].info.run_id and tracking.tags_of(resumed)["resumed_from"] == "distilled"
+    assert (
+        resumed.info.run_id == by_key[killed].info.run_id and tracking.tags_of(resumed)["resumed_from"] == "distilled"
+    )
     stale = [e for e in evals if e.info.status != "FINISHED"]
     assert [(e.info.status, tracking.tags_of(e)["status"]) for e in stale] == [("KILLED", "interrupted")]
 
     def accuracies(store: str) -> dict[str, float]:
         c, e = tracking.runs_table(store, "killed")
         names = {r.info.run_id: r.info.run_name for r in c}
-        return {names[r.data.tags["mlflow.parentRunId"]]: r.data.metrics["test_acc_mean"] for r in e if r.info.status == "FINISHED"}
+        return {
+            names[r.data.tags["mlflow.parentRunId"]]: r.data.metrics["test_acc_mean"]
+            for r in e
+            if r.info.status == "FINISHED"
+        }
 
     assert accuracies(uri) == accuracies(reference_uri) and len(accuracies(uri)) == 3
 

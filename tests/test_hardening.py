@@ -48,8 +48,16 @@ def error_line(code: int, out: str, err: str) -> str:
 
 def digits_set(**changes) -> SyntheticSet:
     """A set that fits ``digits`` (1x16x16, 10 classes), so nothing but its values can be wrong."""
-    values = dict(images=torch.randn(10, 1, 16, 16, generator=torch.Generator().manual_seed(0)), labels=torch.arange(10),
-                  num_classes=10, dataset="digits", method="random", ipc=1, mean=(0.0,), std=(1.0,))  # fmt: skip
+    values = dict(
+        images=torch.randn(10, 1, 16, 16, generator=torch.Generator().manual_seed(0)),
+        labels=torch.arange(10),
+        num_classes=10,
+        dataset="digits",
+        method="random",
+        ipc=1,
+        mean=(0.0,),
+        std=(1.0,),
+    )
     return SyntheticSet(**{**values, **changes})
 
 
@@ -64,17 +72,27 @@ def write_suite(tmp_path: Path, **changes) -> Path:
 
 @pytest.mark.parametrize(
     "field, poison",
-    [("images", float("nan")), ("images", float("inf")), ("labels", float("nan")), ("weights", float("inf")), ("lr", float("inf"))],
+    [
+        ("images", float("nan")),
+        ("images", float("inf")),
+        ("labels", float("nan")),
+        ("weights", float("inf")),
+        ("lr", float("inf")),
+    ],
 )
 def test_a_set_holding_nan_or_inf_is_refused_on_load(capsys, tmp_path, field, poison):
-    blob = digits_set(labels=torch.randn(10, 10) if field == "labels" else torch.arange(10), weights=torch.ones(10), lr=0.01).to_dict()
+    blob = digits_set(
+        labels=torch.randn(10, 10) if field == "labels" else torch.arange(10), weights=torch.ones(10), lr=0.01
+    ).to_dict()
     if field == "lr":
         blob["lr"] = poison
     else:
         blob[field].view(-1)[3] = poison
     path = tmp_path / "poisoned.pt"
     torch.save(blob, path)  # what another tool (or an older dd-bench) may have written
-    line = error_line(*run(capsys, "evaluate", path, "--models", "mlp", "--seeds", "1", "--epochs", "1", "--device", "cpu"))
+    line = error_line(
+        *run(capsys, "evaluate", path, "--models", "mlp", "--seeds", "1", "--epochs", "1", "--device", "cpu")
+    )
     assert str(path) in line and ("NaN/Inf" in line or "lr=inf" in line), line
 
 
@@ -92,7 +110,19 @@ def test_a_set_holding_nan_is_refused_when_made_and_when_saved(tmp_path):
 
 def test_a_set_that_cannot_be_written_is_one_line(capsys, tmp_path):
     (tmp_path / "afile").write_text("x")
-    argv = ["distill", "--method", "random", "--dataset", "toy", "--ipc", "1", "--out", tmp_path / "afile" / "syn.pt", "--device", "cpu"]
+    argv = [
+        "distill",
+        "--method",
+        "random",
+        "--dataset",
+        "toy",
+        "--ipc",
+        "1",
+        "--out",
+        tmp_path / "afile" / "syn.pt",
+        "--device",
+        "cpu",
+    ]
     code, out, err = run(capsys, *argv)
     assert code == 2 and out == "" and "Traceback" not in err
     assert f"cannot write the synthetic set to {tmp_path / 'afile' / 'syn.pt'}" in err.strip().splitlines()[-1]
@@ -115,17 +145,110 @@ def test_a_set_that_cannot_be_written_is_one_line(capsys, tmp_path):
         (["evaluate", "{set}", "--lr", "nan"], ["--lr", "'nan'"]),
         (["evaluate", "{set}", "--models", "mlp,mlp"], ["--models", "distinct"]),
         (["distill", "--method", "random", "--dataset", "toy", "--ipc", "0", "--out", "{out}"], ["--ipc", "'0'"]),
-        (["distill", "--method", "random", "--dataset", "toy", "--ipc", "1", "--seed", "-1", "--out", "{out}"], ["--seed", "'-1'"]),
-        (["distill", "--method", "random", "--dataset", "toy", "--ipc", "1", "--seed", str(2**32), "--out", "{out}"], ["--seed", "4294967295"]),
-        (["distill", "--method", "mtt", "--dataset", "toy", "--ipc", "1", "--set", "iterations=0", "--out", "{out}"], ["iterations=0", ">= 1"]),
-        (["distill", "--method", "mtt", "--dataset", "toy", "--ipc", "1", "--set", "expert_batch=0", "--out", "{out}"], ["expert_batch=0", ">= 1"]),
-        (["distill", "--method", "mtt", "--dataset", "toy", "--ipc", "1", "--set", "expert_lr=0", "--out", "{out}"], ["expert_lr=0", "> 0"]),
-        (["distill", "--method", "ftd", "--dataset", "toy", "--ipc", "1", "--set", "num_experts=-2", "--out", "{out}"], ["num_experts=-2"]),
-        (["distill", "--method", "datm", "--dataset", "toy", "--ipc", "1", "--set", "expansion_end_epoch=0", "--out", "{out}"], ["expansion_end_epoch=0"]),
-        (["distill", "--method", "oq", "--dataset", "toy", "--ipc", "1", "--set", "ae_epochs=0", "--out", "{out}"], ["ae_epochs=0"]),
-        (["distill", "--method", "oq", "--dataset", "toy", "--ipc", "1", "--set", "iterations=1.5", "--out", "{out}"], ["iterations='1.5'"]),
-        (["distill", "--method", "mtt", "--dataset", "toy", "--ipc", "1", "--set", "lr_img=inf", "--out", "{out}"], ["lr_img=inf", "finite"]),
-        (["distill", "--method", "mtt", "--dataset", "toy", "--ipc", "1", "--set", "expert_optimizer=adamw", "--out", "{out}"], ["'adamw'", "sgd"]),
+        (
+            ["distill", "--method", "random", "--dataset", "toy", "--ipc", "1", "--seed", "-1", "--out", "{out}"],
+            ["--seed", "'-1'"],
+        ),
+        (
+            ["distill", "--method", "random", "--dataset", "toy", "--ipc", "1", "--seed", str(2**32), "--out", "{out}"],
+            ["--seed", "4294967295"],
+        ),
+        (
+            ["distill", "--method", "mtt", "--dataset", "toy", "--ipc", "1", "--set", "iterations=0", "--out", "{out}"],
+            ["iterations=0", ">= 1"],
+        ),
+        (
+            [
+                "distill",
+                "--method",
+                "mtt",
+                "--dataset",
+                "toy",
+                "--ipc",
+                "1",
+                "--set",
+                "expert_batch=0",
+                "--out",
+                "{out}",
+            ],
+            ["expert_batch=0", ">= 1"],
+        ),
+        (
+            ["distill", "--method", "mtt", "--dataset", "toy", "--ipc", "1", "--set", "expert_lr=0", "--out", "{out}"],
+            ["expert_lr=0", "> 0"],
+        ),
+        (
+            [
+                "distill",
+                "--method",
+                "ftd",
+                "--dataset",
+                "toy",
+                "--ipc",
+                "1",
+                "--set",
+                "num_experts=-2",
+                "--out",
+                "{out}",
+            ],
+            ["num_experts=-2"],
+        ),
+        (
+            [
+                "distill",
+                "--method",
+                "datm",
+                "--dataset",
+                "toy",
+                "--ipc",
+                "1",
+                "--set",
+                "expansion_end_epoch=0",
+                "--out",
+                "{out}",
+            ],
+            ["expansion_end_epoch=0"],
+        ),
+        (
+            ["distill", "--method", "oq", "--dataset", "toy", "--ipc", "1", "--set", "ae_epochs=0", "--out", "{out}"],
+            ["ae_epochs=0"],
+        ),
+        (
+            [
+                "distill",
+                "--method",
+                "oq",
+                "--dataset",
+                "toy",
+                "--ipc",
+                "1",
+                "--set",
+                "iterations=1.5",
+                "--out",
+                "{out}",
+            ],
+            ["iterations='1.5'"],
+        ),
+        (
+            ["distill", "--method", "mtt", "--dataset", "toy", "--ipc", "1", "--set", "lr_img=inf", "--out", "{out}"],
+            ["lr_img=inf", "finite"],
+        ),
+        (
+            [
+                "distill",
+                "--method",
+                "mtt",
+                "--dataset",
+                "toy",
+                "--ipc",
+                "1",
+                "--set",
+                "expert_optimizer=adamw",
+                "--out",
+                "{out}",
+            ],
+            ["'adamw'", "sgd"],
+        ),
         (["buffer", "--dataset", "toy", "--experts", "0"], ["--experts", "'0'"]),
         (["buffer", "--dataset", "toy", "--epochs", "0"], ["--epochs", "'0'"]),
         (["buffer", "--dataset", "toy", "--batch-size", "-1"], ["--batch-size", "'-1'"]),
@@ -134,8 +257,14 @@ def test_a_set_that_cannot_be_written_is_one_line(capsys, tmp_path):
 )
 def test_zero_negative_and_non_finite_counts_are_refused_on_the_command_line(capsys, tmp_path, argv, words):
     fill = {"set": str(digits_set().save(tmp_path / "syn.pt")), "out": str(tmp_path / "out.pt")}
-    line = error_line(*run(capsys, *[a.format(**fill) for a in argv], "--cache-dir" if argv[0] == "buffer" else "--device",
-                           str(tmp_path / "cache") if argv[0] == "buffer" else "cpu"))  # fmt: skip
+    line = error_line(
+        *run(
+            capsys,
+            *[a.format(**fill) for a in argv],
+            "--cache-dir" if argv[0] == "buffer" else "--device",
+            str(tmp_path / "cache") if argv[0] == "buffer" else "cpu",
+        )
+    )
     for word in words:
         assert word in line, line
     assert not (tmp_path / "out.pt").exists() and not (tmp_path / "cache").exists()
@@ -151,15 +280,35 @@ def test_zero_negative_and_non_finite_counts_are_refused_on_the_command_line(cap
         ({"eval_seeds": 10**12}, ["eval_seeds=1000000000000"]),
         ({"seeds": [2**40]}, ["seeds=[1099511627776]", "4294967295"]),
         ({"ipcs": [0]}, ["ipcs=[0]"]),
-        ({"methods": {"random": {}, "full": {}, "mtt": {"overrides": {"iterations": 0}}}}, ["methods.mtt", "iterations=0"]),
-        ({"methods": {"random": {}, "full": {}, "oq": {"overrides": {"restarts": True}}}}, ["methods.oq", "restarts=True", "integer"]),
-        ({"methods": {"random": {}, "full": {}, "mtt": {"overrides": {"expert_optimizer": "adamw"}}}}, ["methods.mtt", "'adamw'"]),
+        (
+            {"methods": {"random": {}, "full": {}, "mtt": {"overrides": {"iterations": 0}}}},
+            ["methods.mtt", "iterations=0"],
+        ),
+        (
+            {"methods": {"random": {}, "full": {}, "oq": {"overrides": {"restarts": True}}}},
+            ["methods.oq", "restarts=True", "integer"],
+        ),
+        (
+            {"methods": {"random": {}, "full": {}, "mtt": {"overrides": {"expert_optimizer": "adamw"}}}},
+            ["methods.mtt", "'adamw'"],
+        ),
         ({"budget_hours": float("inf")}, ["budget_hours=inf"]),
     ],
 )
 def test_zero_negative_and_huge_counts_in_a_suite_are_refused_before_any_work(capsys, tmp_path, changes, words):
     db = tmp_path / "m.db"
-    line = error_line(*run(capsys, "run", write_suite(tmp_path, **changes), "--quiet", "--device", "cpu", "--tracking-uri", f"sqlite:///{db}"))
+    line = error_line(
+        *run(
+            capsys,
+            "run",
+            write_suite(tmp_path, **changes),
+            "--quiet",
+            "--device",
+            "cpu",
+            "--tracking-uri",
+            f"sqlite:///{db}",
+        )
+    )
     for word in words:
         assert word in line, line
     assert not db.exists()
@@ -179,7 +328,16 @@ def test_eval_config_refuses_zero_epochs_in_python_too():
 def test_a_tracking_server_nobody_listens_on_is_one_line_within_seconds(capsys, tmp_path, monkeypatch, command):
     monkeypatch.chdir(tmp_path)
     started = time.perf_counter()
-    line = error_line(*run(capsys, command, write_suite(tmp_path), "--tracking-uri", "http://127.0.0.1:9", *(["--quiet", "--device", "cpu"] if command == "run" else [])))
+    line = error_line(
+        *run(
+            capsys,
+            command,
+            write_suite(tmp_path),
+            "--tracking-uri",
+            "http://127.0.0.1:9",
+            *(["--quiet", "--device", "cpu"] if command == "run" else []),
+        )
+    )
     assert time.perf_counter() - started < 30  # MLflow alone retries for minutes
     assert "http://127.0.0.1:9 is not reachable" in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["suite.yaml"]
@@ -211,7 +369,16 @@ def test_a_tracking_server_that_never_answers_times_out():
 def test_an_unsupported_tracking_uri_lists_the_schemes(capsys, tmp_path, monkeypatch, command, uri, words):
     monkeypatch.chdir(tmp_path)
     suite = write_suite(tmp_path)
-    line = error_line(*run(capsys, command, suite, "--tracking-uri", uri.format(tmp=tmp_path), *(["--quiet", "--device", "cpu"] if command == "run" else [])))
+    line = error_line(
+        *run(
+            capsys,
+            command,
+            suite,
+            "--tracking-uri",
+            uri.format(tmp=tmp_path),
+            *(["--quiet", "--device", "cpu"] if command == "run" else []),
+        )
+    )
     for word in words:
         assert word in line, line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["suite.yaml"]
@@ -231,8 +398,21 @@ def test_an_unsupported_tracking_uri_lists_the_schemes(capsys, tmp_path, monkeyp
 def test_an_explicit_data_root_without_the_data_is_an_error(capsys, tmp_path, root, words):
     (tmp_path / "afile").write_text("x")
     (tmp_path / "empty").mkdir()
-    argv = ["distill", "--method", "random", "--dataset", "fashion_mnist", "--ipc", "1", "--data-root", tmp_path / root,
-            "--out", tmp_path / "out.pt", "--device", "cpu"]  # fmt: skip
+    argv = [
+        "distill",
+        "--method",
+        "random",
+        "--dataset",
+        "fashion_mnist",
+        "--ipc",
+        "1",
+        "--data-root",
+        tmp_path / root,
+        "--out",
+        tmp_path / "out.pt",
+        "--device",
+        "cpu",
+    ]
     line = error_line(*run(capsys, *argv))
     for word in words:
         assert word in line, line
@@ -296,7 +476,9 @@ def test_a_partial_leaderboard_draws_its_plots_without_warnings(capsys, tmp_path
     """One dataset finished, the other not run: its panel has nothing to draw and says nothing."""
     uri = f"sqlite:///{tmp_path}/m.db"
     suite = write_suite(tmp_path, datasets=["toy", "digits"])
-    assert run(capsys, "run", suite, "--quiet", "--device", "cpu", "--tracking-uri", uri, "--only", "dataset=toy")[0] == 0
+    assert (
+        run(capsys, "run", suite, "--quiet", "--device", "cpu", "--tracking-uri", uri, "--only", "dataset=toy")[0] == 0
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         code, _, err = run(capsys, "leaderboard", suite, "--out", tmp_path / "lb", "--tracking-uri", uri)
@@ -311,7 +493,12 @@ def test_a_partial_leaderboard_draws_its_plots_without_warnings(capsys, tmp_path
 @pytest.mark.parametrize("argv, codes", [(["plugins", "--json"], {141}), (["--help"], {0, 141})])
 def test_a_reader_that_closes_early_gets_no_traceback(argv, codes):
     """141 as for SIGPIPE; argparse swallows its own write error when stdout is unbuffered (tox), hence 0 too."""
-    proc = subprocess.Popen([sys.executable, "-m", "dd_bench.cli", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dd_bench.cli", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=os.environ.copy(),
+    )
     proc.stdout.close()  # like `| head` after its lines: every write now fails with EPIPE
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) in codes and err == "", err
@@ -319,4 +506,7 @@ def test_a_reader_that_closes_early_gets_no_traceback(argv, codes):
 
 def test_argument_errors_are_one_line_too(capsys):
     line = error_line(*run(capsys, "evaluate"))
-    assert line == "dd-bench evaluate: error: the following arguments are required: synthetic (see dd-bench evaluate --help)"
+    assert (
+        line
+        == "dd-bench evaluate: error: the following arguments are required: synthetic (see dd-bench evaluate --help)"
+    )

@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from dd_bench_datasets.folder import load_image_folder, uint8_stats
 
 from dd_bench import api, images
 from dd_bench.cli import main
@@ -14,7 +15,6 @@ from dd_bench.errors import ConfigError
 from dd_bench.specs import DataRequest
 from dd_bench.synthetic import SyntheticSet
 from dd_bench.testing import make_registry, one_error_line, write_image_folder
-from dd_bench_datasets.folder import load_image_folder, uint8_stats
 
 
 @pytest.fixture(autouse=True)
@@ -26,12 +26,48 @@ def cache(tmp_path, monkeypatch):
 def test_distill_and_evaluate_any_folder_from_the_command_line(tmp_path, capsys):
     root = write_image_folder(tmp_path / "data")
     out = tmp_path / "x.pt"
-    assert main(["distill", "--method", "random", "--dataset", "image_folder", "--data-root", str(root), "--ipc", "2",
-                 "--device", "cpu", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "distill",
+                "--method",
+                "random",
+                "--dataset",
+                "image_folder",
+                "--data-root",
+                str(root),
+                "--ipc",
+                "2",
+                "--device",
+                "cpu",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     syn = SyntheticSet.load(out)
     assert syn.images.shape == (6, 3, 12, 12) and syn.dataset == "image_folder"
-    assert main(["evaluate", str(out), "--data-root", str(root), "--models", "mlp", "--seeds", "1", "--epochs", "2",
-                 "--device", "cpu", "--json"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(out),
+                "--data-root",
+                str(root),
+                "--models",
+                "mlp",
+                "--seeds",
+                "1",
+                "--epochs",
+                "2",
+                "--device",
+                "cpu",
+                "--json",
+            ]
+        )
+        == 0
+    )
     assert '"mlp"' in capsys.readouterr().out
 
 
@@ -46,7 +82,9 @@ def test_classes_are_sorted_folder_names_val_is_the_test_split_and_stats_are_the
     torch.testing.assert_close(torch.tensor(data.mean, dtype=torch.float64), x.mean(dim=(0, 2, 3)), atol=1e-4, rtol=0)
     torch.testing.assert_close(torch.tensor(data.std, dtype=torch.float64), x.std(dim=(0, 2, 3)), atol=1e-4, rtol=0)
     # the images of class "ant" (written as class 1 of 3) are the mid-grey ones, whatever the order
-    ant = data.train_x[data.train_y == 0] * torch.tensor(data.std).view(1, -1, 1, 1) + torch.tensor(data.mean).view(1, -1, 1, 1)
+    ant = data.train_x[data.train_y == 0] * torch.tensor(data.std).view(1, -1, 1, 1) + torch.tensor(data.mean).view(
+        1, -1, 1, 1
+    )
     assert 0.4 < float(ant.mean()) < 0.6
 
 
@@ -68,8 +106,22 @@ def test_images_of_different_sizes_need_a_resolution(tmp_path, capsys):
     root = write_image_folder(tmp_path / "a")
     write_image_folder(tmp_path / "b", size=(16, 16))
     os.replace(tmp_path / "b" / "train" / "cat" / "00000.jpg", root / "train" / "cat" / "big.jpg")
-    line = one_error_line(capsys, ["distill", "--method", "random", "--dataset", "image_folder", "--data-root", str(root),
-                                   "--ipc", "1", "--out", str(tmp_path / "x.pt")])
+    line = one_error_line(
+        capsys,
+        [
+            "distill",
+            "--method",
+            "random",
+            "--dataset",
+            "image_folder",
+            "--data-root",
+            str(root),
+            "--ipc",
+            "1",
+            "--out",
+            str(tmp_path / "x.pt"),
+        ],
+    )
     assert "different sizes (e.g. 12x12 and 16x16)" in line and "--resolution N" in line
     assert not (tmp_path / "x.pt").exists()
     assert load_image_folder(DataRequest(root=root, resolution=12)).train_x.shape[1:] == (3, 12, 12)
@@ -112,14 +164,17 @@ def test_an_interrupted_decode_resumes_where_it_stopped(tmp_path, monkeypatch, c
     assert np.array_equal(resumed.uint8(slice(None)), fresh.uint8(slice(None)))
 
 
-@pytest.mark.parametrize("breakage,says", [
-    ("no_classes", "has no class subfolders"),
-    ("empty_class", "holds no PNG or JPEG files"),
-    ("truncated", "cannot decode"),
-    ("not_an_image", "not a readable image"),
-    ("val_class", "has class folder 'wolf' that"),
-    ("no_root", "needs --data-root DIR"),
-])
+@pytest.mark.parametrize(
+    "breakage,says",
+    [
+        ("no_classes", "has no class subfolders"),
+        ("empty_class", "holds no PNG or JPEG files"),
+        ("truncated", "cannot decode"),
+        ("not_an_image", "not a readable image"),
+        ("val_class", "has class folder 'wolf' that"),
+        ("no_root", "needs --data-root DIR"),
+    ],
+)
 def test_bad_folders_are_one_line_and_write_nothing(tmp_path, capsys, breakage, says):
     root = write_image_folder(tmp_path / "data")
     if breakage == "no_classes":
@@ -149,8 +204,45 @@ def test_a_fixed_size_dataset_refuses_a_resolution():
 def test_a_set_distilled_at_a_resolution_is_evaluated_at_it(tmp_path, capsys):
     root = write_image_folder(tmp_path / "data", size=(20, 10))
     out = tmp_path / "x.pt"
-    assert main(["distill", "--method", "random", "--dataset", "image_folder", "--data-root", str(root), "--ipc", "1",
-                 "--resolution", "8", "--device", "cpu", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "distill",
+                "--method",
+                "random",
+                "--dataset",
+                "image_folder",
+                "--data-root",
+                str(root),
+                "--ipc",
+                "1",
+                "--resolution",
+                "8",
+                "--device",
+                "cpu",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert SyntheticSet.load(out).metadata["resolution"] == 8
-    assert main(["evaluate", str(out), "--data-root", str(root), "--models", "mlp", "--seeds", "1", "--epochs", "1",
-                 "--device", "cpu"]) == 0, "no --resolution needed: the set says 8"
+    assert (
+        main(
+            [
+                "evaluate",
+                str(out),
+                "--data-root",
+                str(root),
+                "--models",
+                "mlp",
+                "--seeds",
+                "1",
+                "--epochs",
+                "1",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    ), "no --resolution needed: the set says 8"

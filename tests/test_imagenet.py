@@ -7,11 +7,11 @@ import os
 
 import pytest
 import torch
+from dd_bench_datasets.imagenet_classes import IMAGENET1K_WNIDS, SUBSETS
 
 from dd_bench.errors import DataError
 from dd_bench.specs import DataRequest
 from dd_bench.testing import make_registry, write_image_folder
-from dd_bench_datasets.imagenet_classes import IMAGENET1K_WNIDS, SUBSETS
 
 
 @pytest.fixture(autouse=True)
@@ -24,7 +24,9 @@ def load(name, root, **request):
 
 
 def test_class_lists_are_pinned_sorted_and_inside_imagenet1k():
-    assert len(IMAGENET1K_WNIDS) == 1000 == len(set(IMAGENET1K_WNIDS)) and list(IMAGENET1K_WNIDS) == sorted(IMAGENET1K_WNIDS)
+    assert len(IMAGENET1K_WNIDS) == 1000 == len(set(IMAGENET1K_WNIDS)) and list(IMAGENET1K_WNIDS) == sorted(
+        IMAGENET1K_WNIDS
+    )
     for subset in SUBSETS.values():
         assert list(subset.wnids) == sorted(set(subset.wnids)) and set(subset.wnids) <= set(IMAGENET1K_WNIDS)
         assert subset.source
@@ -34,7 +36,9 @@ def test_class_lists_are_pinned_sorted_and_inside_imagenet1k():
 
 def test_a_subset_takes_its_classes_in_sorted_wnid_order_from_a_bigger_folder(tmp_path):
     wnids = SUBSETS["imagewoof"].wnids
-    root = write_image_folder(tmp_path / "in1k", classes=(*reversed(wnids), IMAGENET1K_WNIDS[0]), per_class=4, size=(20, 16))
+    root = write_image_folder(
+        tmp_path / "in1k", classes=(*reversed(wnids), IMAGENET1K_WNIDS[0]), per_class=4, size=(20, 16)
+    )
     data = load("imagewoof_mtt", root, resolution=8)
     assert data.classes == wnids and data.train_x.shape[1:] == (3, 8, 8)
     assert len(data.test_y) == 20 and len(data.train_y) + len(data.val_y) == 40
@@ -113,8 +117,7 @@ def test_bad_imagenet_folders_are_one_line(tmp_path):
 
 
 def test_a_dataset_too_large_for_memory_streams_and_an_in_memory_method_is_refused_in_one_line(tmp_path, monkeypatch):
-    from dd_bench import api
-    from dd_bench import runtime
+    from dd_bench import api, runtime
 
     root = write_image_folder(tmp_path / "in1k", classes=SUBSETS["imagenette"].wnids, per_class=2)
     data = load("imagenette", root, resolution=32)
@@ -123,7 +126,10 @@ def test_a_dataset_too_large_for_memory_streams_and_an_in_memory_method_is_refus
     registry = make_registry()
     syn = api.distill(registry, "random", data, ipc=1, progress=False)  # streams: reads 10 images
     assert syn.images.shape == (10, 3, 32, 32)
-    with pytest.raises(DataError, match=r"^imagenette train split: its 20 images of 3x32x32 need 0.0 GiB in memory as"
-                       r" float32, but 0.0 GiB are available; mtt holds the whole training split in memory; distil it"
-                       r" with a method that streams \(.*random.*\), or ask for a smaller --resolution$"):
+    with pytest.raises(
+        DataError,
+        match=r"^imagenette train split: its 20 images of 3x32x32 need 0.0 GiB in memory as"
+        r" float32, but 0.0 GiB are available; mtt holds the whole training split in memory; distil it"
+        r" with a method that streams \(.*random.*\), or ask for a smaller --resolution$",
+    ):
         api.distill(registry, "mtt", data, ipc=1, preset="smoke", progress=False)

@@ -6,14 +6,13 @@ import copy
 
 import pytest
 import torch
+from test_matching import tiny_problem
 from torch import nn
 
 from dd_bench.augment import DSA
 from dd_bench.matching import FlatModel, MatchingConfig, TrajectoryMatcher, match
 from dd_bench.matching.instance_norm import InstanceNorm, _InstanceNorm, with_cheap_instance_norm
 from dd_bench.specs import DistillRequest
-
-from test_matching import tiny_problem
 
 
 def pair(channels: int = 4):
@@ -56,12 +55,23 @@ def test_gradcheck_and_gradgradcheck():
 
 def test_only_instance_norms_are_swapped_and_the_flat_vector_is_unchanged():
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.GroupNorm(4, 4), nn.GroupNorm(2, 4), nn.GroupNorm(4, 4, affine=False),
-                        nn.Sequential(nn.GroupNorm(4, 4)))
+    net = nn.Sequential(
+        nn.Conv2d(1, 4, 3),
+        nn.GroupNorm(4, 4),
+        nn.GroupNorm(2, 4),
+        nn.GroupNorm(4, 4, affine=False),
+        nn.Sequential(nn.GroupNorm(4, 4)),
+    )
     before = FlatModel(net).flatten()
     with_cheap_instance_norm(net)
     assert [type(m).__name__ for m in net.modules()][1:] == [
-        "Conv2d", "InstanceNorm", "GroupNorm", "GroupNorm", "Sequential", "InstanceNorm"]
+        "Conv2d",
+        "InstanceNorm",
+        "GroupNorm",
+        "GroupNorm",
+        "Sequential",
+        "InstanceNorm",
+    ]
     torch.testing.assert_close(FlatModel(net).flatten(), before, rtol=0, atol=0)
 
 
@@ -81,6 +91,14 @@ def test_matching_gradients_are_those_of_the_group_norm_student(constant_memory)
 
 def test_the_engine_student_uses_the_cheap_instance_norm(registry, toy, tmp_path):
     model = registry.model("convnet_w32")
-    request = DistillRequest(data=toy, ipc=1, seed=0, config=MatchingConfig(), device=torch.device("cpu"),
-                             model="convnet_w32", build_model=lambda seed: model.build(toy.shape), cache_dir=tmp_path)
+    request = DistillRequest(
+        data=toy,
+        ipc=1,
+        seed=0,
+        config=MatchingConfig(),
+        device=torch.device("cpu"),
+        model="convnet_w32",
+        build_model=lambda seed: model.build(toy.shape),
+        cache_dir=tmp_path,
+    )
     assert any(isinstance(m, InstanceNorm) for m in TrajectoryMatcher(request).student.model.modules())

@@ -48,7 +48,9 @@ def test_dc_picks_the_last_experiment_by_default_and_converts_the_normalisation(
     path = write_dc(tmp_path / "res_DM_digits_ConvNet_2ipc.pt", [(as_source(a), ya), (as_source(b), yb)])
     syn = import_set("dc", path, digits, 2, normalization=MEAN)
     first = import_set("dc", path, digits, 2, normalization=MEAN, experiment=0)
-    assert syn.method == "dm" and syn.metadata["source"]["experiment"] == 1 and first.metadata["source"]["experiment"] == 0
+    assert (
+        syn.method == "dm" and syn.metadata["source"]["experiment"] == 1 and first.metadata["source"]["experiment"] == 0
+    )
     assert torch.allclose(syn.denormalized(), b, atol=1e-5) and torch.allclose(first.denormalized(), a, atol=1e-5)
     assert torch.equal(syn.labels, yb) and syn.mean == digits.mean and syn.ipc == 2
     assert not torch.allclose(syn.images, as_source(b), atol=1e-3)  # renormalised to the dataset's mean/std, not copied
@@ -60,11 +62,41 @@ def test_dc_picks_the_last_experiment_by_default_and_converts_the_normalisation(
 def test_dc_file_naming_another_ipc_is_refused(capsys, tmp_path, digits):
     x, y = real_subset(digits, 2)
     path = write_dc(tmp_path / "res_DM_digits_ConvNet_2ipc.pt", [(as_source(x), y)])
-    line = one_error_line(capsys, ["import", "dc", str(path), "--dataset", "digits", "--ipc", "3", "--out", str(tmp_path / "s.pt"),
-                                   "--normalization", MEAN])  # fmt: skip
+    line = one_error_line(
+        capsys,
+        [
+            "import",
+            "dc",
+            str(path),
+            "--dataset",
+            "digits",
+            "--ipc",
+            "3",
+            "--out",
+            str(tmp_path / "s.pt"),
+            "--normalization",
+            MEAN,
+        ],
+    )
     assert "says 2 images per class" in line and not (tmp_path / "s.pt").exists()
-    line = one_error_line(capsys, ["import", "dc", str(path), "--dataset", "digits", "--ipc", "2", "--out", str(tmp_path / "s.pt"),
-                                   "--normalization", MEAN, "--experiment", "4"])  # fmt: skip
+    line = one_error_line(
+        capsys,
+        [
+            "import",
+            "dc",
+            str(path),
+            "--dataset",
+            "digits",
+            "--ipc",
+            "2",
+            "--out",
+            str(tmp_path / "s.pt"),
+            "--normalization",
+            MEAN,
+            "--experiment",
+            "4",
+        ],
+    )
     assert "holds experiments 0-0" in line
 
 
@@ -83,14 +115,19 @@ def test_mtt_folder_takes_the_best_set_and_a_learned_lr_given_by_hand(tmp_path, 
     syn = import_set("mtt", tmp_path, digits, 1, normalization=MEAN, lr=0.02)
     assert torch.allclose(syn.denormalized(), x, atol=1e-5) and syn.metadata["source"]["iteration"] == "best"
     assert syn.lr == 0.02 and syn.method == "mtt" and not syn.soft_labels
-    assert import_set("mtt", tmp_path / "images_500.pt", digits, 1, normalization=MEAN).metadata["source"]["iteration"] == "500"
+    assert (
+        import_set("mtt", tmp_path / "images_500.pt", digits, 1, normalization=MEAN).metadata["source"]["iteration"]
+        == "500"
+    )
 
 
 def test_datm_folder_carries_soft_logits_and_its_saved_lr(tmp_path, digits):
     x, y = real_subset(digits, 1)
     normal = tmp_path / "Normal"
     normal.mkdir()
-    logits = torch.nn.functional.one_hot(y, 10).float() * 5 + torch.randn(10, 10, generator=torch.Generator().manual_seed(0))
+    logits = torch.nn.functional.one_hot(y, 10).float() * 5 + torch.randn(
+        10, 10, generator=torch.Generator().manual_seed(0)
+    )
     torch.save(as_source(x), normal / "images_best.pt")
     torch.save(logits, normal / "labels_best.pt")
     torch.save(torch.tensor(0.0123), normal / "lr_best.pt")
@@ -102,7 +139,9 @@ def test_datm_folder_carries_soft_logits_and_its_saved_lr(tmp_path, digits):
 def test_zca_sets_are_flagged_and_the_flag_is_checked_against_their_statistics(tmp_path, digits):
     x, y = real_subset(digits, 2)
     zca = ZCA.fit(digits.train_x)
-    whitened = zca.transform((x - torch.tensor(digits.mean).view(1, -1, 1, 1)) / torch.tensor(digits.std).view(1, -1, 1, 1))
+    whitened = zca.transform(
+        (x - torch.tensor(digits.mean).view(1, -1, 1, 1)) / torch.tensor(digits.std).view(1, -1, 1, 1)
+    )
     torch.save(whitened, tmp_path / "images_best.pt")
     torch.save(y, tmp_path / "labels_best.pt")
     warnings: list[str] = []  # lr given: only the ZCA check speaks (without one, mtt warns that it uses the default)
@@ -121,7 +160,9 @@ def test_zca_sets_are_flagged_and_the_flag_is_checked_against_their_statistics(t
 
 def test_image_folder_maps_index_folders_by_number_and_class_folders_by_name(tmp_path):
     classes = tuple(f"c{i:02d}" for i in range(12))
-    data = api.load_data(make_registry(), "image_folder", write_image_folder(tmp_path / "data", classes, per_class=2, val_per_class=1))
+    data = api.load_data(
+        make_registry(), "image_folder", write_image_folder(tmp_path / "data", classes, per_class=2, val_per_class=1)
+    )
     published = write_image_folder(tmp_path / "pub", classes=("2", "10", "c05"), per_class=1, val_per_class=0)
     with pytest.raises(Exception, match="class 0 has 0 images"):  # not every class: refused, after the folders mapped
         import_set("image-folder", published / "train", data, 1)
@@ -169,8 +210,26 @@ def test_import_cli_writes_a_set_that_evaluates(capsys, tmp_path, digits):
     x, y = real_subset(digits, 2)
     torch.save({"images": x, "labels": y}, tmp_path / "pub.pt")
     out = tmp_path / "s.pt"
-    assert main(["import", "tensors", str(tmp_path / "pub.pt"), "--dataset", "digits", "--ipc", "2", "--out", str(out),
-                 "--normalization", "unit", "--method", "Published"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "import",
+                "tensors",
+                str(tmp_path / "pub.pt"),
+                "--dataset",
+                "digits",
+                "--ipc",
+                "2",
+                "--out",
+                str(out),
+                "--normalization",
+                "unit",
+                "--method",
+                "Published",
+            ]
+        )
+        == 0
+    )
     assert "wrote" in capsys.readouterr().err
     assert main(["evaluate", str(out), "--epochs", "2", "--seeds", "1", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -198,9 +257,18 @@ def test_bad_files_are_one_line_and_write_nothing(capsys, tmp_path, digits, case
     if case == "truncated":
         path.write_bytes(path.read_bytes()[:200])
     out = tmp_path / "s.pt"
-    line = one_error_line(capsys, ["import", "tensors", str(path), "--dataset", "digits", "--ipc", "2", "--out", str(out)])
-    expected = {"channels": "images are [3, 16, 16]", "size": "images are [1, 6, 6]", "range": "labels lie in", "count": "class 0 has 1",
-                "truncated": "not a readable torch file", "no-normalization": "--normalization", "foreign": "refusing to unpickle"}  # fmt: skip
+    line = one_error_line(
+        capsys, ["import", "tensors", str(path), "--dataset", "digits", "--ipc", "2", "--out", str(out)]
+    )
+    expected = {
+        "channels": "images are [3, 16, 16]",
+        "size": "images are [1, 6, 6]",
+        "range": "labels lie in",
+        "count": "class 0 has 1",
+        "truncated": "not a readable torch file",
+        "no-normalization": "--normalization",
+        "foreign": "refusing to unpickle",
+    }
     assert expected[case] in line and not out.exists()
 
 
@@ -221,9 +289,14 @@ def test_a_suite_row_from_a_published_set_is_evaluated_and_labelled(tmp_path):
     toy = api.load_data(registry, "toy")
     idx = torch.cat([toy.indices_of_class(c)[:1] for c in range(toy.num_classes)])
     (tmp_path / "sets").mkdir()
-    torch.save({"images": toy.train_x[idx], "labels": toy.train_y[idx], "normalization": "dataset"}, tmp_path / "sets" / "pub.pt")
-    doc = toy_suite_doc(methods={"random": {}, "full": {}, "mine": {"import": {"format": "tensors", "path": {1: "sets/pub.pt"}}}},
-                        seeds=[0, 1])  # fmt: skip
+    torch.save(
+        {"images": toy.train_x[idx], "labels": toy.train_y[idx], "normalization": "dataset"},
+        tmp_path / "sets" / "pub.pt",
+    )
+    doc = toy_suite_doc(
+        methods={"random": {}, "full": {}, "mine": {"import": {"format": "tensors", "path": {1: "sets/pub.pt"}}}},
+        seeds=[0, 1],
+    )
     suite, errors = parse(doc, tmp_path / "suite.yaml")
     assert errors == []
     cells = [c for c in plan(validate(suite, registry), registry) if c.method == "mine"]
@@ -236,14 +309,26 @@ def test_a_suite_row_from_a_published_set_is_evaluated_and_labelled(tmp_path):
     page = (tmp_path / "lb" / "README.md").read_text()
     assert "mine (published set)" in page and "tensors IPC 1" in page
 
-    torch.save({"images": toy.train_x[idx] + 1, "labels": toy.train_y[idx], "normalization": "dataset"}, tmp_path / "sets" / "pub.pt")
+    torch.save(
+        {"images": toy.train_x[idx] + 1, "labels": toy.train_y[idx], "normalization": "dataset"},
+        tmp_path / "sets" / "pub.pt",
+    )
     assert plan(validate(suite, registry), registry)[-1].config_hash != cells[0].config_hash  # new content, new cell
-    bad, _ = parse(toy_suite_doc(methods={"random": {}, "Mine": {"import": {"format": "npz", "path": {1: "nowhere"}}, "preset": "x"}}),
-                   tmp_path / "suite.yaml")  # fmt: skip
+    bad, _ = parse(
+        toy_suite_doc(
+            methods={"random": {}, "Mine": {"import": {"format": "npz", "path": {1: "nowhere"}}, "preset": "x"}}
+        ),
+        tmp_path / "suite.yaml",
+    )
     with pytest.raises(SuiteError) as err:
         validate(bad, registry)
     text = str(err.value)
-    assert "format='npz'" in text and "preset cannot go with import" in text and "nowhere does not exist" in text and "lower-case" in text
+    assert (
+        "format='npz'" in text
+        and "preset cannot go with import" in text
+        and "nowhere does not exist" in text
+        and "lower-case" in text
+    )
 
 
 def test_a_dd_bench_set_imports_as_it_is_with_its_source(capsys, tmp_path, digits):
@@ -253,9 +338,34 @@ def test_a_dd_bench_set_imports_as_it_is_with_its_source(capsys, tmp_path, digit
     again = import_set("dd-bench", tmp_path / "set.pt", digits, 2)
     assert torch.equal(again.images, syn.images) and torch.equal(again.labels, syn.labels) and again.method == "random"
     assert again.metadata["source"]["format"] == "dd-bench" and len(again.metadata["source"]["sha256"]) == 64
-    line = one_error_line(capsys, ["import", "dd-bench", str(tmp_path / "set.pt"), "--dataset", "digits", "--ipc", "3",
-                                   "--out", str(tmp_path / "x.pt")])  # fmt: skip
+    line = one_error_line(
+        capsys,
+        [
+            "import",
+            "dd-bench",
+            str(tmp_path / "set.pt"),
+            "--dataset",
+            "digits",
+            "--ipc",
+            "3",
+            "--out",
+            str(tmp_path / "x.pt"),
+        ],
+    )
     assert "--ipc 3" in line and not (tmp_path / "x.pt").exists()
-    line = one_error_line(capsys, ["import", "dd-bench", str(tmp_path / "set.pt"), "--dataset", "digits", "--ipc", "2",
-                                   "--zca", "--out", str(tmp_path / "x.pt")])  # fmt: skip
+    line = one_error_line(
+        capsys,
+        [
+            "import",
+            "dd-bench",
+            str(tmp_path / "set.pt"),
+            "--dataset",
+            "digits",
+            "--ipc",
+            "2",
+            "--zca",
+            "--out",
+            str(tmp_path / "x.pt"),
+        ],
+    )
     assert "carries its own" in line and not (tmp_path / "x.pt").exists()

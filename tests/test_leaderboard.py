@@ -23,7 +23,9 @@ DOC = {
 
 
 def rec(method, ipc, seed, convnet, mlp=None, hard=None, role="method", secs=1.0):
-    r = CellRecord(method, "toy", str(ipc), seed, role, {"convnet": convnet}, {}, secs, 100.0, 4096.0, {"device": "cpu (test)"})
+    r = CellRecord(
+        method, "toy", str(ipc), seed, role, {"convnet": convnet}, {}, secs, 100.0, 4096.0, {"device": "cpu (test)"}
+    )
     if mlp is not None:
         r.accs["mlp"] = mlp
     if hard is not None:
@@ -37,14 +39,19 @@ def board():
     assert not errors
     records = [
         rec("full", "all", 0, 90.0, 80.0, role="full"),
-        rec("random", 1, 0, 20.0, 15.0, role="random"), rec("random", 1, 1, 30.0, 25.0, role="random"),
-        rec("random", 10, 0, 50.0, 40.0, role="random"), rec("random", 10, 1, 60.0, 50.0, role="random"),
-        rec("alpha", 1, 0, 40.0, 30.0), rec("alpha", 1, 1, 50.0, 34.0),
-        rec("alpha", 10, 0, 70.0, 60.0, secs=10.0), rec("alpha", 10, 1, 74.0, 62.0, secs=20.0),
+        rec("random", 1, 0, 20.0, 15.0, role="random"),
+        rec("random", 1, 1, 30.0, 25.0, role="random"),
+        rec("random", 10, 0, 50.0, 40.0, role="random"),
+        rec("random", 10, 1, 60.0, 50.0, role="random"),
+        rec("alpha", 1, 0, 40.0, 30.0),
+        rec("alpha", 1, 1, 50.0, 34.0),
+        rec("alpha", 10, 0, 70.0, 60.0, secs=10.0),
+        rec("alpha", 10, 1, 74.0, 62.0, secs=20.0),
         # beta: soft labels (hard_accs), and ipc 10 seed 1 never finished
-        rec("beta", 1, 0, 60.0, 20.0, hard=30.0), rec("beta", 1, 1, 64.0, 22.0, hard=34.0),
+        rec("beta", 1, 0, 60.0, 20.0, hard=30.0),
+        rec("beta", 1, 1, 64.0, 22.0, hard=34.0),
         rec("beta", 10, 0, 80.0, 70.0, hard=60.0),
-    ]  # fmt: skip
+    ]
     return build(suite, records)
 
 
@@ -89,19 +96,40 @@ def test_ranks_and_costs(board):
     assert board.cost[("toy", "alpha", "10")]["storage_kib"].mean == 4.0
 
 
-PROV = {"suite": "known v1", "command": "dd-bench leaderboard known", "device": "cpu (test)", "memory": "cpu_peak_rss",
-        "versions (runs)": "dd-bench 0; torch 0", "date": "2026-01-01 00:00 UTC"}  # fmt: skip
+PROV = {
+    "suite": "known v1",
+    "command": "dd-bench leaderboard known",
+    "device": "cpu (test)",
+    "memory": "cpu_peak_rss",
+    "versions (runs)": "dd-bench 0; torch 0",
+    "date": "2026-01-01 00:00 UTC",
+}
 
 
 def test_files_say_how_they_were_made(board, tmp_path):
     files = write(board, tmp_path, PROV)
-    assert {p.name for p in files} == {"README.md", "leaderboard.csv", "index.html", "accuracy_vs_ipc.png", "cross_architecture.png"}
+    assert {p.name for p in files} == {
+        "README.md",
+        "leaderboard.csv",
+        "index.html",
+        "accuracy_vs_ipc.png",
+        "cross_architecture.png",
+    }
     readme = (tmp_path / "README.md").read_text()
-    for needle in ("dd-bench leaderboard known", "cpu (test)", "45.00 ± 7.07 (n=2)", "missing (1/2)", "HLR", "LRS", "cross-architecture", "upper reference"):
+    for needle in (
+        "dd-bench leaderboard known",
+        "cpu (test)",
+        "45.00 ± 7.07 (n=2)",
+        "missing (1/2)",
+        "HLR",
+        "LRS",
+        "cross-architecture",
+        "upper reference",
+    ):
         assert needle in readme, needle
     html = (tmp_path / "index.html").read_text()
     assert "data:image/png;base64," in html and "dd-bench leaderboard known" in html and "<link" not in html
-    lines = [l for l in (tmp_path / "leaderboard.csv").read_text().splitlines() if not l.startswith("#")]
+    lines = [line for line in (tmp_path / "leaderboard.csv").read_text().splitlines() if not line.startswith("#")]
     rows = list(csv.DictReader(lines))
     alpha = next(r for r in rows if r["method"] == "alpha" and r["ipc"] == "1" and r["eval_model"] == "convnet")
     assert float(alpha["mean"]) == 45.0 and alpha["n"] == "2" and float(alpha["hlr"]) == 45.0
@@ -122,8 +150,10 @@ def test_validation_accuracies_get_their_own_table_and_csv_columns(tmp_path):
     write(board, tmp_path, PROV)
     readme = (tmp_path / "README.md").read_text()
     assert "toy: validation accuracy (%)" in readme and "51.00 ± 1.41 (n=2)" in readme
-    lines = [l for l in (tmp_path / "leaderboard.csv").read_text().splitlines() if not l.startswith("#")]
-    row = next(r for r in csv.DictReader(lines) if r["method"] == "alpha" and r["ipc"] == "1" and r["eval_model"] == "convnet")
+    lines = [line for line in (tmp_path / "leaderboard.csv").read_text().splitlines() if not line.startswith("#")]
+    row = next(
+        r for r in csv.DictReader(lines) if r["method"] == "alpha" and r["ipc"] == "1" and r["eval_model"] == "convnet"
+    )
     assert float(row["val_mean"]) == 51.0 and float(row["mean"]) == 40.5
 
 
@@ -133,7 +163,9 @@ def test_runs_without_validation_figures_get_no_validation_table(board, tmp_path
 
 
 def test_a_suite_without_the_upper_reference_gets_no_fairness_table(tmp_path):
-    suite, errors = parse({**DOC, "methods": {"alpha": {}, "random": {}}, "references": {"random": "random", "full": None}})
+    suite, errors = parse(
+        {**DOC, "methods": {"alpha": {}, "random": {}}, "references": {"random": "random", "full": None}}
+    )
     assert not errors, errors
     write(build(suite, [rec("alpha", 1, 0, 40.0), rec("random", 1, 0, 30.0, role="random")]), tmp_path, PROV)
     readme = (tmp_path / "README.md").read_text()
@@ -150,7 +182,7 @@ def test_cache_building_time_gets_a_cost_column_only_when_reported(tmp_path):
     assert board.cost[("toy", "alpha", "1")]["cache_build_seconds"].mean == 45.0
     write(board, tmp_path, PROV)
     readme = (tmp_path / "README.md").read_text()
-    cost_table = readme[readme.index("## toy: cost"):readme.index("## Plots")]
+    cost_table = readme[readme.index("## toy: cost") : readme.index("## Plots")]
     assert "of which caches s" in cost_table
     alpha_row = next(line for line in cost_table.splitlines() if line.startswith("| alpha"))
     assert alpha_row.split("|")[2:4] == [" 55.0 ", " 45.0 "]
@@ -161,7 +193,7 @@ def test_cache_building_time_gets_a_cost_column_only_when_reported(tmp_path):
 def test_no_caches_column_for_runs_that_never_reported_it(board, tmp_path):
     write(board, tmp_path, PROV)
     readme = (tmp_path / "README.md").read_text()
-    cost_table = readme[readme.index("## toy: cost"):readme.index("## Plots")]
+    cost_table = readme[readme.index("## toy: cost") : readme.index("## Plots")]
     assert "of which caches s" not in cost_table and "· wall s" not in cost_table
 
 
@@ -174,7 +206,7 @@ def test_a_sharded_cell_shows_its_wall_time_beside_its_summed_shards(tmp_path):
     records += [rec("random", 1, s, 30.0, role="random", secs=4.0) for s in (0, 1)]
     write(build(suite, records), tmp_path, PROV)
     readme = (tmp_path / "README.md").read_text()
-    cost_table = readme[readme.index("## toy: cost"):readme.index("## Plots")]
+    cost_table = readme[readme.index("## toy: cost") : readme.index("## Plots")]
     assert "· wall s" in cost_table
     row = lambda m: next(line for line in cost_table.splitlines() if line.startswith(f"| {m}")).split("|")  # noqa: E731
     assert row("alpha")[2:4] == [" 100.0 ", " 60.0 "]
@@ -197,19 +229,36 @@ LABEL_DOC = {
     "name": "labels",
     "datasets": ["toy"],
     "ipcs": [1],
-    "methods": {"sre2l": {"eval": {"labels": "teacher", "teacher_model": "mlp"}}, "mtt": {},
-                "random": {"eval": {"labels": "teacher", "teacher_model": "mlp"}}, "full": {"seeds": [0]}},
+    "methods": {
+        "sre2l": {"eval": {"labels": "teacher", "teacher_model": "mlp"}},
+        "mtt": {},
+        "random": {"eval": {"labels": "teacher", "teacher_model": "mlp"}},
+        "full": {"seeds": [0]},
+    },
     "distill_model": "convnet",
     "eval_models": ["convnet"],
     "seeds": [0, 1],
     "eval_seeds": 1,
-}  # fmt: skip
+}
 
 
 def lrec(method, seed, own, hard=None, labels="set", teacher="t1", role="method", storage=None, hard_storage=None):
-    r = CellRecord(method, "toy", "all" if role == "full" else "1", seed, role, {"convnet": own}, {}, 1.0, 1.0, 1024.0,
-                   {"teacher": teacher} if labels == "teacher" else {}, labels=labels, storage_bytes=storage,
-                   hard_storage_bytes=hard_storage)  # fmt: skip
+    r = CellRecord(
+        method,
+        "toy",
+        "all" if role == "full" else "1",
+        seed,
+        role,
+        {"convnet": own},
+        {},
+        1.0,
+        1.0,
+        1024.0,
+        {"teacher": teacher} if labels == "teacher" else {},
+        labels=labels,
+        storage_bytes=storage,
+        hard_storage_bytes=hard_storage,
+    )
     if hard is not None:
         r.hard_accs["convnet"] = hard
     return r
@@ -218,14 +267,27 @@ def lrec(method, seed, own, hard=None, labels="set", teacher="t1", role="method"
 def label_board(sre2l_teacher="t1"):
     suite, errors = parse(LABEL_DOC)
     assert not errors, errors
-    return build(suite, [
-        lrec("full", 0, 90.0, role="full"),
-        lrec("random", 0, 40.0, hard=20.0, labels="teacher", role="random"),
-        lrec("random", 1, 44.0, hard=24.0, labels="teacher", role="random"),
-        lrec("sre2l", 0, 60.0, hard=15.0, labels="teacher", teacher=sre2l_teacher, storage=9000.0, hard_storage=1000.0),
-        lrec("sre2l", 1, 64.0, hard=17.0, labels="teacher", storage=9000.0, hard_storage=1000.0),
-        lrec("mtt", 0, 50.0), lrec("mtt", 1, 52.0),
-    ])  # fmt: skip
+    return build(
+        suite,
+        [
+            lrec("full", 0, 90.0, role="full"),
+            lrec("random", 0, 40.0, hard=20.0, labels="teacher", role="random"),
+            lrec("random", 1, 44.0, hard=24.0, labels="teacher", role="random"),
+            lrec(
+                "sre2l",
+                0,
+                60.0,
+                hard=15.0,
+                labels="teacher",
+                teacher=sre2l_teacher,
+                storage=9000.0,
+                hard_storage=1000.0,
+            ),
+            lrec("sre2l", 1, 64.0, hard=17.0, labels="teacher", storage=9000.0, hard_storage=1000.0),
+            lrec("mtt", 0, 50.0),
+            lrec("mtt", 1, 52.0),
+        ],
+    )
 
 
 def test_each_method_shows_hard_and_its_own_protocol_side_by_side():
@@ -239,7 +301,9 @@ def test_each_method_shows_hard_and_its_own_protocol_side_by_side():
     assert board.cost[("toy", "sre2l", "1")]["storage_kib"].mean == pytest.approx(9000 / 1024)
     title, note, header, rows = next(t for t in tables(board) if "label protocols" in t[0])
     row = next(r for r in rows if r[0] == "sre2l")
-    assert row[1] == "teacher" and row[2].startswith("16.00") and row[3].startswith("62.00") and row[4].startswith("46.00")
+    assert (
+        row[1] == "teacher" and row[2].startswith("16.00") and row[3].startswith("62.00") and row[4].startswith("46.00")
+    )
 
 
 def test_ior_compares_with_random_under_the_same_protocol_and_teacher():
@@ -297,7 +361,9 @@ def test_the_page_is_well_formed_self_contained_sortable_and_shows_each_rows_ima
     checker = _PageChecker()
     checker.feed(page)
     assert checker.errors == [] and checker.stack == [] and checker.scripts == 1
-    assert checker.refs and all(r.startswith("data:image/png;base64,") for r in checker.refs)  # nothing outside the file
+    assert checker.refs and all(
+        r.startswith("data:image/png;base64,") for r in checker.refs
+    )  # nothing outside the file
     assert checker.best > 0 and "table class='sortable'" in page and "addEventListener('click'" in page
     assert "<li><b>Cells.</b>" in page and "<pre" not in page  # the notes are HTML
     readme = (tmp_path / "README.md").read_text()
@@ -308,29 +374,41 @@ def test_best_cells_take_the_highest_or_the_lowest_and_skip_references():
     from dd_bench.results import best_cells
 
     header = ["method", "IPC 1 · convnet", "distill s"]
-    rows = [["a", "40.00 ± 1.00 (n=2)", "10.0"], ["b", "45.00 ± 1.00 (n=2)", "30.0"], ["random (lower reference)", "99.0", "1.0"]]
+    rows = [
+        ["a", "40.00 ± 1.00 (n=2)", "10.0"],
+        ["b", "45.00 ± 1.00 (n=2)", "30.0"],
+        ["random (lower reference)", "99.0", "1.0"],
+    ]
     assert best_cells(header, rows) == {(1, 1), (0, 2)}
 
 
 def test_the_papers_figures_stand_beside_the_measured_entries_of_their_setting(board):
     from dd_bench.specs import ReportedResult as R
 
-    board.reported = {"alpha": (
-        R("toy", 1, "convnet", 48.0, 0.5, "Alpha paper, Table 1"),           # run here: shown, difference -3
-        R("toy", 10, "convnet", 70.0, None, "Alpha paper, Table 1", note="ZCA"),
-        R("toy", 1, "resnet18", 60.0, 1.0, "Alpha paper, Table 3"),          # an architecture the suite does not run
-        R("toy", 1, "convnet", 55.0, 1.0, "Alpha paper, Table 5", labels="teacher"),  # another protocol
-        R("cifar10", 1, "convnet", 46.0, 1.0, "Alpha paper, Table 1"),       # another dataset
-    )}  # fmt: skip
+    board.reported = {
+        "alpha": (
+            R("toy", 1, "convnet", 48.0, 0.5, "Alpha paper, Table 1"),  # run here: shown, difference -3
+            R("toy", 10, "convnet", 70.0, None, "Alpha paper, Table 1", note="ZCA"),
+            R("toy", 1, "resnet18", 60.0, 1.0, "Alpha paper, Table 3"),  # an architecture the suite does not run
+            R("toy", 1, "convnet", 55.0, 1.0, "Alpha paper, Table 5", labels="teacher"),  # another protocol
+            R("cifar10", 1, "convnet", 46.0, 1.0, "Alpha paper, Table 1"),  # another dataset
+        )
+    }
     found = [t for t in tables(board) if "reported in the papers" in t[0]]
     assert len(found) == 1
     _, note, header, rows = found[0]
     assert header[:4] == ["setting", "reported", "measured", "measured − reported"]
-    assert rows == [["alpha · IPC 1 · convnet", "48.0 ± 0.5", "45.00 ± 7.07 (n=2)", "-3.00", "Alpha paper, Table 1"],
-                    ["alpha · IPC 10 · convnet", "70.0", "72.00 ± 2.83 (n=2)", "2.00", "Alpha paper, Table 1 (ZCA)"]]  # fmt: skip
+    assert rows == [
+        ["alpha · IPC 1 · convnet", "48.0 ± 0.5", "45.00 ± 7.07 (n=2)", "-3.00", "Alpha paper, Table 1"],
+        ["alpha · IPC 10 · convnet", "70.0", "72.00 ± 2.83 (n=2)", "2.00", "Alpha paper, Table 1 (ZCA)"],
+    ]
     header, rows = csv_rows(board)
     got = {(r[1], r[3], r[4]): r[header.index("reported_mean")] for r in rows}
-    assert got[("alpha", "1", "convnet")] == 48.0 and got[("alpha", "1", "mlp")] == "" and got[("beta", "1", "convnet")] == ""
+    assert (
+        got[("alpha", "1", "convnet")] == 48.0
+        and got[("alpha", "1", "mlp")] == ""
+        and got[("beta", "1", "convnet")] == ""
+    )
     from dd_bench.results import best_cells
 
     assert best_cells(found[0][2], found[0][3]) == set()  # a table of settings ranks nothing
@@ -345,8 +423,14 @@ def test_a_published_set_is_compared_with_the_figures_of_the_method_it_names():
     spec = registry.distiller("random")
     object.__setattr__(spec, "reported", (R("toy", 1, "mlp", 30.0, 1.0, "somewhere, Table 1"),))
     try:
-        doc = {**DOC, "methods": {"random": {}, "theirs": {"import": {"format": "tensors", "path": {1: "x.pt"}, "method": "random"}},
-                                  "alpha": {}}}  # fmt: skip
+        doc = {
+            **DOC,
+            "methods": {
+                "random": {},
+                "theirs": {"import": {"format": "tensors", "path": {1: "x.pt"}, "method": "random"}},
+                "alpha": {},
+            },
+        }
         suite, errors = parse(doc)
         assert not errors
         got = reported_for(suite, registry)

@@ -68,8 +68,18 @@ class Walk(IterationLoop):
 
 
 def walk(data, cache, log_metric=lambda name, value, step: None, progress=False, **config):
-    request = DistillRequest(data=data, ipc=1, seed=0, config=WalkConfig(**config), device=torch.device("cpu"),
-                             model="none", build_model=None, cache_dir=cache, log_metric=log_metric, progress=progress)  # fmt: skip
+    request = DistillRequest(
+        data=data,
+        ipc=1,
+        seed=0,
+        config=WalkConfig(**config),
+        device=torch.device("cpu"),
+        model="none",
+        build_model=None,
+        cache_dir=cache,
+        log_metric=log_metric,
+        progress=progress,
+    )
     return Walk(request).run()
 
 
@@ -111,7 +121,9 @@ def test_a_bad_iteration_stops_the_run_with_the_set_the_last_good_one_started_fr
     stopped = walk(toy, tmp_path / "a", log_metric=lambda name, value, step: logged.append(value), bad_at=3, bad=bad)
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "warning: walk stopped at iteration 3" in err  # one line
-    assert stopped.metadata["stopped_early"]["iteration"] == 3 and stopped.metadata["stopped_early"]["kept_iteration"] == 2
+    assert (
+        stopped.metadata["stopped_early"]["iteration"] == 3 and stopped.metadata["stopped_early"]["kept_iteration"] == 2
+    )
     two = walk(toy, tmp_path / "b", iterations=2)  # the set iteration 2 started from
     assert torch.equal(stopped.images, two.images) and stopped.metadata["steps"] == 2  # the whole state went back
     assert stopped.metadata["matching_loss_last"] == logged[-1] and len(logged) == 3  # the curve keeps its good losses

@@ -13,14 +13,29 @@ from dd_bench.matching import ExpertRecipe, FlatModel, MatchingConfig, ensure_bu
 from dd_bench.matching import buffers as buffers_module
 from dd_bench.runtime import seeded_build
 
-TINY = dict(iterations=6, syn_steps=3, expert_epochs=1, max_start_epoch=2, num_experts=2,
-            expert_train_epochs=2, lr_img=10.0, lr_lr=1e-5, checkpoint_every=3)
+TINY = dict(
+    iterations=6,
+    syn_steps=3,
+    expert_epochs=1,
+    max_start_epoch=2,
+    num_experts=2,
+    expert_train_epochs=2,
+    lr_img=10.0,
+    lr_lr=1e-5,
+    checkpoint_every=3,
+)
 
 
 def tiny_problem(soft: bool):
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.GroupNorm(3, 3), nn.ReLU(), nn.AvgPool2d(2),
-                        nn.Flatten(), nn.Linear(3 * 4 * 4, 3)).double()
+    net = nn.Sequential(
+        nn.Conv2d(1, 3, 3, padding=1),
+        nn.GroupNorm(3, 3),
+        nn.ReLU(),
+        nn.AvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(3 * 4 * 4, 3),
+    ).double()
     student = FlatModel(net)
     start = student.flatten()
     target = start + 0.05 * torch.randn_like(start)
@@ -53,8 +68,18 @@ def test_gradients_match_finite_differences(constant_memory):
 
     def loss_at(x, alpha):
         with torch.enable_grad():
-            return match(student, start, target, x.detach().requires_grad_(True), labels,
-                         alpha.detach().requires_grad_(True), batches, seeds, augment, False).item()
+            return match(
+                student,
+                start,
+                target,
+                x.detach().requires_grad_(True),
+                labels,
+                alpha.detach().requires_grad_(True),
+                batches,
+                seeds,
+                augment,
+                False,
+            ).item()
 
     eps = 1e-6
     direction = torch.randn(images.shape, dtype=torch.double, generator=torch.Generator().manual_seed(1))
@@ -75,30 +100,54 @@ def test_snapshots_are_copies_and_buffers_are_cached_and_resumable(registry, toy
     calls = []
     real_train = buffers_module.train_expert
     monkeypatch.setattr(buffers_module, "train_expert", lambda *a, **k: calls.append(a[4]) or real_train(*a, **k))
-    first = ensure_buffers("convnet_w32", build, toy, toy.train_x, recipe, 2, tmp_path, torch.device("cpu"), progress=False)
+    first = ensure_buffers(
+        "convnet_w32", build, toy, toy.train_x, recipe, 2, tmp_path, torch.device("cpu"), progress=False
+    )
     assert calls == [0, 1] and first.epochs == 3 and first.trained_seconds > 0
     for trajectory in first.trajectories:
         steps = (trajectory[1:] - trajectory[:-1]).abs().amax(dim=1)
         assert (steps > 0).all(), "consecutive snapshots must differ (no aliasing of live weights)"
     assert not torch.equal(first.trajectories[0][0], first.trajectories[1][0]), "experts are seeded differently"
 
-    again = ensure_buffers("convnet_w32", build, toy, toy.train_x, recipe, 2, tmp_path, torch.device("cpu"), progress=False)
+    again = ensure_buffers(
+        "convnet_w32", build, toy, toy.train_x, recipe, 2, tmp_path, torch.device("cpu"), progress=False
+    )
     assert calls == [0, 1] and all(torch.equal(a, b) for a, b in zip(first.trajectories, again.trajectories))
     assert again.trained_seconds == 0.0, "a run that only loads experts built no cache"
 
     buffers_module.expert_path(first.directory, 1).unlink()  # as if killed while training expert 1
-    resumed = ensure_buffers("convnet_w32", build, toy, toy.train_x, recipe, 2, tmp_path, torch.device("cpu"), progress=False)
+    resumed = ensure_buffers(
+        "convnet_w32", build, toy, toy.train_x, recipe, 2, tmp_path, torch.device("cpu"), progress=False
+    )
     assert calls == [0, 1, 1] and torch.equal(resumed.trajectories[1], first.trajectories[1])
 
-    other = ensure_buffers("convnet_w32", build, toy, toy.train_x, ExpertRecipe(epochs=3, batch_size=64, lr=0.02), 1,
-                           tmp_path, torch.device("cpu"), progress=False)
+    other = ensure_buffers(
+        "convnet_w32",
+        build,
+        toy,
+        toy.train_x,
+        ExpertRecipe(epochs=3, batch_size=64, lr=0.02),
+        1,
+        tmp_path,
+        torch.device("cpu"),
+        progress=False,
+    )
     assert other.directory != first.directory and calls[-1] == 0
     assert not list(tmp_path.rglob("*.tmp"))
 
 
 def distill(registry, data, tmp_path, **overrides):
-    return api.distill(registry, "mtt", data, ipc=2, seed=0, overrides={**TINY, **overrides},
-                       cache_dir=tmp_path, model="convnet_w32", progress=False)
+    return api.distill(
+        registry,
+        "mtt",
+        data,
+        ipc=2,
+        seed=0,
+        overrides={**TINY, **overrides},
+        cache_dir=tmp_path,
+        model="convnet_w32",
+        progress=False,
+    )
 
 
 def test_mtt_distils_images_and_learns_lr(registry, toy, tmp_path):
@@ -119,8 +168,18 @@ def interrupt_at_iteration_4(registry, data, cache_dir):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        api.distill(registry, "mtt", data, ipc=2, seed=0, overrides=TINY, cache_dir=cache_dir, model="convnet_w32",
-                    log_metric=interrupt, progress=False)  # fmt: skip
+        api.distill(
+            registry,
+            "mtt",
+            data,
+            ipc=2,
+            seed=0,
+            overrides=TINY,
+            cache_dir=cache_dir,
+            model="convnet_w32",
+            log_metric=interrupt,
+            progress=False,
+        )
 
 
 def test_interrupted_run_resumes_to_the_same_result(registry, toy, tmp_path, capsys):

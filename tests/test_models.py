@@ -6,15 +6,14 @@ import itertools
 
 import pytest
 import torch
+from dd_bench_models import ddb_resolve_model, zoo
+from dd_bench_models.zoo import Upsampled
 from torch import nn
 from torch.func import functional_call
 
 from dd_bench.errors import ConfigError, UnknownNameError
 from dd_bench.plugins import Registry, get_plugin_manager
 from dd_bench.specs import DataShape, ModelSpec
-from dd_bench_models import ddb_resolve_model
-from dd_bench_models import zoo
-from dd_bench_models.zoo import Upsampled
 
 BUILTIN = [
     "convnet",
@@ -83,8 +82,14 @@ def test_64x64_images(reg, name, options):
 @pytest.mark.parametrize(
     ("name", "params"),
     # the literature's CIFAR-10 networks, parameter for parameter
-    [("convnet", 320_010), ("mlp", 411_146), ("lenet", 62_006), ("alexnet", 1_872_202),
-     ("vgg11", 9_231_114), ("resnet18", 11_173_962)],
+    [
+        ("convnet", 320_010),
+        ("mlp", 411_146),
+        ("lenet", 62_006),
+        ("alexnet", 1_872_202),
+        ("vgg11", 9_231_114),
+        ("resnet18", 11_173_962),
+    ],
 )
 def test_parameter_counts_match_the_literature(reg, name, params):
     assert sum(p.numel() for p in build(reg, name, (3, 32, 32)).parameters()) == params
@@ -92,8 +97,11 @@ def test_parameter_counts_match_the_literature(reg, name, params):
 
 @pytest.mark.parametrize(
     ("norm", "pooling", "activation"),
-    list(itertools.product(["instance", "batch", "layer", "group", "none"], ["avg", "max", "none"],
-                           ["relu", "leakyrelu", "sigmoid"])),
+    list(
+        itertools.product(
+            ["instance", "batch", "layer", "group", "none"], ["avg", "max", "none"], ["relu", "leakyrelu", "sigmoid"]
+        )
+    ),
 )
 def test_convnet_options(reg, norm, pooling, activation):
     net = build(reg, "convnet", (1, 28, 28), width=8, depth=2, norm=norm, pooling=pooling, activation=activation)

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import sys
 
+import dd_bench_oq
 import pytest
 import torch
+from dd_bench_oq import latents as oq_latents
+from dd_bench_oq.quantize import clvq, kmeans_plus_plus, lloyd, quantization_error
 
-import dd_bench_oq
 from dd_bench import api
 from dd_bench.errors import ConfigError
 from dd_bench.evaluate import EvalConfig, evaluate
 from dd_bench.synthetic import CACHE_BUILD_SECONDS, SyntheticSet
-from dd_bench_oq import latents as oq_latents
-from dd_bench_oq.quantize import clvq, kmeans_plus_plus, lloyd, quantization_error
 
 
 def blobs(n=600, d=5, centres=6, seed=0):
@@ -23,7 +23,9 @@ def blobs(n=600, d=5, centres=6, seed=0):
 
 
 def run(registry, data, ipc, tmp_path, seed=0, preset="smoke", **overrides):
-    return api.distill(registry, "oq", data, ipc, seed=seed, preset=preset, overrides=overrides, cache_dir=tmp_path, progress=False)
+    return api.distill(
+        registry, "oq", data, ipc, seed=seed, preset=preset, overrides=overrides, cache_dir=tmp_path, progress=False
+    )
 
 
 # ------------------------------------------------------------------------------------ the algorithm
@@ -33,7 +35,10 @@ def test_lloyd_decreases_the_objective_monotonically():
     x = blobs()
     init = kmeans_plus_plus(x, 8, torch.Generator().manual_seed(1))
     # independent check: the error (recomputed from scratch) after t update steps from the same seeds
-    errors = [quantization_error(x, lloyd(x, 8, torch.Generator(), iterations=t, tol=0.0, init=init).codes)["error"] for t in range(8)]
+    errors = [
+        quantization_error(x, lloyd(x, 8, torch.Generator(), iterations=t, tol=0.0, init=init).codes)["error"]
+        for t in range(8)
+    ]
     assert all(b <= a * (1 + 1e-9) for a, b in zip(errors, errors[1:])), errors
     assert errors[-1] < errors[0]
     q = lloyd(x, 8, torch.Generator(), iterations=50, tol=0.0, init=init)
@@ -67,7 +72,11 @@ def test_quantization_error_is_per_class_with_priors():
 
 def test_end_to_end_through_registry_round_trip_keeps_weights(registry, digits, tmp_path):
     syn = run(registry, digits, 3, tmp_path)
-    assert syn.method == "oq" and syn.images.shape == (30, 1, 16, 16) and syn.labels.tolist() == sorted(syn.labels.tolist())
+    assert (
+        syn.method == "oq"
+        and syn.images.shape == (30, 1, 16, 16)
+        and syn.labels.tolist() == sorted(syn.labels.tolist())
+    )
     back = SyntheticSet.load(syn.save(tmp_path / "oq.pt"))
     assert torch.equal(back.weights, syn.weights) and torch.equal(back.images, syn.images)
     assert back.metadata["quantization_error"] == syn.metadata["quantization_error"]
@@ -89,7 +98,9 @@ def test_oq_error_is_below_random_subsets_of_the_same_size(registry, digits, tmp
     syn = run(registry, digits, ipc, tmp_path, latent=latent, iterations=50)
     oq_pixel = dd_bench_oq.set_quantization_error(syn.images, syn.labels, digits)["error"]
     assert oq_pixel == pytest.approx(syn.metadata["quantization_error_pixel"], rel=1e-5)
-    space = dd_bench_oq.build_latent(dd_bench_oq.OQConfig(latent=latent, pca_components=16), digits, torch.device("cpu"), tmp_path)
+    space = dd_bench_oq.build_latent(
+        dd_bench_oq.OQConfig(latent=latent, pca_components=16), digits, torch.device("cpu"), tmp_path
+    )
     oq_latent = dd_bench_oq.set_quantization_error(syn.images, syn.labels, digits, space)["error"]
     for seed in range(3):
         rnd = api.distill(registry, "random", digits, ipc, seed=seed)
@@ -120,10 +131,14 @@ def test_pixel_and_pca_latents_round_trip(digits):
     x = digits.train_x[:50]
     pixel = dd_bench_oq.build_latent(dd_bench_oq.OQConfig(latent="pixel"), digits, torch.device("cpu"), None)
     assert torch.equal(pixel.decode(pixel.encode(x)), x)
-    full = dd_bench_oq.build_latent(dd_bench_oq.OQConfig(latent="pca", pca_components=256), digits, torch.device("cpu"), None)
+    full = dd_bench_oq.build_latent(
+        dd_bench_oq.OQConfig(latent="pca", pca_components=256), digits, torch.device("cpu"), None
+    )
     assert torch.allclose(full.decode(full.encode(x)), x, atol=1e-3)
     assert full.info["pca_explained_variance"] == pytest.approx(1.0)
-    small = dd_bench_oq.build_latent(dd_bench_oq.OQConfig(latent="pca", pca_components=8), digits, torch.device("cpu"), None)
+    small = dd_bench_oq.build_latent(
+        dd_bench_oq.OQConfig(latent="pca", pca_components=8), digits, torch.device("cpu"), None
+    )
     assert small.encode(x).shape == (50, 8) and 0 < small.info["pca_explained_variance"] < 1
 
 
@@ -183,8 +198,18 @@ def test_soft_labels_from_the_host_s_cached_teacher(registry, toy, tmp_path):
     from dd_bench.teachers import resolve_teacher
 
     overrides = {"labels": "teacher", "teacher_model": "mlp", "teacher_epochs": 1, "label_temperature": 2.0}
-    syn = api.distill(registry, "oq", toy, 2, seed=0, preset="smoke", overrides=overrides, cache_dir=tmp_path,
-                      model="convnet_w32", progress=False)  # fmt: skip
+    syn = api.distill(
+        registry,
+        "oq",
+        toy,
+        2,
+        seed=0,
+        preset="smoke",
+        overrides=overrides,
+        cache_dir=tmp_path,
+        model="convnet_w32",
+        progress=False,
+    )
     assert syn.soft_labels and syn.labels.shape == (8, toy.num_classes) and syn.labels.dtype == torch.float32
     assert syn.metadata["class_labels"] == [0, 0, 1, 1, 2, 2, 3, 3]
     assert 0.0 <= syn.metadata["teacher_agreement"] <= 1.0
@@ -209,8 +234,27 @@ def test_cli_distill_with_overrides(tmp_path):
     from dd_bench.cli import main
 
     out = tmp_path / "oq.pt"
-    argv = ["distill", "--method", "oq", "--dataset", "digits", "--ipc", "2", "--preset", "smoke",
-            "--set", "latent=pixel", "--set", "medoid=true", "--out", str(out), "--cache-dir", str(tmp_path), "--device", "cpu"]  # fmt: skip
+    argv = [
+        "distill",
+        "--method",
+        "oq",
+        "--dataset",
+        "digits",
+        "--ipc",
+        "2",
+        "--preset",
+        "smoke",
+        "--set",
+        "latent=pixel",
+        "--set",
+        "medoid=true",
+        "--out",
+        str(out),
+        "--cache-dir",
+        str(tmp_path),
+        "--device",
+        "cpu",
+    ]
     assert main(argv) == 0
     syn = SyntheticSet.load(out)
     assert syn.metadata["latent"] == "pixel" and syn.metadata["config"]["medoid"] is True and syn.weights is not None
@@ -219,8 +263,18 @@ def test_cli_distill_with_overrides(tmp_path):
 @pytest.mark.cuda
 def test_runs_on_gpu_with_the_same_objective(registry, digits, tmp_path):
     cpu = run(registry, digits, 3, tmp_path, latent="pixel")
-    gpu = api.distill(registry, "oq", digits, 3, seed=0, preset="smoke", overrides={"latent": "pixel"},
-                      device=torch.device("cuda"), cache_dir=tmp_path, progress=False)  # fmt: skip
+    gpu = api.distill(
+        registry,
+        "oq",
+        digits,
+        3,
+        seed=0,
+        preset="smoke",
+        overrides={"latent": "pixel"},
+        device=torch.device("cuda"),
+        cache_dir=tmp_path,
+        progress=False,
+    )
     assert gpu.images.device.type == "cpu"
     assert gpu.metadata["quantization_error"] == pytest.approx(cpu.metadata["quantization_error"], rel=0.05)
 

@@ -12,8 +12,9 @@ REGISTRY = make_registry()
 
 @pytest.mark.parametrize("method", sorted(REGISTRY.distillers))
 def test_smoke_preset_runs_on_digits(method, digits, tmp_path):
-    syn = api.distill(REGISTRY, method, digits, ipc=1, seed=0, preset="smoke", cache_dir=tmp_path,
-                      model="convnet_w32", progress=False)
+    syn = api.distill(
+        REGISTRY, method, digits, ipc=1, seed=0, preset="smoke", cache_dir=tmp_path, model="convnet_w32", progress=False
+    )
     syn.check_compatible(digits)
     assert syn.method == method and syn.dataset == "digits"
     if method != "full":

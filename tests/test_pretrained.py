@@ -42,9 +42,12 @@ def test_torchvision_weights_come_from_the_hub_cache(hub):
 
 def test_missing_weights_are_one_line_naming_the_file_and_nothing_is_fetched(hub, capsys, tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", lambda *a, **k: pytest.fail("downloaded"))
-    with pytest.raises(DataError, match=r"weights file .*resnet18-f37072fd.pth not found; put resnet18-f37072fd.pth"
-                                        r" there \(from https://download.pytorch.org/models/resnet18-f37072fd.pth\)"
-                                        r", or pass --download"):
+    with pytest.raises(
+        DataError,
+        match=r"weights file .*resnet18-f37072fd.pth not found; put resnet18-f37072fd.pth"
+        r" there \(from https://download.pytorch.org/models/resnet18-f37072fd.pth\)"
+        r", or pass --download",
+    ):
         make_registry().model("tv:resnet18@IMAGENET1K_V1").build(IMAGENET)
 
 
@@ -69,8 +72,24 @@ def test_the_cli_download_flag_allows_downloads(tmp_path, monkeypatch):
     monkeypatch.setenv(DOWNLOAD_ENV, "0")  # recorded, so the flag's setting is undone after the test
     main(["plugins"])
     assert os.environ[DOWNLOAD_ENV] == "0"
-    main(["distill", "--method", "random", "--dataset", "toy", "--ipc", "1", "--device", "cpu", "--download",
-          "--data-root", str(tmp_path), "--out", str(tmp_path / "x.pt")])
+    main(
+        [
+            "distill",
+            "--method",
+            "random",
+            "--dataset",
+            "toy",
+            "--ipc",
+            "1",
+            "--device",
+            "cpu",
+            "--download",
+            "--data-root",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "x.pt"),
+        ]
+    )
     assert os.environ[DOWNLOAD_ENV] == "1"
 
 
@@ -92,7 +111,9 @@ def test_a_checkpoint_file_for_the_same_architecture_loads_and_another_is_one_li
 
 def test_bad_weight_names_are_one_line(hub):
     registry = make_registry()
-    with pytest.raises(ConfigError, match="torchvision has no weights 'V9' for resnet18 .allowed: IMAGENET1K_V1, DEFAULT"):
+    with pytest.raises(
+        ConfigError, match="torchvision has no weights 'V9' for resnet18 .allowed: IMAGENET1K_V1, DEFAULT"
+    ):
         registry.model("tv:resnet18@V9").build(IMAGENET)
     with pytest.raises(ConfigError, match="classify 1000 classes but the dataset has 10"):
         registry.model("tv:resnet18@IMAGENET1K_V1").build(DataShape(3, 32, 32, 10))
@@ -131,5 +152,7 @@ def test_a_pretrained_teacher_with_zero_epochs_is_used_as_it_is(tmp_path):
     recipe = TeacherRecipe(model=f"tv:resnet18@{tmp_path / 'teacher.pth'}", epochs=0)
     teacher = resolve_teacher(registry, data, recipe, tmp_path / "cache", torch.device("cpu"), progress=False)
     assert all(torch.equal(a, b) for a, b in zip(trained.state_dict().values(), teacher.model.state_dict().values()))
-    with pytest.raises(ConfigError, match="teacher epochs=0 is not allowed for mlp: 0 uses pretrained weights as they are"):
+    with pytest.raises(
+        ConfigError, match="teacher epochs=0 is not allowed for mlp: 0 uses pretrained weights as they are"
+    ):
         TeacherRecipe(model="mlp", epochs=0)

@@ -24,8 +24,10 @@ def test_ray_executor_runs_every_cell_and_a_rerun_skips_them(tmp_path, monkeypat
     try:
         result = run_suite(suite, tracking_uri=uri, executor="ray", quiet=True, device="cpu", ray_cpus_per_task=2)
         assert sorted(r.key for r in result.results if r.status == "done") == [
-            "full/toy/ipcall/seed0", "random/toy/ipc1/seed0", "random/toy/ipc2/seed0"
-        ]  # fmt: skip
+            "full/toy/ipcall/seed0",
+            "random/toy/ipc1/seed0",
+            "random/toy/ipc2/seed0",
+        ]
         cells, evals = tracking.runs_table(uri, "unit-ray")
         assert len(cells) == 3 and len(evals) == 3
         assert {r.data.tags["ddb.status"] for r in cells} == {"done"}
@@ -48,7 +50,9 @@ def test_ray_runs_a_cells_shards_as_tasks_and_merges_them(tmp_path, monkeypatch,
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     monkeypatch.setenv("DD_BENCH_CACHE", str(tmp_path / "cache"))
-    suite, errors = parse(toy_suite_doc(name="unit-ray-shards", ipcs=[2], methods={"random": {"shards": 2}}, references={"full": None}))
+    suite, errors = parse(
+        toy_suite_doc(name="unit-ray-shards", ipcs=[2], methods={"random": {"shards": 2}}, references={"full": None})
+    )
     assert not errors
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -61,6 +65,8 @@ def test_ray_runs_a_cells_shards_as_tasks_and_merges_them(tmp_path, monkeypatch,
     run_id = result.results[0].run_id
     path = mlflow.MlflowClient(uri).download_artifacts(run_id, "synthetic/synthetic.pt", str(tmp_path))
     merged = SyntheticSet.load(path)
-    whole = api.distill(registry, "random", api.load_data(registry, "toy"), 2, progress=False, cache_dir=tmp_path / "other")
+    whole = api.distill(
+        registry, "random", api.load_data(registry, "toy"), 2, progress=False, cache_dir=tmp_path / "other"
+    )
     assert torch.equal(merged.images, whole.images) and torch.equal(merged.labels, whole.labels)
     assert merged.metadata["shards"]["count"] == 2

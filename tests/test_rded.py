@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from dd_bench_rded import select_patches, stitch
 
 from dd_bench import api
 from dd_bench.errors import ConfigError
-from dd_bench_rded import select_patches, stitch
 
 
 def brightness_teacher(x):
@@ -20,7 +20,9 @@ def test_selection_keeps_the_patches_the_teacher_prefers():
     # constant images (any crop keeps the brightness), shuffled; the bright ones are "class 1"
     levels = torch.linspace(-1, 1, 12)[torch.randperm(12, generator=torch.Generator().manual_seed(0))]
     images = levels.view(12, 1, 1, 1).expand(12, 1, 8, 8).clone()
-    patches, loss, order = select_patches(images, 1, brightness_teacher, 4, 3, torch.Generator().manual_seed(1), (0.08, 1.0))
+    patches, loss, order = select_patches(
+        images, 1, brightness_teacher, 4, 3, torch.Generator().manual_seed(1), (0.08, 1.0)
+    )
     assert sorted(levels[order].tolist(), reverse=True) == sorted(levels.tolist(), reverse=True)[:4]
     assert torch.all(loss[:-1] <= loss[1:])  # best first
     assert torch.allclose(patches.mean(dim=(1, 2, 3)), levels[order], atol=1e-5)
@@ -54,8 +56,17 @@ def test_too_few_candidates_is_a_clear_error():
 
 
 def test_rded_set_is_real_crops_and_names_its_teacher(registry, digits, tmp_path, one_thread):
-    syn = api.distill(registry, "rded", digits, 2, preset="smoke", overrides={"factor": 2}, cache_dir=tmp_path,
-                      model="convnet_w32", progress=False)  # fmt: skip
+    syn = api.distill(
+        registry,
+        "rded",
+        digits,
+        2,
+        preset="smoke",
+        overrides={"factor": 2},
+        cache_dir=tmp_path,
+        model="convnet_w32",
+        progress=False,
+    )
     assert syn.images.shape == (20, *digits.train_x.shape[1:]) and syn.factor == 1  # stitched images are stored whole
     assert syn.metadata["teacher"]["recipe"]["model"] == "convnet_w32_bn"
     assert len(syn.metadata["source_train_indices"]) == 20 * 4

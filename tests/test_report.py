@@ -8,6 +8,7 @@ import math
 
 import pytest
 import torch
+from test_leaderboard import _PageChecker
 from torch import nn
 
 from dd_bench import api, tracking
@@ -15,8 +16,6 @@ from dd_bench.cli import main
 from dd_bench.results.report import row_name
 from dd_bench.testing import make_registry, one_error_line
 from dd_bench.training import class_accuracy
-
-from test_leaderboard import _PageChecker
 
 
 def test_class_accuracy_counts_each_class_and_marks_classes_without_images():
@@ -48,8 +47,27 @@ def reported(tmp_path_factory):
     for seed in (0, 1):
         api.distill(registry, "random", data, 1, seed=seed).save(tmp / f"seed{seed}.pt")
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    argv = ["report", str(tmp / "seed0.pt"), str(tmp / "seed1.pt"), "--models", "mlp,convnet", "--seeds", "2", "--epochs", "2",
-            "--no-dsa", "--full-epochs", "1", "--out", str(tmp / "out"), "--tracking-uri", uri, "--device", "cpu", "--quiet"]  # fmt: skip
+    argv = [
+        "report",
+        str(tmp / "seed0.pt"),
+        str(tmp / "seed1.pt"),
+        "--models",
+        "mlp,convnet",
+        "--seeds",
+        "2",
+        "--epochs",
+        "2",
+        "--no-dsa",
+        "--full-epochs",
+        "1",
+        "--out",
+        str(tmp / "out"),
+        "--tracking-uri",
+        uri,
+        "--device",
+        "cpu",
+        "--quiet",
+    ]
     assert main(argv) == 0
     return tmp, uri, argv
 
@@ -119,12 +137,26 @@ def test_the_report_is_tracked_and_a_second_report_reruns_nothing(reported, caps
 def test_bad_input_is_one_line_and_writes_nothing(capsys, tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a set")
     out = tmp_path / "out"
-    line = one_error_line(capsys, ["report", str(tmp_path / "junk.pt"), "--out", str(out), "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}"])
+    line = one_error_line(
+        capsys,
+        ["report", str(tmp_path / "junk.pt"), "--out", str(out), "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}"],
+    )
     assert "junk.pt" in line and not out.exists() and not (tmp_path / "m.db").exists()
     registry = make_registry()
     api.distill(registry, "random", api.load_data(registry, "toy"), 1).save(tmp_path / "s.pt")
-    line = one_error_line(capsys, ["report", str(tmp_path / "s.pt"), "--models", "nosuchnet", "--out", str(out),
-                                   "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}"])  # fmt: skip
+    line = one_error_line(
+        capsys,
+        [
+            "report",
+            str(tmp_path / "s.pt"),
+            "--models",
+            "nosuchnet",
+            "--out",
+            str(out),
+            "--tracking-uri",
+            f"sqlite:///{tmp_path / 'm.db'}",
+        ],
+    )
     assert "nosuchnet" in line and not out.exists()
     with pytest.raises(SystemExit) as exc:
         main(["report", str(tmp_path / "s.pt"), "--references", "median", "--out", str(out)])
@@ -138,11 +170,27 @@ def test_a_sets_method_brings_its_papers_figures_into_the_report(tmp_path):
     registry = make_registry()
     api.distill(registry, "random", api.load_data(registry, "toy"), 1).save(tmp_path / "s.pt")
     spec = registry.distiller("random")
-    object.__setattr__(spec, "reported", (R("toy", 1, "mlp", 99.0, 0.5, "Random et al., Table 1"),
-                                          R("toy", 1, "convnet", 50.0, 0.5, "Random et al., Table 2")))  # fmt: skip
+    object.__setattr__(
+        spec,
+        "reported",
+        (
+            R("toy", 1, "mlp", 99.0, 0.5, "Random et al., Table 1"),
+            R("toy", 1, "convnet", 50.0, 0.5, "Random et al., Table 2"),
+        ),
+    )
     try:
-        got, _ = report.make([tmp_path / "s.pt"], ["mlp"], [0], {"epochs": 1, "dsa": False}, tmp_path / "out", references=(),
-                             tracking_uri=f"sqlite:///{tmp_path / 'm.db'}", device="cpu", quiet=True, registry=registry)  # fmt: skip
+        got, _ = report.make(
+            [tmp_path / "s.pt"],
+            ["mlp"],
+            [0],
+            {"epochs": 1, "dsa": False},
+            tmp_path / "out",
+            references=(),
+            tracking_uri=f"sqlite:///{tmp_path / 'm.db'}",
+            device="cpu",
+            quiet=True,
+            registry=registry,
+        )
     finally:
         object.__setattr__(spec, "reported", ())
     md = (tmp_path / "out" / "report.md").read_text()
@@ -163,6 +211,28 @@ def test_a_suites_finished_reference_cells_serve_a_report_in_its_experiment(tmp_
     assert run_suite(suite, registry=registry, tracking_uri=uri, device="cpu", quiet=True).count("done") == 2
     api.distill(registry, "random", api.load_data(registry, "toy"), 1, seed=3).save(tmp_path / "s.pt")
     capsys.readouterr()
-    assert main(["report", str(tmp_path / "s.pt"), "--models", "mlp", "--seeds", "1", "--epochs", "1", "--no-dsa",
-                 "--experiment", "toy", "--tracking-uri", uri, "--out", str(tmp_path / "out"), "--device", "cpu"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "report",
+                str(tmp_path / "s.pt"),
+                "--models",
+                "mlp",
+                "--seeds",
+                "1",
+                "--epochs",
+                "1",
+                "--no-dsa",
+                "--experiment",
+                "toy",
+                "--tracking-uri",
+                uri,
+                "--out",
+                str(tmp_path / "out"),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     assert "1 done, 2 skipped" in capsys.readouterr().err  # only the set was evaluated

@@ -6,7 +6,6 @@ from __future__ import annotations
 import importlib
 
 import pytest
-
 from test_leaderboard import DOC, PROV, rec
 
 

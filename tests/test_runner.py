@@ -14,8 +14,9 @@ from dd_bench.suite import parse
 from dd_bench.synthetic import SyntheticSet
 from dd_bench.testing import make_registry, toy_suite_doc
 
-BASE = toy_suite_doc(name="unit-runner", methods={"random": {}, "full": {"seeds": [0]}}, seeds=[0, 1],
-                     eval={"epochs": 2, "dsa": False})  # fmt: skip
+BASE = toy_suite_doc(
+    name="unit-runner", methods={"random": {}, "full": {"seeds": [0]}}, seeds=[0, 1], eval={"epochs": 2, "dsa": False}
+)
 
 
 def suite_of(**changes):
@@ -44,15 +45,23 @@ class Counting:
         data = request.data
         idx = torch.cat([data.indices_of_class(c)[: request.ipc] for c in range(data.num_classes)])
         return SyntheticSet(
-            data.train_x[idx].clone(), data.train_y[idx].clone(), data.num_classes, data.name, "counting",
-            request.ipc, data.mean, data.std,
-        )  # fmt: skip
+            data.train_x[idx].clone(),
+            data.train_y[idx].clone(),
+            data.num_classes,
+            data.name,
+            "counting",
+            request.ipc,
+            data.mean,
+            data.std,
+        )
 
     def build(self, shape):
         self.builds += 1
         if self.builds == self.fail_build:
             raise RuntimeError("interrupted while evaluating")
-        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(shape.channels * shape.height * shape.width, shape.num_classes))
+        return torch.nn.Sequential(
+            torch.nn.Flatten(), torch.nn.Linear(shape.channels * shape.height * shape.width, shape.num_classes)
+        )
 
     @hookimpl
     def ddb_register_distillers(self):
@@ -76,14 +85,27 @@ def test_run_records_everything_and_a_rerun_skips_finished_cells(tmp_path):
     assert len(cells) == 3 and len(evals) == 3
     run = next(r for r in cells.values() if r.data.tags["ddb.method"] == "random")
     tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
-    for key in ("method", "dataset", "ipc", "seed", "plugin", "plugin_version", "git_sha", "device", "torch", "memory_kind"):
+    for key in (
+        "method",
+        "dataset",
+        "ipc",
+        "seed",
+        "plugin",
+        "plugin_version",
+        "git_sha",
+        "device",
+        "torch",
+        "memory_kind",
+    ):
         assert tags.get(f"ddb.{key}"), key
     assert tags["ddb.status"] == "done" and run.info.status == "FINISHED"
     assert params["dataset"] == "toy" and params["eval.epochs"] == "2" and "config_hash" in params
     for key in ("distill_seconds", "peak_memory_mb", "synthetic_bytes", "acc.mlp.mean"):
         assert key in metrics, key
     client = tracking.client(uri)
-    names = {f.path for f in client.list_artifacts(run.info.run_id)} | tracking.list_artifacts(client, run.info.run_id, "synthetic")
+    names = {f.path for f in client.list_artifacts(run.info.run_id)} | tracking.list_artifacts(
+        client, run.info.run_id, "synthetic"
+    )
     assert {"config.yaml", "synthetic/synthetic.pt", "synthetic/grid.png"} <= names
     child = next(e for e in evals if e.data.tags["mlflow.parentRunId"] == run.info.run_id)
     assert child.data.tags["ddb.eval_model"] == "mlp" and "test_acc_s0" in child.data.metrics
@@ -93,7 +115,9 @@ def test_run_records_everything_and_a_rerun_skips_finished_cells(tmp_path):
     assert len(cell_runs(uri, "unit-runner")[0]) == 3
 
     # a new eval architecture evaluates only that architecture, in the same cell runs
-    more = run_suite(suite_of(eval_models=["mlp", "convnet_w64"]), registry=make_registry(), tracking_uri=uri, quiet=True)
+    more = run_suite(
+        suite_of(eval_models=["mlp", "convnet_w64"]), registry=make_registry(), tracking_uri=uri, quiet=True
+    )
     assert [r.status for r in more.results] == ["done"] * 3
     cells2, evals2 = cell_runs(uri, "unit-runner")
     assert set(cells2) == set(cells) and len(evals2) == 6
@@ -128,9 +152,15 @@ def test_a_failing_cell_is_recorded_and_the_suite_goes_on_then_resume_reuses_fin
     assert plugin.distills == 3  # only seed 1 distilled again
     cells2, evals2 = cell_runs(uri, suite.name)
     assert set(cells2) == set(cells)  # same runs, resumed
-    seed0 = next(r for r in cells2.values() if r.data.tags["ddb.seed"] == "0" and r.data.tags["ddb.method"] == "counting")
+    seed0 = next(
+        r for r in cells2.values() if r.data.tags["ddb.seed"] == "0" and r.data.tags["ddb.method"] == "counting"
+    )
     assert seed0.data.tags["ddb.resumed_from"] == "failed" and seed0.data.tags["ddb.status"] == "done"
-    done_mlp = [e for e in evals2 if e.data.tags["mlflow.parentRunId"] == seed0.info.run_id and e.data.tags["ddb.eval_model"] == "mlp"]
+    done_mlp = [
+        e
+        for e in evals2
+        if e.data.tags["mlflow.parentRunId"] == seed0.info.run_id and e.data.tags["ddb.eval_model"] == "mlp"
+    ]
     assert len(done_mlp) == 1  # mlp was not evaluated twice
 
     # the leaderboard shows the failed seed as missing and never averages the finished one
@@ -144,7 +174,13 @@ def test_a_failing_cell_is_recorded_and_the_suite_goes_on_then_resume_reuses_fin
 
 def test_bad_executor_and_device_fail_before_work(tmp_path):
     with pytest.raises(Exception, match="executor"):
-        run_suite(suite_of(), registry=make_registry(), tracking_uri=f"sqlite:///{tmp_path}/m.db", executor="spark", quiet=True)
+        run_suite(
+            suite_of(),
+            registry=make_registry(),
+            tracking_uri=f"sqlite:///{tmp_path}/m.db",
+            executor="spark",
+            quiet=True,
+        )
     assert not (tmp_path / "m.db").exists()
 
 
@@ -153,8 +189,14 @@ def test_teacher_protocol_is_recorded_with_its_hard_row_and_storage(tmp_path):
     cell also reports the hard-label accuracy and what each protocol must store."""
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     ev = {"epochs": 2, "dsa": False, "labels": "teacher", "teacher_model": "mlp", "teacher_epochs": 2}
-    run = run_suite(suite_of(seeds=[0], eval=ev), registry=make_registry(), tracking_uri=uri, only=["method=random"],
-                    quiet=True, cache_dir=str(tmp_path / "cache"))  # fmt: skip
+    run = run_suite(
+        suite_of(seeds=[0], eval=ev),
+        registry=make_registry(),
+        tracking_uri=uri,
+        only=["method=random"],
+        quiet=True,
+        cache_dir=str(tmp_path / "cache"),
+    )
     assert [r.status for r in run.results] == ["done"]
     cells, evals = cell_runs(uri, "unit-runner")
     (cell,) = cells.values()
@@ -164,4 +206,6 @@ def test_teacher_protocol_is_recorded_with_its_hard_row_and_storage(tmp_path):
     m = child.data.metrics
     assert child.data.tags["ddb.labels"] == "teacher"
     assert "hard_test_acc_mean" in m and "test_acc_mean" in m
-    assert m["storage_bytes"] - m["hard_storage_bytes"] == cell.data.metrics["teacher_bytes"] - 4 * 8  # 4 classes x 1 image: int64 labels
+    assert (
+        m["storage_bytes"] - m["hard_storage_bytes"] == cell.data.metrics["teacher_bytes"] - 4 * 8
+    )  # 4 classes x 1 image: int64 labels

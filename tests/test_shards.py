@@ -20,8 +20,19 @@ SHARDED = {
 
 
 def _distill(registry, digits, method, tmp_path, count, ipc=3, **kw):
-    return api.distill(registry, method, digits, ipc, seed=4, preset="smoke", overrides=SHARDED[method],
-                       cache_dir=tmp_path, progress=False, shards=count, **kw)  # fmt: skip
+    return api.distill(
+        registry,
+        method,
+        digits,
+        ipc,
+        seed=4,
+        preset="smoke",
+        overrides=SHARDED[method],
+        cache_dir=tmp_path,
+        progress=False,
+        shards=count,
+        **kw,
+    )
 
 
 def _same(a: SyntheticSet, b: SyntheticSet) -> None:
@@ -49,22 +60,45 @@ def test_shards_merge_into_the_unsharded_set(registry, digits, method, tmp_path,
     for key, value in whole.metadata.items():  # per-unit lists in unit order, aggregates over all units
         if key.endswith("seconds") or key in ("teacher_seconds", "expert_dir", "ae_path"):
             continue
-        assert parts.metadata[key] == pytest.approx(value) if isinstance(value, float) else parts.metadata[key] == value, key
+        assert (
+            parts.metadata[key] == pytest.approx(value) if isinstance(value, float) else parts.metadata[key] == value
+        ), key
 
 
 def _request(registry, digits, method, tmp_path):
     from dd_bench.specs import DistillRequest
 
     spec = registry.distiller(method)
-    return DistillRequest(data=digits, ipc=3, seed=4, config=api.resolve_config(registry, spec, "smoke", SHARDED[method]),
-                          device=torch.device("cpu"), model="convnet", build_model=lambda s: None, cache_dir=tmp_path)  # fmt: skip
+    return DistillRequest(
+        data=digits,
+        ipc=3,
+        seed=4,
+        config=api.resolve_config(registry, spec, "smoke", SHARDED[method]),
+        device=torch.device("cpu"),
+        model="convnet",
+        build_model=lambda s: None,
+        cache_dir=tmp_path,
+    )
 
 
 def test_sre2l_shards_keep_its_batch_composition(registry, digits, tmp_path, one_thread):
     """group=2 at IPC 5: 3 recovery batches (2, 2, 1 slots of every class); 2 shards split them 2 + 1."""
     kw = {"iterations": 3, "group": 2}
-    run = lambda n: api.distill(registry, "sre2l", digits, 5, seed=1, preset="smoke", overrides=kw, cache_dir=tmp_path,  # noqa: E731
-                                progress=False, shards=n)  # fmt: skip
+
+    def run(n):
+        return api.distill(
+            registry,
+            "sre2l",
+            digits,
+            5,
+            seed=1,
+            preset="smoke",
+            overrides=kw,
+            cache_dir=tmp_path,
+            progress=False,
+            shards=n,
+        )
+
     whole, parts = run(1), run(2)
     _same(whole, parts)
     assert len(parts.metadata["final_ce"]) == 3 and parts.metadata["shards"]["units"] == [[0, 2], [2, 3]]
@@ -77,7 +111,10 @@ def test_a_units_draws_do_not_depend_on_the_shards(registry, digits, tmp_path):
     whole = _distill(registry, digits, "random", tmp_path, 1)
     request = _request(registry, digits, "random", tmp_path)
     assert request.unit_generator(3).initial_seed() != request.unit_generator(4).initial_seed()
-    assert request.unit_generator(3).initial_seed() == _request(registry, digits, "random", tmp_path).unit_generator(3).initial_seed()
+    assert (
+        request.unit_generator(3).initial_seed()
+        == _request(registry, digits, "random", tmp_path).unit_generator(3).initial_seed()
+    )
     # class 5's images from a shard that starts at class 5 are whole's class-5 images
     spec = registry.distiller("random")
     alone = shards.run_shard(spec, request, range(5, 6))
@@ -110,7 +147,10 @@ def test_a_failed_shard_is_the_only_one_run_again(registry, digits, tmp_path):
 def test_shards_refused_in_one_line(registry, digits, tmp_path):
     with pytest.raises(ConfigError, match=r"shards=2 is not allowed for mtt: its classes are not declared independent"):
         api.distill(registry, "mtt", digits, 1, preset="smoke", cache_dir=tmp_path, progress=False, shards=2)
-    with pytest.raises(ConfigError, match=r"shards=11 is not allowed for random on digits at ipc=3: it has 10 independent units; use 1 <= shards <= 10"):
+    with pytest.raises(
+        ConfigError,
+        match=r"shards=11 is not allowed for random on digits at ipc=3: it has 10 independent units; use 1 <= shards <= 10",
+    ):
         _distill(registry, digits, "random", tmp_path, 11)
     with pytest.raises(ConfigError, match=r"shards=0 is not allowed: use an integer >= 1"):
         _distill(registry, digits, "random", tmp_path, 0)

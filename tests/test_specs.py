@@ -29,7 +29,9 @@ def test_resolve_config_layers_defaults_preset_and_overrides():
     s = spec()
     assert s.resolve_config() == Cfg()
     assert s.resolve_config("smoke").iterations == 1
-    cfg = s.resolve_config("smoke", {"iterations": "5", "lr": "1e-3", "zca": "true", "init": "noise", "max_start": "none"})
+    cfg = s.resolve_config(
+        "smoke", {"iterations": "5", "lr": "1e-3", "zca": "true", "init": "noise", "max_start": "none"}
+    )
     assert cfg == Cfg(iterations=5, lr=1e-3, zca=True, init="noise", max_start=None)
     assert s.resolve_config(overrides={"max_start": "7"}).max_start == 7
 
@@ -94,8 +96,12 @@ def test_integer_fields_refuse_bools_floats_and_small_values_in_one_line():
     from dd_bench_rded import RDEDConfig
     from dd_bench_sre2l import SRe2LConfig
 
-    for config, field, bad in ((RDEDConfig, "crops", True), (RDEDConfig, "factor", 0), (SRe2LConfig, "group", 2.0),
-                               (SRe2LConfig, "jitter", -1)):
+    for config, field, bad in (
+        (RDEDConfig, "crops", True),
+        (RDEDConfig, "factor", 0),
+        (SRe2LConfig, "group", 2.0),
+        (SRe2LConfig, "jitter", -1),
+    ):
         low = 0 if field == "jitter" else 1
         with pytest.raises(ConfigError, match=rf"^{field}={bad!r} is not allowed: use an integer >= {low}$"):
             config(**{field: bad})

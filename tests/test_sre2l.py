@@ -6,12 +6,12 @@ import dataclasses
 
 import pytest
 import torch
+from dd_bench_sre2l import BNStatistics, SRe2LConfig, recover
 from torch import nn
 
 from dd_bench import api
 from dd_bench.errors import ConfigError
 from dd_bench.teachers import TeacherRecipe, resolve_teacher
-from dd_bench_sre2l import BNStatistics, SRe2LConfig, recover
 
 CPU = torch.device("cpu")
 
@@ -60,8 +60,12 @@ def test_bn_statistics_loss_is_active_in_recovery(toy, toy_teacher, one_thread):
     init = torch.randn(8, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     lo, hi = torch.full((1, 1, 1, 1), -5.0), torch.full((1, 1, 1, 1), 5.0)
     base = SRe2LConfig(iterations=60, lr=0.1, crop_min=1.0, flip=False)
-    with_bn, _ = recover(toy_teacher.model, init, targets, dataclasses.replace(base, r_bn=1.0), torch.Generator().manual_seed(1), lo, hi)
-    without, _ = recover(toy_teacher.model, init, targets, dataclasses.replace(base, r_bn=0.0), torch.Generator().manual_seed(1), lo, hi)
+    with_bn, _ = recover(
+        toy_teacher.model, init, targets, dataclasses.replace(base, r_bn=1.0), torch.Generator().manual_seed(1), lo, hi
+    )
+    without, _ = recover(
+        toy_teacher.model, init, targets, dataclasses.replace(base, r_bn=0.0), torch.Generator().manual_seed(1), lo, hi
+    )
     assert _bn_distance(toy_teacher.model, with_bn) < 0.7 * _bn_distance(toy_teacher.model, without)
     assert (toy_teacher.model(with_bn).argmax(1) == targets).float().mean() >= 0.75  # and the CE term still works
 
@@ -69,8 +73,15 @@ def test_bn_statistics_loss_is_active_in_recovery(toy, toy_teacher, one_thread):
 def test_a_teacher_without_batch_norm_is_refused(toy):
     mlp = nn.Sequential(nn.Flatten(), nn.Linear(64, 4))
     with pytest.raises(ConfigError, match="no batch-norm layers"):
-        recover(mlp, torch.zeros(4, 1, 8, 8), torch.arange(4), SRe2LConfig(iterations=1), torch.Generator(),
-                torch.tensor(-1.0), torch.tensor(1.0))  # fmt: skip
+        recover(
+            mlp,
+            torch.zeros(4, 1, 8, 8),
+            torch.arange(4),
+            SRe2LConfig(iterations=1),
+            torch.Generator(),
+            torch.tensor(-1.0),
+            torch.tensor(1.0),
+        )
 
 
 def test_sre2l_set_names_its_teacher_and_is_seeded(registry, digits, tmp_path, one_thread):

@@ -7,22 +7,23 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from dd_bench_datasets.folder import load_image_folder
 
 from dd_bench import api
 from dd_bench.conformance import dataset_checks
 from dd_bench.evaluate import EvalConfig, evaluate
-from dd_bench.specs import DatasetSpec, DataRequest, RealData
+from dd_bench.specs import DataRequest, DatasetSpec, RealData
 from dd_bench.streaming import StreamedImages, batches, materialize, normalise
 from dd_bench.testing import make_registry, write_image_folder
-from dd_bench_datasets.folder import load_image_folder
 
 CLASSES = ("ant", "bee", "cat", "dog")
 
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
-    return write_image_folder(tmp_path_factory.mktemp("streamed") / "data", classes=CLASSES, per_class=12,
-                              val_per_class=4, size=(10, 10))
+    return write_image_folder(
+        tmp_path_factory.mktemp("streamed") / "data", classes=CLASSES, per_class=12, val_per_class=4, size=(10, 10)
+    )
 
 
 @pytest.fixture
@@ -59,7 +60,9 @@ def test_batches_are_the_same_with_any_number_of_workers_and_per_sample_transfor
     assert torch.equal(torch.cat(in_memory), x[:][order]) and [len(b) for b in in_memory] == [8, 8, 8, 8, 5]
     for workers in (0, 2):
         assert torch.equal(torch.cat(list(batches(x, order, 8, workers=workers))), x[:][order])
-    a, b, c = (torch.cat(list(batches(x, order, 8, transform=jitter, seed=s, workers=w))) for s, w in ((3, 0), (3, 2), (4, 0)))
+    a, b, c = (
+        torch.cat(list(batches(x, order, 8, transform=jitter, seed=s, workers=w))) for s, w in ((3, 0), (3, 2), (4, 0))
+    )
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert torch.equal(torch.cat(list(batches(x[:], order, 8, transform=jitter, seed=3))), a), "the same for a tensor"
 
@@ -110,8 +113,13 @@ def test_evaluation_and_teacher_training_give_the_same_accuracy_from_either_form
 
 
 def test_check_plugin_checks_a_streamed_dataset(folder):
-    spec = DatasetSpec(name="streamed_folder", load=lambda request: _renamed(load_image_folder(
-        DataRequest(root=folder, seed=request.seed, val_fraction=request.val_fraction)), "streamed_folder"))
+    spec = DatasetSpec(
+        name="streamed_folder",
+        load=lambda request: _renamed(
+            load_image_folder(DataRequest(root=folder, seed=request.seed, val_fraction=request.val_fraction)),
+            "streamed_folder",
+        ),
+    )
     results = dataset_checks(spec)
     failed = {r.check: r.reason for r in results if r.status != "pass"}
     assert not failed, failed

@@ -18,8 +18,14 @@ from dd_bench.testing import make_registry, toy_suite_doc
 
 ROOT = Path(__file__).resolve().parent.parent
 
-GOOD = toy_suite_doc(name="unit", ipcs=[1, 2], methods={"random": {}, "full": {"eval": {"epochs": 1}, "seeds": [0]}},
-                     seeds=[0, 1], eval_seeds=2, eval={"epochs": 2, "dsa": False})  # fmt: skip
+GOOD = toy_suite_doc(
+    name="unit",
+    ipcs=[1, 2],
+    methods={"random": {}, "full": {"eval": {"epochs": 1}, "seeds": [0]}},
+    seeds=[0, 1],
+    eval_seeds=2,
+    eval={"epochs": 2, "dsa": False},
+)
 
 
 @dataclass(frozen=True)
@@ -30,7 +36,9 @@ class KnobConfig:
 class KnobPlugin:
     @hookimpl
     def ddb_register_distillers(self):
-        return [DistillerSpec(name="knob", config_cls=KnobConfig, distill=lambda r: None, presets={"smoke": {"steps": 1}})]
+        return [
+            DistillerSpec(name="knob", config_cls=KnobConfig, distill=lambda r: None, presets={"smoke": {"steps": 1}})
+        ]
 
 
 def write(tmp_path: Path, doc: dict, name: str = "s.yaml") -> Path:
@@ -52,9 +60,7 @@ def test_a_good_suite_plans_one_cell_per_method_dataset_ipc_seed_and_full_ignore
     suite = validate(load_suite(write(tmp_path, GOOD)), reg)
     cells = plan(suite, reg)
     keys = sorted(c.key for c in cells)
-    assert keys == sorted(
-        ["full/toy/ipcall/seed0"] + [f"random/toy/ipc{i}/seed{s}" for i in (1, 2) for s in (0, 1)]
-    )
+    assert keys == sorted(["full/toy/ipcall/seed0"] + [f"random/toy/ipc{i}/seed{s}" for i in (1, 2) for s in (0, 1)])
     full = next(c for c in cells if c.method == "full")
     assert full.ipc is None and full.role == "full" and full.eval["epochs"] == 1
     assert all(c.eval_seeds == (0, 1) for c in cells)
@@ -103,15 +109,19 @@ def test_config_hash_follows_the_resolved_config(tmp_path):
     assert a == b and len(set(a.values())) == len(a)
     doc["methods"] = {"knob": {"overrides": {"steps": 2}}, "random": {}, "full": {}}
     c = {c.key: c.config_hash for c in plan(validate(load_suite(write(tmp_path, doc)), reg), reg)}
-    assert c["knob/toy/ipc1/seed0"] != a["knob/toy/ipc1/seed0"] and c["random/toy/ipc1/seed0"] == a["random/toy/ipc1/seed0"]
+    assert (
+        c["knob/toy/ipc1/seed0"] != a["knob/toy/ipc1/seed0"]
+        and c["random/toy/ipc1/seed0"] == a["random/toy/ipc1/seed0"]
+    )
 
 
 def test_only_filters_cells_and_rejects_unknown_values(tmp_path):
     reg = make_registry()
     cells = plan(validate(load_suite(write(tmp_path, GOOD)), reg), reg)
     assert {c.key for c in select(cells, parse_only(["method=random", "ipc=2"]))} == {
-        "random/toy/ipc2/seed0", "random/toy/ipc2/seed1"
-    }  # fmt: skip
+        "random/toy/ipc2/seed0",
+        "random/toy/ipc2/seed1",
+    }
     with pytest.raises(Exception, match="matches no cell"):
         select(cells, parse_only(["method=nope"]))
     with pytest.raises(Exception, match="KEY"):
@@ -130,22 +140,30 @@ def test_not_a_mapping_and_bad_yaml_are_clear(tmp_path):
 def test_cli_rejects_a_bad_suite_with_one_line_and_does_no_work(tmp_path):
     path = write(tmp_path, dict(GOOD, datasets=["nope"]))
     proc = subprocess.run(
-        [sys.executable, "-m", "dd_bench.cli", "run", str(path), "--quiet"], cwd=tmp_path, capture_output=True, text=True
+        [sys.executable, "-m", "dd_bench.cli", "run", str(path), "--quiet"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 2
-    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "unknown dataset 'nope'" in lines[0], proc.stderr
     assert not (tmp_path / "mlflow.db").exists()
 
 
-@pytest.mark.parametrize("name,datasets,ipcs,methods", [
-    ("imagenette-gpu", ["imagenette"], ["1", "10", "50", "all"], {"random", "full", "sre2l", "rded", "d4m", "oq"}),
-    ("imagewoof-gpu", ["imagewoof"], ["1", "10", "50", "all"], {"random", "full", "sre2l", "rded", "d4m", "oq"}),
-    ("imagenet1k-gpu", ["imagenet1k"], ["10", "50"], {"random", "sre2l", "rded", "d4m", "oq"}),
-])
-def test_the_imagenet_gpu_suites_plan_under_the_decoupled_recipe_without_data(name, datasets, ipcs, methods, capsys, tmp_path):
-    from dd_bench.cli import main
+@pytest.mark.parametrize(
+    "name,datasets,ipcs,methods",
+    [
+        ("imagenette-gpu", ["imagenette"], ["1", "10", "50", "all"], {"random", "full", "sre2l", "rded", "d4m", "oq"}),
+        ("imagewoof-gpu", ["imagewoof"], ["1", "10", "50", "all"], {"random", "full", "sre2l", "rded", "d4m", "oq"}),
+        ("imagenet1k-gpu", ["imagenet1k"], ["10", "50"], {"random", "sre2l", "rded", "d4m", "oq"}),
+    ],
+)
+def test_the_imagenet_gpu_suites_plan_under_the_decoupled_recipe_without_data(
+    name, datasets, ipcs, methods, capsys, tmp_path
+):
     from dd_bench.cells import plan
+    from dd_bench.cli import main
 
     assert main(["run", name, "--plan", "--device", "cuda", "--data-root", str(tmp_path)]) == 0
     out, err = capsys.readouterr()
@@ -157,7 +175,9 @@ def test_the_imagenet_gpu_suites_plan_under_the_decoupled_recipe_without_data(na
     assert {c.method for c in cells} == methods and sorted({c.ipc_label for c in cells}) == sorted(ipcs)
     assert {c.dataset for c in cells} == set(datasets)
     assert all(c.eval["recipe"] == "decoupled" and c.eval["labels"] == "teacher" for c in cells)
-    assert all(c.eval_models == ("tv:resnet18", "tv:resnet50", "tv:mobilenet_v2", "timm:efficientnet_b0") for c in cells)
+    assert all(
+        c.eval_models == ("tv:resnet18", "tv:resnet50", "tv:mobilenet_v2", "timm:efficientnet_b0") for c in cells
+    )
     teacher = (suite.eval["teacher_model"], suite.eval["teacher_epochs"])
     for c in cells:
         if c.method in ("sre2l", "rded"):  # the sets' teacher is the relabelling one, or evaluation refuses them
@@ -172,10 +192,14 @@ def test_shards_apply_to_methods_that_declare_them_and_leave_the_hash_alone(tmp_
     before = {c.key: c.config_hash for c in plan(validate(load_suite(write(tmp_path, doc)), reg), reg)}
     cells = plan(validate(load_suite(write(tmp_path, dict(doc, shards=2))), reg), reg)
     assert {c.key: c.shards for c in cells if c.ipc == 1 and c.seed == 0} == {
-        "knob/toy/ipc1/seed0": 1, "random/toy/ipc1/seed0": 2}  # knob and full do not declare shards
+        "knob/toy/ipc1/seed0": 1,
+        "random/toy/ipc1/seed0": 2,
+    }  # knob and full do not declare shards
     assert {c.key: c.config_hash for c in cells} == before
     per_method = dict(doc, methods={"knob": {}, "random": {"shards": 3}, "full": {}})
-    assert {c.shards for c in plan(validate(load_suite(write(tmp_path, per_method)), reg), reg) if c.method == "random"} == {3}
+    assert {
+        c.shards for c in plan(validate(load_suite(write(tmp_path, per_method)), reg), reg) if c.method == "random"
+    } == {3}
 
 
 def test_shards_on_a_method_that_does_not_declare_them_are_refused(tmp_path):

@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from dd_bench import api
+from dd_bench.cells import hashed_eval
 from dd_bench.errors import ConfigError, DataError
 from dd_bench.evaluate import EvalConfig, eval_splits, evaluate, evaluate_model
-from dd_bench.cells import hashed_eval
 from dd_bench.runner import protocol_bytes
 from dd_bench.runtime import seeded_build
 from dd_bench.synthetic import SyntheticSet
@@ -24,8 +24,17 @@ RECIPE = TeacherRecipe(model="convnet_w32_bn", epochs=3, lr=0.05, batch_size=32,
 
 def _set(data, labels=None, metadata=None):
     idx = torch.cat([data.indices_of_class(c)[:2] for c in range(data.num_classes)])
-    return SyntheticSet(data.train_x[idx].clone(), data.train_y[idx].clone() if labels is None else labels, data.num_classes,
-                        data.name, "toyset", 2, data.mean, data.std, metadata=metadata or {})  # fmt: skip
+    return SyntheticSet(
+        data.train_x[idx].clone(),
+        data.train_y[idx].clone() if labels is None else labels,
+        data.num_classes,
+        data.name,
+        "toyset",
+        2,
+        data.mean,
+        data.std,
+        metadata=metadata or {},
+    )
 
 
 def test_teacher_is_cached_keyed_and_records_val_acc(registry, toy, tmp_path, one_thread):
@@ -87,8 +96,16 @@ def test_teacher_labels_each_augmented_batch(toy, one_thread):
         return x + torch.randn(x.shape, generator=g)
 
     x, y = toy.train_x[:40], toy.train_y[:40]
-    train_classifier(Recorder(), x, y, TrainRecipe(epochs=2, batch_size=16), torch.Generator().manual_seed(0),
-                     augment=augment, teacher=teacher, temperature=2.0)  # fmt: skip
+    train_classifier(
+        Recorder(),
+        x,
+        y,
+        TrainRecipe(epochs=2, batch_size=16),
+        torch.Generator().manual_seed(0),
+        augment=augment,
+        teacher=teacher,
+        temperature=2.0,
+    )
     assert len(seen_teacher) == len(seen_student) == 6
     for a, b in zip(seen_teacher, seen_student):
         assert torch.equal(a, b)
@@ -105,10 +122,20 @@ def test_batched_falls_back_to_sequential_for_the_teacher(registry, toy, one_thr
     def nets():
         return [seeded_build(lambda: spec.build(toy.shape), s, CPU) for s in (0, 1)]
 
-    batched = train_classifiers(nets(), x, y, recipe, [torch.Generator().manual_seed(s) for s in (0, 1)],
-                                batched=True, teacher=label, temperature=4.0)  # fmt: skip
-    sequential = [train_classifier(m, x, y, recipe, torch.Generator().manual_seed(s), teacher=label, temperature=4.0)
-                  for m, s in zip(nets(), (0, 1))]  # fmt: skip
+    batched = train_classifiers(
+        nets(),
+        x,
+        y,
+        recipe,
+        [torch.Generator().manual_seed(s) for s in (0, 1)],
+        batched=True,
+        teacher=label,
+        temperature=4.0,
+    )
+    sequential = [
+        train_classifier(m, x, y, recipe, torch.Generator().manual_seed(s), teacher=label, temperature=4.0)
+        for m, s in zip(nets(), (0, 1))
+    ]
     hard = train_classifiers(nets(), x, y, recipe, [torch.Generator().manual_seed(s) for s in (0, 1)], batched=True)
     for a, b, h in zip(batched, sequential, hard):
         pa, pb, ph = (torch.cat([p.flatten() for p in m.parameters()]) for m in (a, b, h))
@@ -126,7 +153,9 @@ def test_label_protocols_differ_and_hard_uses_argmax(registry, toy, tmp_path, on
     hard_copy = evaluate_model(dataclasses.replace(soft, labels=soft.hard_labels()), toy, spec, [0], cfg, CPU, splits)
     assert as_hard == hard_copy
     teacher = resolve_teacher(registry, toy, RECIPE, tmp_path, CPU, progress=False)
-    with_teacher = evaluate_model(syn, toy, spec, [0], dataclasses.replace(cfg, labels="teacher"), CPU, splits, teacher=teacher)
+    with_teacher = evaluate_model(
+        syn, toy, spec, [0], dataclasses.replace(cfg, labels="teacher"), CPU, splits, teacher=teacher
+    )
     assert with_teacher != evaluate_model(syn, toy, spec, [0], cfg, CPU, splits)
 
 
@@ -159,14 +188,39 @@ def test_cli_missing_teacher_exits_2_with_one_line(toy, tmp_path, capsys, monkey
 
     path = _set(toy).save(tmp_path / "s.pt")
     monkeypatch.setenv("DD_BENCH_CACHE", str(tmp_path / "cache"))
-    code = main(["evaluate", str(path), "--models", "mlp", "--seeds", "1", "--epochs", "1", "--labels", "teacher", "--device", "cpu"])
+    code = main(
+        [
+            "evaluate",
+            str(path),
+            "--models",
+            "mlp",
+            "--seeds",
+            "1",
+            "--epochs",
+            "1",
+            "--labels",
+            "teacher",
+            "--device",
+            "cpu",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "needs a teacher" in err[0]
 
 
 def test_protocol_is_out_of_old_cell_hashes_and_storage_counts_it(toy, registry, tmp_path, one_thread):
-    later = ("labels", "temperature", "teacher_model", "teacher_epochs", "teacher_lr",
-             "recipe", "optimizer", "schedule", "crop_flip", "test_crop_pct")
+    later = (
+        "labels",
+        "temperature",
+        "teacher_model",
+        "teacher_epochs",
+        "teacher_lr",
+        "recipe",
+        "optimizer",
+        "schedule",
+        "crop_flip",
+        "test_crop_pct",
+    )
     old = {k: v for k, v in dataclasses.asdict(EvalConfig()).items() if k not in later}
     assert hashed_eval(dataclasses.asdict(EvalConfig())) == old
     assert hashed_eval(dataclasses.asdict(EvalConfig(labels="teacher")))["labels"] == "teacher"

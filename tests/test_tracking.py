@@ -27,7 +27,10 @@ def test_default_uri_is_the_sqlite_file_in_the_working_directory(tmp_path, monke
     assert tracking.normalise_uri(None) == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
     assert tracking.normalise_uri("sqlite:///sub/x.db") == f"sqlite:///{tmp_path.resolve()}/sub/x.db"
     assert tracking.normalise_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
-    assert tracking.artifact_location(tracking.normalise_uri(None), "s") == (tmp_path / "mlartifacts" / "s").resolve().as_uri()
+    assert (
+        tracking.artifact_location(tracking.normalise_uri(None), "s")
+        == (tmp_path / "mlartifacts" / "s").resolve().as_uri()
+    )
     with pytest.raises(Exception, match="tracking URI"):
         tracking.normalise_uri("mlflow.db")
 
@@ -42,10 +45,23 @@ def _free_port() -> int:
 def mlflow_server(tmp_path):
     port = _free_port()
     mlflow_bin = Path(sys.executable).with_name("mlflow")
-    cmd = [str(mlflow_bin) if mlflow_bin.exists() else "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-           "--backend-store-uri", f"sqlite:///{tmp_path}/server.db", "--artifacts-destination", str(tmp_path / "server-artifacts"),
-           "--workers", "1"]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    cmd = [
+        str(mlflow_bin) if mlflow_bin.exists() else "mlflow",
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--backend-store-uri",
+        f"sqlite:///{tmp_path}/server.db",
+        "--artifacts-destination",
+        str(tmp_path / "server-artifacts"),
+        "--workers",
+        "1",
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 90
@@ -69,7 +85,9 @@ def mlflow_server(tmp_path):
             proc.wait()
 
 
-def test_a_suite_tracks_into_a_real_mlflow_server_and_the_leaderboard_reads_it_back(mlflow_server, tmp_path, monkeypatch):
+def test_a_suite_tracks_into_a_real_mlflow_server_and_the_leaderboard_reads_it_back(
+    mlflow_server, tmp_path, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
     suite, errors = parse(SUITE)
     assert not errors

@@ -140,7 +140,8 @@ def test_cuda_fit_and_transform_agree_with_cpu(fitted):
 
 def test_fitted_once_per_dataset_in_a_process_and_across_processes(registry, digits, tmp_path, monkeypatch):
     """The engine, the evaluation and the buffer command share one fit per dataset."""
-    from dd_bench import api, zca as zca_module
+    from dd_bench import api
+    from dd_bench import zca as zca_module
     from dd_bench.evaluate import eval_splits
 
     fits = []
@@ -154,7 +155,16 @@ def test_fitted_once_per_dataset_in_a_process_and_across_processes(registry, dig
     assert len(fits) == 1 and torch.equal(again.transform_matrix, first.transform_matrix)
 
     zca_module._FITTED.clear()
-    syn = api.distill(registry, "mtt", digits, ipc=1, preset="smoke", overrides={"zca": True},
-                      model="convnet_w32", cache_dir=tmp_path / "other", progress=False)
+    syn = api.distill(
+        registry,
+        "mtt",
+        digits,
+        ipc=1,
+        preset="smoke",
+        overrides={"zca": True},
+        model="convnet_w32",
+        cache_dir=tmp_path / "other",
+        progress=False,
+    )
     eval_splits(syn, digits)
     assert len(fits) == 2  # one more: the distillation's; the evaluation reused it

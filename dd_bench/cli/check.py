@@ -14,11 +14,19 @@ from ..errors import UnknownNameError
 
 def add_commands(sub: Any) -> None:
     p = sub.add_parser("check-plugin", help="check that plugins keep dd-bench's contract (exit 1 on any failure)")
-    p.add_argument("names", nargs="*", metavar="DISTRIBUTION_OR_PLUGIN",
-                   help="distributions or plugins to check (default: every loaded plugin)")
+    p.add_argument(
+        "names",
+        nargs="*",
+        metavar="DISTRIBUTION_OR_PLUGIN",
+        help="distributions or plugins to check (default: every loaded plugin)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--time-limit", type=_seconds, metavar="SECONDS",
-                   help="the most one smoke run of a distiller may take (default 60)")
+    p.add_argument(
+        "--time-limit",
+        type=_seconds,
+        metavar="SECONDS",
+        help="the most one smoke run of a distiller may take (default 60)",
+    )
     p.set_defaults(func=cmd_check_plugin)
 
 

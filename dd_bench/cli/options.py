@@ -100,18 +100,24 @@ def references(text: str) -> list[str]:
 
 def device_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (default: the first CUDA GPU, else cpu), cpu, cuda, cuda:N")
-    p.add_argument("--deterministic", action="store_true",
-                   help="deterministic GPU kernels (slower): a GPU run is then a function of its seed, as a CPU run always is")
+    p.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="deterministic GPU kernels (slower): a GPU run is then a function of its seed, as a CPU run always is",
+    )
 
 
 def data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", type=Path, help="folder holding the dataset files")
     p.add_argument("--download", action="store_true", help="let torchvision download missing datasets")
-    p.add_argument("--resolution", type=int_from(1), metavar="N",
-                   help="resize and centre-crop to N x N (datasets read from image files, e.g. image_folder;"
-                        " evaluate: default the set's)")
+    p.add_argument(
+        "--resolution",
+        type=int_from(1),
+        metavar="N",
+        help="resize and centre-crop to N x N (datasets read from image files, e.g. image_folder;"
+        " evaluate: default the set's)",
+    )
     device_options(p)
-
 
 
 def resolve_device(args: argparse.Namespace):
@@ -127,18 +133,26 @@ def progress(total: int, desc: str, shown: bool = True):
 
 def eval_options(p: argparse.ArgumentParser) -> None:
     """The evaluation protocol's options (``evaluate``, ``report``)."""
-    p.add_argument("--seeds", type=seeds, default=[0, 1, 2], help="evaluation networks: a count (3 = seeds 0,1,2) or a list 0,4,7")
-    p.add_argument("--recipe", choices=["classic", "decoupled"],
-                   help="named evaluation recipe the other options override: classic (SGD, step decay, DSA; default) or"
-                        " decoupled (SRe2L/RDED: AdamW, cosine, 300 epochs, crop+flip, teacher labels at T=20, 0.875 test crop)")
+    p.add_argument(
+        "--seeds", type=seeds, default=[0, 1, 2], help="evaluation networks: a count (3 = seeds 0,1,2) or a list 0,4,7"
+    )
+    p.add_argument(
+        "--recipe",
+        choices=["classic", "decoupled"],
+        help="named evaluation recipe the other options override: classic (SGD, step decay, DSA; default) or"
+        " decoupled (SRe2L/RDED: AdamW, cosine, 300 epochs, crop+flip, teacher labels at T=20, 0.875 test crop)",
+    )
     p.add_argument("--epochs", type=int_from(1), help="training epochs (default 1000)")
     p.add_argument("--lr", type=positive_float, help="learning rate (default: the set's learned lr, else 0.01)")
     p.add_argument("--batch-size", type=int_from(1), help="minibatch size (default 256)")
     p.add_argument("--no-dsa", action="store_true", help="train without DSA augmentation")
     p.add_argument("--no-weights", action="store_true", help="ignore the set's per-sample weights")
-    p.add_argument("--labels", choices=["hard", "set", "teacher"],
-                   help="label protocol: hard (class indices), set (the set's labels; default), teacher (the teacher's"
-                        " softened outputs on every augmented batch, KL at --temperature)")
+    p.add_argument(
+        "--labels",
+        choices=["hard", "set", "teacher"],
+        help="label protocol: hard (class indices), set (the set's labels; default), teacher (the teacher's"
+        " softened outputs on every augmented batch, KL at --temperature)",
+    )
     p.add_argument("--temperature", type=positive_float, help="temperature of the teacher protocol (default 4)")
     p.add_argument("--teacher-model", help="labels=teacher: teacher architecture for a set that names no teacher")
     p.add_argument("--teacher-epochs", type=int_from(1), help="epochs of that teacher (default 30)")
@@ -154,7 +168,10 @@ def eval_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "batch_size": args.batch_size,
         "dsa": False if args.no_dsa else None,
         "use_weights": False if args.no_weights else None,
-        **{k: getattr(args, k, None) for k in ("labels", "temperature", "teacher_model", "teacher_epochs", "teacher_lr")},
+        **{
+            k: getattr(args, k, None)
+            for k in ("labels", "temperature", "teacher_model", "teacher_epochs", "teacher_lr")
+        },
     }
     return {k: v for k, v in values.items() if v is not None}
 

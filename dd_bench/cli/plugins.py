@@ -23,8 +23,17 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         from .. import __version__
         from ..interchange import HOST_FORMATS
 
-        return [{"name": spec.name, "plugin": "host", "module": "dd_bench.interchange", "distribution": "dd-bench",
-                 "version": __version__, "description": spec.description} for spec in HOST_FORMATS.values()]
+        return [
+            {
+                "name": spec.name,
+                "plugin": "host",
+                "module": "dd_bench.interchange",
+                "distribution": "dd-bench",
+                "version": __version__,
+                "description": spec.description,
+            }
+            for spec in HOST_FORMATS.values()
+        ]
 
     def rows(table: dict[str, Any], with_presets: bool = False) -> list[dict[str, Any]]:
         out = []
@@ -68,4 +77,3 @@ def add_commands(sub: Any) -> None:
     p = sub.add_parser("plugins", help="list datasets, models and distillers with their plugins")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_plugins)
-

@@ -23,12 +23,17 @@ def cmd_distill(args: argparse.Namespace) -> int:
     from ..shards import check_count
 
     registry = load_registry()
-    api.resolve_config(registry, args.method, args.preset, dict(args.set or []))  # typos and bad values fail before any data loads
+    api.resolve_config(
+        registry, args.method, args.preset, dict(args.set or [])
+    )  # typos and bad values fail before any data loads
     check_count(registry.distiller(args.method), args.shards)
     device = resolve_device(args)
     data = api.load_data(registry, args.dataset, args.data_root, args.download, args.resolution)
     shards = f", {args.shards} shards in turn" if args.shards > 1 else ""
-    print(f"distilling {args.method} on {args.dataset} at ipc {args.ipc} (seed {args.seed}, {device}{shards})", file=sys.stderr)
+    print(
+        f"distilling {args.method} on {args.dataset} at ipc {args.ipc} (seed {args.seed}, {device}{shards})",
+        file=sys.stderr,
+    )
     syn = api.distill(
         registry,
         args.method,
@@ -57,15 +62,28 @@ def cmd_import(args: argparse.Namespace) -> int:
     registry = load_registry()
     format_spec(args.format, registry)  # an unknown format fails before any data loads
     data = api.load_data(registry, args.dataset, args.data_root, args.download, args.resolution)
-    syn = import_set(args.format, args.path, data, args.ipc, experiment=args.experiment, zca=args.zca,
-                     normalization=args.normalization, lr=args.lr, method=args.method, registry=registry)  # fmt: skip
+    syn = import_set(
+        args.format,
+        args.path,
+        data,
+        args.ipc,
+        experiment=args.experiment,
+        zca=args.zca,
+        normalization=args.normalization,
+        lr=args.lr,
+        method=args.method,
+        registry=registry,
+    )
     if args.resolution is not None:
         syn.metadata["resolution"] = args.resolution  # evaluate reads the data at the set's resolution
     path = syn.save(args.out)
     source = syn.metadata["source"]
-    print(f"wrote {path} ({len(syn)} images of {args.dataset} from {args.format} {args.path}; normalisation"
-          f" {source['normalization']}, {'ZCA, ' if syn.zca else ''}{'soft' if syn.soft_labels else 'hard'} labels"
-          f"{f', learned lr {syn.lr:g}' if syn.lr is not None else ''})", file=sys.stderr)  # fmt: skip
+    print(
+        f"wrote {path} ({len(syn)} images of {args.dataset} from {args.format} {args.path}; normalisation"
+        f" {source['normalization']}, {'ZCA, ' if syn.zca else ''}{'soft' if syn.soft_labels else 'hard'} labels"
+        f"{f', learned lr {syn.lr:g}' if syn.lr is not None else ''})",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -74,7 +92,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     from ..synthetic import SyntheticSet
 
     syn = SyntheticSet.load(args.synthetic)
-    print(f"wrote {export_set(syn, args.format, args.out, registry=load_registry())} ({args.format}, {len(syn.decoded())} images)", file=sys.stderr)
+    print(
+        f"wrote {export_set(syn, args.format, args.out, registry=load_registry())} ({args.format}, {len(syn.decoded())} images)",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -86,8 +107,14 @@ def cmd_buffer(args: argparse.Namespace) -> int:
     registry = load_registry()
     model_spec = registry.model(args.model)
     optimizer = registry.optimizer(args.optimizer)
-    recipe = ExpertRecipe(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, dsa=not args.no_dsa,
-                          optimizer=args.optimizer, optimizer_options=dict(optimizer.defaults) if optimizer else {})
+    recipe = ExpertRecipe(
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        dsa=not args.no_dsa,
+        optimizer=args.optimizer,
+        optimizer_options=dict(optimizer.defaults) if optimizer else {},
+    )
     device = resolve_device(args)
     data = api.load_data(registry, args.dataset, args.data_root, args.download, args.resolution)
     train_x = data.train_x
@@ -119,41 +146,64 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--seed", type=int_from(0, MAX_SEED), default=0)
     p.add_argument("--out", type=Path, required=True, help="where to write the synthetic set (.pt)")
     p.add_argument("--preset", help="a named preset of the method")
-    p.add_argument("--set", type=key_value, action="append", metavar="KEY=VALUE", help="override one config value (repeatable)")
+    p.add_argument(
+        "--set", type=key_value, action="append", metavar="KEY=VALUE", help="override one config value (repeatable)"
+    )
     p.add_argument("--model", default="convnet", help="distillation architecture (default convnet)")
-    p.add_argument("--cache-dir", type=Path, help="cache for expert buffers (default $DD_BENCH_CACHE or ~/.cache/dd-bench)")
+    p.add_argument(
+        "--cache-dir", type=Path, help="cache for expert buffers (default $DD_BENCH_CACHE or ~/.cache/dd-bench)"
+    )
     p.add_argument("--grid", type=Path, help="also write a PNG grid of the images here")
-    p.add_argument("--shards", type=int_from(1), default=1, metavar="N",
-                   help="run a method whose classes are independent as N shards in turn, each kept in the cache when done"
-                        " (the set does not depend on N)")
+    p.add_argument(
+        "--shards",
+        type=int_from(1),
+        default=1,
+        metavar="N",
+        help="run a method whose classes are independent as N shards in turn, each kept in the cache when done"
+        " (the set does not depend on N)",
+    )
     data_options(p)
     p.set_defaults(func=cmd_distill)
 
     from ..interchange import NORMALIZATIONS
 
-    p = sub.add_parser("import", help="turn a published distilled set (DC, MTT, FTD, DATM, image folders, tensors) into a"
-                                      " dd-bench set")
-    p.add_argument("format", help="the format the set was published in: tensors, image-folder, dd-bench, or a method's"
-                                  " (dc, mtt, ftd, datm, ...: `dd-bench plugins` lists every installed one)")
+    p = sub.add_parser(
+        "import", help="turn a published distilled set (DC, MTT, FTD, DATM, image folders, tensors) into a dd-bench set"
+    )
+    p.add_argument(
+        "format",
+        help="the format the set was published in: tensors, image-folder, dd-bench, or a method's"
+        " (dc, mtt, ftd, datm, ...: `dd-bench plugins` lists every installed one)",
+    )
     p.add_argument("path", type=Path, help="the file, or the folder holding the files")
     p.add_argument("--dataset", required=True, help="the dataset it was distilled from")
     p.add_argument("--ipc", type=int_from(1), required=True, help="images per class")
     p.add_argument("--out", type=Path, required=True, help="where to write the dd-bench set (.pt)")
     p.add_argument("--experiment", type=int_from(0), help="dc: which experiment's set (default the last)")
-    p.add_argument("--zca", action="store_true", help="the set lives in ZCA space (the test set is whitened the same way)")
-    p.add_argument("--normalization", help=f"how the images are normalised: {NORMALIZATIONS}"
-                                           " (default: the format's; tensors files must say)")  # fmt: skip
-    p.add_argument("--lr", type=positive_float, help="the learned evaluation lr, where the source logged but did not save it"
-                                                     " (MTT, FTD)")
+    p.add_argument(
+        "--zca", action="store_true", help="the set lives in ZCA space (the test set is whitened the same way)"
+    )
+    p.add_argument(
+        "--normalization",
+        help=f"how the images are normalised: {NORMALIZATIONS} (default: the format's; tensors files must say)",
+    )
+    p.add_argument(
+        "--lr",
+        type=positive_float,
+        help="the learned evaluation lr, where the source logged but did not save it (MTT, FTD)",
+    )
     p.add_argument("--method", help="the method's name in the set (default: the file's, else the format)")
     data_options(p)
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("export", help="write a dd-bench set for other tools")
     p.add_argument("synthetic", type=Path, help="a set written by dd-bench")
-    p.add_argument("--format", required=True,
-                   help="image-folder (PNG class folders 00000/...), tensors (a .pt of images in [0,1] and labels), mtt"
-                        " (images_best.pt, labels_best.pt, lr_best.pt), or another plugin's (`dd-bench plugins`)")
+    p.add_argument(
+        "--format",
+        required=True,
+        help="image-folder (PNG class folders 00000/...), tensors (a .pt of images in [0,1] and labels), mtt"
+        " (images_best.pt, labels_best.pt, lr_best.pt), or another plugin's (`dd-bench plugins`)",
+    )
     p.add_argument("--out", type=Path, required=True, help="the file or folder to create (never replaced)")
     p.set_defaults(func=cmd_export)
 
@@ -170,4 +220,3 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--cache-dir", type=Path, help="cache folder (default $DD_BENCH_CACHE or ~/.cache/dd-bench)")
     data_options(p)
     p.set_defaults(func=cmd_buffer)
-

@@ -52,8 +52,8 @@ def _with_data_root(suite, args: argparse.Namespace):
 
 def cmd_plan(args: argparse.Namespace) -> int:
     """The cells a run would make, with every name and value checked, without loading any data."""
-    from ..plugins import Registry
     from ..cells import plan
+    from ..plugins import Registry
     from ..suite import load_suite, validate
 
     registry = Registry()
@@ -63,9 +63,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
     for cell in cells:
         print(f"{cell.key}  preset={cell.preset}  eval={cell.eval['recipe']}:{','.join(cell.eval_models)}")
     methods, ipcs = sorted({c.method for c in cells}), sorted({c.ipc_label for c in cells})
-    print(f"{len(cells)} cells on {device_type}: {len(methods)} methods ({', '.join(methods)}) x datasets"
-          f" {', '.join(suite.datasets)} x IPC {', '.join(ipcs)}; data root {suite.data_root or 'not set (--data-root DIR)'}",
-          file=sys.stderr)
+    print(
+        f"{len(cells)} cells on {device_type}: {len(methods)} methods ({', '.join(methods)}) x datasets"
+        f" {', '.join(suite.datasets)} x IPC {', '.join(ipcs)}; data root {suite.data_root or 'not set (--data-root DIR)'}",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -81,8 +83,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from ..results import make
     from ..plugins import Registry
+    from ..results import make
     from ..suite import load_suite
 
     suite = load_suite(args.suite)
@@ -95,6 +97,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .. import tracking
     from ..results import make
+
     started = time.perf_counter()
     result, registry = _run(args, DEMO_SUITE)
     make(result.suite, registry, args.tracking_uri, args.out, command_line())  # the methods that ran
@@ -107,35 +110,64 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--executor", choices=("local", "ray"), default="local", help="local: one cell after another (default); ray: cells as Ray tasks")
+    p.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="local: one cell after another (default); ray: cells as Ray tasks",
+    )
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlflow.db in the working directory)")
-    p.add_argument("--only", action="append", metavar="KEY=V1,V2", help="run only matching cells; KEY is method, dataset, ipc or seed (repeatable)")
+    p.add_argument(
+        "--only",
+        action="append",
+        metavar="KEY=V1,V2",
+        help="run only matching cells; KEY is method, dataset, ipc or seed (repeatable)",
+    )
     device_options(p)
-    p.add_argument("--cache-dir", type=Path, help="cache for expert buffers (default $DD_BENCH_CACHE or ~/.cache/dd-bench)")
+    p.add_argument(
+        "--cache-dir", type=Path, help="cache for expert buffers (default $DD_BENCH_CACHE or ~/.cache/dd-bench)"
+    )
     p.add_argument("--ray-address", help="Ray cluster address (default: RAY_ADDRESS or a local Ray instance)")
-    p.add_argument("--ray-cpus-per-task", type=int, metavar="N",
-                   help="CPUs (and threads) per Ray task (default: the cluster's CPUs per GPU for GPU cells, 1 for CPU cells)")
+    p.add_argument(
+        "--ray-cpus-per-task",
+        type=int,
+        metavar="N",
+        help="CPUs (and threads) per Ray task (default: the cluster's CPUs per GPU for GPU cells, 1 for CPU cells)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress output")
-    p.add_argument("--data-root", type=Path, help="folder of the suite's dataset files (replaces the suite's data.root)")
+    p.add_argument(
+        "--data-root", type=Path, help="folder of the suite's dataset files (replaces the suite's data.root)"
+    )
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Add ``run``, ``leaderboard`` and ``demo`` to the ``dd-bench`` parser."""
     p = subparsers.add_parser("run", help="run a suite: distil, evaluate and track every cell in MLflow")
     p.add_argument("suite", help="a suite YAML file, or a name in ./suites (demo, fmnist-cpu, ...)")
-    p.add_argument("--plan", action="store_true", help="print the cells the run would make (names and values checked, no data"
-                   " loaded) and exit")
+    p.add_argument(
+        "--plan",
+        action="store_true",
+        help="print the cells the run would make (names and values checked, no data loaded) and exit",
+    )
     _run_options(p)
     p.set_defaults(func=cmd_run)
 
-    p = subparsers.add_parser("leaderboard", help="write a suite's leaderboard (README.md, CSV, HTML, PNG) from its MLflow runs")
+    p = subparsers.add_parser(
+        "leaderboard", help="write a suite's leaderboard (README.md, CSV, HTML, PNG) from its MLflow runs"
+    )
     p.add_argument("suite", help="a suite YAML file, or a name in ./suites")
     p.add_argument("--out", type=Path, help="output folder (default leaderboards/<suite name>)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlflow.db in the working directory)")
-    p.add_argument("--device-type", choices=("cpu", "cuda"), help="the runs to rank when the store holds both (default: the only one there)")
+    p.add_argument(
+        "--device-type",
+        choices=("cpu", "cuda"),
+        help="the runs to rank when the store holds both (default: the only one there)",
+    )
     p.set_defaults(func=cmd_leaderboard)
 
-    p = subparsers.add_parser("demo", help="run the demo suite (all built-in methods on digits) and write its leaderboard")
+    p = subparsers.add_parser(
+        "demo", help="run the demo suite (all built-in methods on digits) and write its leaderboard"
+    )
     p.add_argument("--out", type=Path, default=DEMO_OUT, help=f"leaderboard folder (default {DEMO_OUT})")
     _run_options(p)
     p.set_defaults(func=cmd_demo)

@@ -6,11 +6,19 @@ for an author's own tests. Each check gives a :class:`CheckResult` with a one-li
 Everything runs on the CPU, from seeded generators, on the built-in ``digits`` and ``toy``.
 """
 
-
 from .base import DISTILL_MODEL, FAIL, PASS, SKIP, TIME_LIMIT, CheckResult
 from .datasets import dataset_checks
 from .distillers import distiller_checks
 from .models import model_checks
 
-__all__ = ["DISTILL_MODEL", "FAIL", "PASS", "SKIP", "TIME_LIMIT", "CheckResult", "dataset_checks", "distiller_checks",
-           "model_checks"]
+__all__ = [
+    "DISTILL_MODEL",
+    "FAIL",
+    "PASS",
+    "SKIP",
+    "TIME_LIMIT",
+    "CheckResult",
+    "dataset_checks",
+    "distiller_checks",
+    "model_checks",
+]

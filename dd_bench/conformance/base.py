@@ -183,8 +183,15 @@ def reference_seconds(steps: int = 20) -> float:
     x, y = torch.randn(64, 1, 8, 8, generator=g), torch.randint(0, 10, (64,), generator=g)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        net = nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
-                            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))
+        net = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(32, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(32, 10),
+        )
     opt = torch.optim.SGD(net.parameters(), lr=0.01)
     started = 0.0
     for step in range(steps + 1):  # step 0 warms up (lazy initialisation is no measure of load)

@@ -33,8 +33,11 @@ BALANCE = 1.5
 
 def _image_keys(x: Images) -> list[bytes]:
     """One fingerprint per image (a hash of its bytes), to compare splits."""
-    return [hashlib.blake2b(row.tobytes(), digest_size=16).digest()
-            for chunk in chunks(x) for row in chunk.reshape(len(chunk), -1).contiguous().numpy()]
+    return [
+        hashlib.blake2b(row.tobytes(), digest_size=16).digest()
+        for chunk in chunks(x)
+        for row in chunk.reshape(len(chunk), -1).contiguous().numpy()
+    ]
 
 
 def _class_counts(y: torch.Tensor, k: int) -> torch.Tensor:
@@ -44,8 +47,11 @@ def _class_counts(y: torch.Tensor, k: int) -> torch.Tensor:
 
 def _same_split(a: RealData, b: RealData, split: str) -> bool:
     xa, xb = getattr(a, f"{split}_x"), getattr(b, f"{split}_x")
-    return (xa.shape == xb.shape and all(torch.equal(p, q) for p, q in zip(chunks(xa), chunks(xb)))
-            and torch.equal(getattr(a, f"{split}_y"), getattr(b, f"{split}_y")))
+    return (
+        xa.shape == xb.shape
+        and all(torch.equal(p, q) for p, q in zip(chunks(xa), chunks(xb)))
+        and torch.equal(getattr(a, f"{split}_y"), getattr(b, f"{split}_y"))
+    )
 
 
 class _DatasetChecks:
@@ -132,9 +138,14 @@ class _DatasetChecks:
             return False, "seed 0 twice gives different validation splits"
         if _same_split(a, other, "val"):
             return False, "seeds 0 and 1 give the same validation split; carve it with the request's seed"
-        if sorted(_image_keys(a.train_x) + _image_keys(a.val_x)) != sorted(_image_keys(other.train_x) + _image_keys(other.val_x)):
+        if sorted(_image_keys(a.train_x) + _image_keys(a.val_x)) != sorted(
+            _image_keys(other.train_x) + _image_keys(other.val_x)
+        ):
             return False, "seeds 0 and 1 carve validation out of different training images"
-        return True, f"{len(a.val_y)} validation images, fixed for seed 0, others for seed 1, from the same training pool"
+        return (
+            True,
+            f"{len(a.val_y)} validation images, fixed for seed 0, others for seed 1, from the same training pool",
+        )
 
     def test_fixed(self) -> tuple[bool, str]:
         self._need()

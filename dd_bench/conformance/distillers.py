@@ -88,7 +88,9 @@ def _space_problem(syn: SyntheticSet, data: RealData) -> str | None:
     pixel space (a set returned un-normalised). ZCA sets are compared by mean/std only.
     """
     if not (np.allclose(syn.mean, data.mean) and np.allclose(syn.std, data.std)):
-        return f"the set says mean {syn.mean}, std {syn.std}; the data is normalised with mean {data.mean}, std {data.std}"
+        return (
+            f"the set says mean {syn.mean}, std {syn.std}; the data is normalised with mean {data.mean}, std {data.std}"
+        )
     if syn.zca:
         return None
     m, s = moments(syn.images)
@@ -131,8 +133,18 @@ class _DistillerChecks:
 
     def _distill(self, dataset: str, ipc: int, seed: int, global_seed: int, cache_dir: Path) -> SyntheticSet:
         seed_globals(global_seed)
-        return api.distill(self.registry, self.spec, self.data[dataset], ipc, seed=seed, preset="smoke",
-                           device=CPU, cache_dir=cache_dir, model=self.model, progress=False)  # fmt: skip
+        return api.distill(
+            self.registry,
+            self.spec,
+            self.data[dataset],
+            ipc,
+            seed=seed,
+            preset="smoke",
+            device=CPU,
+            cache_dir=cache_dir,
+            model=self.model,
+            progress=False,
+        )
 
     def _smoke_sets(self) -> dict[tuple[str, int], SyntheticSet]:
         if len(self.sets) != len(SMOKE_RUNS):
@@ -169,9 +181,11 @@ class _DistillerChecks:
         limit = self.time_limit * factor
         ok = slowest <= limit
         verdict = "within" if ok else "over"
-        return ok, (f"digits and toy at IPC 1 and 2; slowest {dataset} IPC {ipc}: {slowest:.1f} s, {verdict} the"
-                    f" {self.time_limit:g} s limit x {factor:.1f} for the load now (a reference workload took"
-                    f" {reference:.2f} s, {REFERENCE_QUIET_SECONDS:g} s on a quiet machine)")
+        return ok, (
+            f"digits and toy at IPC 1 and 2; slowest {dataset} IPC {ipc}: {slowest:.1f} s, {verdict} the"
+            f" {self.time_limit:g} s limit x {factor:.1f} for the load now (a reference workload took"
+            f" {reference:.2f} s, {REFERENCE_QUIET_SECONDS:g} s on a quiet machine)"
+        )
 
     def valid_set(self) -> tuple[bool, str]:
         sets = self._smoke_sets()
@@ -240,10 +254,16 @@ class _DistillerChecks:
         difference = _content_difference(first, other)
         if self.spec.deterministic:
             if difference:
-                return False, f"declared deterministic, but on digits IPC 2 seeds 0 and 1 give different sets: {difference}"
+                return (
+                    False,
+                    f"declared deterministic, but on digits IPC 2 seeds 0 and 1 give different sets: {difference}",
+                )
             return True, "declared deterministic: seeds 0 and 1 give the same set"
         if difference is None:
-            return False, "digits IPC 2: seeds 0 and 1 give the same set (declare deterministic=True if the seed is unused)"
+            return (
+                False,
+                "digits IPC 2: seeds 0 and 1 give the same set (declare deterministic=True if the seed is unused)",
+            )
         return True, f"digits IPC 2: seeds 0 and 1 give different sets ({difference})"
 
     def data_untouched(self) -> tuple[bool, str]:
@@ -252,7 +272,10 @@ class _DistillerChecks:
         for dataset, before in self.pristine.items():
             for key, tensor in before.items():
                 if not torch.equal(getattr(self.data[dataset], key), tensor):
-                    return False, f"{dataset} {key} changed during distillation; copy request.data's tensors before changing them"
+                    return (
+                        False,
+                        f"{dataset} {key} changed during distillation; copy request.data's tensors before changing them",
+                    )
         return True, "digits and toy tensors are unchanged after every run"
 
     def no_stray_files(self) -> tuple[bool, str]:
@@ -274,5 +297,3 @@ def distiller_checks(
 
 
 # ---------------------------------------------------------------------------- models
-
-

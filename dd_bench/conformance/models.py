@@ -91,13 +91,22 @@ class _ModelChecks:
             if not isinstance(out, torch.Tensor):
                 return False, f"{_shape_name(shape)}: forward returns {type(out).__name__}, not a logits tensor"
             if tuple(out.shape) != (MODEL_BATCH, MODEL_CLASSES):
-                return False, f"{_shape_name(shape)}: logits have shape {list(out.shape)}, expected [{MODEL_BATCH}, {MODEL_CLASSES}]"
+                return (
+                    False,
+                    f"{_shape_name(shape)}: logits have shape {list(out.shape)}, expected [{MODEL_BATCH}, {MODEL_CLASSES}]",
+                )
             if not out.is_floating_point() or not torch.isfinite(out).all():
                 return False, f"{_shape_name(shape)}: logits are not finite floats"
             size, spread = out.abs().max().item(), (out - out[0]).abs().max().item()
             if size > 0 and spread <= INPUT_DEPENDENCE * size:
-                return False, f"{_shape_name(shape)}: the logits of {MODEL_BATCH} random images differ by {spread:.1e} at most: they ignore the input"
-        return True, f"finite [N, K] = [{MODEL_BATCH}, {MODEL_CLASSES}] logits that depend on the input, for every shape it builds"
+                return (
+                    False,
+                    f"{_shape_name(shape)}: the logits of {MODEL_BATCH} random images differ by {spread:.1e} at most: they ignore the input",
+                )
+        return (
+            True,
+            f"finite [N, K] = [{MODEL_BATCH}, {MODEL_CLASSES}] logits that depend on the input, for every shape it builds",
+        )
 
     def seeded_init(self) -> tuple[bool, str]:
         shape = self._first()
@@ -132,14 +141,19 @@ class _ModelChecks:
             opt.step()
             losses.append(loss.item())
         ok = losses[-1] <= TRAIN_FALL * losses[0]
-        return ok, f"{where}, {TRAIN_IMAGES} images: loss {losses[0]:.3f} -> {losses[-1]:.3f} in {TRAIN_STEPS} Adam steps"
+        return (
+            ok,
+            f"{where}, {TRAIN_IMAGES} images: loss {losses[0]:.3f} -> {losses[-1]:.3f} in {TRAIN_STEPS} Adam steps",
+        )
 
     def functional_call(self) -> tuple[bool, str]:
         if not self.spec.functional:
             return True, "declared functional=False: not tried (trajectory matching cannot use it)"
         shape = self._first()
         model = self.built[shape].eval()
-        x = torch.randn(MODEL_BATCH, shape.channels, shape.height, shape.width, generator=torch.Generator().manual_seed(1))
+        x = torch.randn(
+            MODEL_BATCH, shape.channels, shape.height, shape.width, generator=torch.Generator().manual_seed(1)
+        )
         y = torch.arange(MODEL_BATCH) % MODEL_CLASSES
         model.zero_grad(set_to_none=True)
         direct = model(x)
@@ -150,7 +164,9 @@ class _ModelChecks:
         if not torch.allclose(out, direct, rtol=1e-4, atol=1e-5):
             return False, "under functional_call the logits differ from the module's own"
         (grad,) = torch.autograd.grad(F.cross_entropy(out, y), flat, allow_unused=True)
-        grads = dict(zip(flat_model.names, (grad if grad is not None else torch.zeros_like(flat)).split(flat_model.sizes)))
+        grads = dict(
+            zip(flat_model.names, (grad if grad is not None else torch.zeros_like(flat)).split(flat_model.sizes))
+        )
         for name, p in model.named_parameters():
             if p.grad is not None and p.grad.any() and not grads[name].any():
                 return False, f"no gradient reaches {name!r} through functional_call (declare functional=False?)"
@@ -164,5 +180,3 @@ def model_checks(spec: ModelSpec, registry: Registry) -> list[CheckResult]:
 
 
 # ---------------------------------------------------------------------------- datasets
-
-

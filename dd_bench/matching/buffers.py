@@ -23,8 +23,8 @@ from tqdm import tqdm
 
 from ..augment import DEFAULT_STRATEGY, DSA
 from ..errors import ConfigError, DataError
-from ..specs import RealData, data_fingerprint
 from ..runtime import cache_lock
+from ..specs import RealData, data_fingerprint
 from ..synthetic import atomic_torch_save, atomic_write_text
 from ..training import TrainRecipe, compile_wanted, train_classifier
 from .student import FlatModel
@@ -59,7 +59,12 @@ class ExpertRecipe:
 
 
 def buffer_dir(cache_dir: Path, data: RealData, model: str, recipe: ExpertRecipe, zca: bool) -> Path:
-    key = {"data": data_fingerprint(data, zca), "model": model, "recipe": asdict(recipe), "format": BUFFER_FORMAT_VERSION}
+    key = {
+        "data": data_fingerprint(data, zca),
+        "model": model,
+        "recipe": asdict(recipe),
+        "format": BUFFER_FORMAT_VERSION,
+    }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     safe_model = model.replace(":", "-").replace("/", "-")
     return Path(cache_dir) / "buffers" / data.name / safe_model / f"{recipe.optimizer}-{digest}"
@@ -148,7 +153,10 @@ def ensure_buffers(
     directory.mkdir(parents=True, exist_ok=True)
     manifest = directory / "recipe.json"
     if not manifest.exists():
-        atomic_write_text(manifest, json.dumps({"model": model_name, "recipe": asdict(recipe), "data": data_fingerprint(data, zca)}, indent=2))
+        atomic_write_text(
+            manifest,
+            json.dumps({"model": model_name, "recipe": asdict(recipe), "data": data_fingerprint(data, zca)}, indent=2),
+        )
     missing = [k for k in range(num_experts) if not expert_path(directory, k).exists()]
     compile = compile_wanted(device, len(missing) * recipe.train_recipe().steps(train_x.shape[0]))
     if missing:
@@ -163,11 +171,22 @@ def ensure_buffers(
                 if not held or path.exists():
                     continue
                 started = time.perf_counter()
-                with tqdm(total=recipe.epochs, desc=f"expert {k}", unit="epoch", disable=None if progress else True, file=sys.stderr) as bar:
-                    trajectory = train_expert(build_model, data, train_x, recipe, k, device, optimizer_factory,
-                                              bar.update, compile)
-                blob = {"format_version": BUFFER_FORMAT_VERSION, "trajectory": trajectory,
-                        "device_type": torch.device(device).type, "compiled": compile}
+                with tqdm(
+                    total=recipe.epochs,
+                    desc=f"expert {k}",
+                    unit="epoch",
+                    disable=None if progress else True,
+                    file=sys.stderr,
+                ) as bar:
+                    trajectory = train_expert(
+                        build_model, data, train_x, recipe, k, device, optimizer_factory, bar.update, compile
+                    )
+                blob = {
+                    "format_version": BUFFER_FORMAT_VERSION,
+                    "trajectory": trajectory,
+                    "device_type": torch.device(device).type,
+                    "compiled": compile,
+                }
                 atomic_torch_save(blob, path)
                 trained.append(k)
                 trained_seconds += time.perf_counter() - started
@@ -203,23 +222,32 @@ def read_replay_buffers(paths: list[Path], model: nn.Module) -> list[torch.Tenso
             reason = (str(exc).strip().splitlines() or [""])[0]
             raise DataError(f"{path} is not a readable replay buffer ({type(exc).__name__}: {reason})") from None
         if not isinstance(blob, list) or not blob or not all(isinstance(t, list) and len(t) >= 2 for t in blob):
-            raise DataError(f"{path} is not a replay buffer: expected a list of trajectories, each a list of >= 2 epochs'"
-                            " parameter lists")  # fmt: skip
+            raise DataError(
+                f"{path} is not a replay buffer: expected a list of trajectories, each a list of >= 2 epochs'"
+                " parameter lists"
+            )
         for i, trajectory in enumerate(blob):
             epochs = []
             for e, params in enumerate(trajectory):
-                got = [tuple(p.shape) for p in params] if isinstance(params, (list, tuple)) and all(
-                    isinstance(p, torch.Tensor) for p in params) else None  # fmt: skip
+                got = (
+                    [tuple(p.shape) for p in params]
+                    if isinstance(params, (list, tuple)) and all(isinstance(p, torch.Tensor) for p in params)
+                    else None
+                )
                 if got != shapes:
                     where = f"{path} trajectory {i} epoch {e}"
                     if got is None:
                         raise DataError(f"{where} is not a list of parameter tensors")
                     first = next((k for k, (a, b) in enumerate(zip(got, shapes)) if a != b), min(len(got), len(shapes)))
-                    raise DataError(f"{where} does not match the architecture: {len(got)} parameters, the network has"
-                                    f" {len(shapes)}; parameter {first} is {list(got[first]) if first < len(got) else 'missing'},"
-                                    f" the network's {list(shapes[first]) if first < len(shapes) else 'absent'}")  # fmt: skip
+                    raise DataError(
+                        f"{where} does not match the architecture: {len(got)} parameters, the network has"
+                        f" {len(shapes)}; parameter {first} is {list(got[first]) if first < len(got) else 'missing'},"
+                        f" the network's {list(shapes[first]) if first < len(shapes) else 'absent'}"
+                    )
                 epochs.append(torch.cat([p.detach().reshape(-1).float() for p in params]))
             trajectories.append(torch.stack(epochs))
     if len({t.shape[0] for t in trajectories}) > 1:
-        raise DataError(f"the replay buffers hold trajectories of {sorted({t.shape[0] - 1 for t in trajectories})} epochs: use one length")
+        raise DataError(
+            f"the replay buffers hold trajectories of {sorted({t.shape[0] - 1 for t in trajectories})} epochs: use one length"
+        )
     return trajectories

@@ -61,7 +61,15 @@ class MatchingConfig:
     checkpoint_every: int = 50
 
     def __post_init__(self) -> None:
-        positive = ("iterations", "syn_steps", "expert_epochs", "num_experts", "expert_train_epochs", "expert_batch", "checkpoint_every")
+        positive = (
+            "iterations",
+            "syn_steps",
+            "expert_epochs",
+            "num_experts",
+            "expert_train_epochs",
+            "expert_batch",
+            "checkpoint_every",
+        )
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)} is not allowed: use an integer >= 1")
@@ -218,8 +226,11 @@ class TrajectoryMatcher(IterationLoop):
             raise ConfigError(
                 f"{self.method} needs {sizes}, but {self.device} has {free / gib:.1f} GiB free: lower batch_syn, syn_steps or ipc"
             )
-        print(f"{self.method}: the unrolled student needs {sizes} and {self.device} has {free / gib:.1f} GiB free:"
-              " switching to constant_memory (same gradients, one step's graph at a time)", file=sys.stderr)
+        print(
+            f"{self.method}: the unrolled student needs {sizes} and {self.device} has {free / gib:.1f} GiB free:"
+            " switching to constant_memory (same gradients, one step's graph at a time)",
+            file=sys.stderr,
+        )
         return True
 
     def step(self, iteration: int) -> float:
@@ -237,8 +248,18 @@ class TrajectoryMatcher(IterationLoop):
         for opt in (self.opt_img, self.opt_lr, self.opt_labels):
             if opt is not None:
                 opt.zero_grad(set_to_none=True)
-        loss = match(self.student, start, target, self.images, self.labels, self.syn_lr, batches, seeds,
-                     self.augment, self.constant_memory).item()
+        loss = match(
+            self.student,
+            start,
+            target,
+            self.images,
+            self.labels,
+            self.syn_lr,
+            batches,
+            seeds,
+            self.augment,
+            self.constant_memory,
+        ).item()
         if not self.skip_update(loss, iteration):
             self.opt_img.step()
             self.opt_lr.step()
@@ -286,8 +307,12 @@ class TrajectoryMatcher(IterationLoop):
         return {"lr": f"{self.syn_lr.item():.4g}"}
 
     def _set_fields(self) -> dict[str, Any]:
-        return {"images": self.images_for_result().cpu(), "labels": self.labels.detach().cpu(), "zca": self.config.zca,
-                "lr": float(self.syn_lr.item())}  # fmt: skip
+        return {
+            "images": self.images_for_result().cpu(),
+            "labels": self.labels.detach().cpu(),
+            "zca": self.config.zca,
+            "lr": float(self.syn_lr.item()),
+        }
 
     def _run_metadata(self) -> dict[str, Any]:
         return {

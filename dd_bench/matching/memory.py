@@ -10,6 +10,7 @@ registered model. Constant memory keeps one step's graph plus ``syn_steps`` para
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import torch
 
 from .student import FlatModel
@@ -32,8 +33,9 @@ class MemoryEstimate:
     constant: int
 
 
-def _saved_bytes(student: FlatModel, theta: torch.Tensor, images: torch.Tensor, labels: torch.Tensor,
-                 augment: Augment | None) -> int:
+def _saved_bytes(
+    student: FlatModel, theta: torch.Tensor, images: torch.Tensor, labels: torch.Tensor, augment: Augment | None
+) -> int:
     """Bytes of the distinct storages autograd saves for one differentiable student step."""
     storages: dict[int, int] = {}
 
@@ -44,14 +46,23 @@ def _saved_bytes(student: FlatModel, theta: torch.Tensor, images: torch.Tensor, 
 
     theta = theta.detach().requires_grad_(True)
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        grad = _step_gradient(student, theta, images, labels, torch.arange(images.shape[0], device=images.device),
-                              augment, 0, create_graph=True)
+        grad = _step_gradient(
+            student,
+            theta,
+            images,
+            labels,
+            torch.arange(images.shape[0], device=images.device),
+            augment,
+            0,
+            create_graph=True,
+        )
         (theta - grad).pow(2).sum()  # the parameter update and the distance keep vectors too
     return sum(storages.values())
 
 
-def estimate_memory(student: FlatModel, images: torch.Tensor, labels: torch.Tensor, batch: int, syn_steps: int,
-                    augment: Augment | None) -> MemoryEstimate:
+def estimate_memory(
+    student: FlatModel, images: torch.Tensor, labels: torch.Tensor, batch: int, syn_steps: int, augment: Augment | None
+) -> MemoryEstimate:
     """The student graph of ``syn_steps`` steps of ``batch`` images, from a probe on 1 and 2 images."""
     theta = student.flatten().to(images.device)
     images = images.detach().requires_grad_(True)  # as in the run: the graph reaches the images
@@ -60,7 +71,9 @@ def estimate_memory(student: FlatModel, images: torch.Tensor, labels: torch.Tens
     per_image = max(two - one, 0)
     per_step = max(one - per_image, 0) + theta.numel() * theta.element_size()
     step = BACKWARD_FACTOR * (per_step + per_image * batch)
-    return MemoryEstimate(per_image, per_step, unrolled=int(syn_steps * step),
-                          constant=int(2 * step) + (syn_steps + 1) * theta.numel() * theta.element_size())
-
-
+    return MemoryEstimate(
+        per_image,
+        per_step,
+        unrolled=int(syn_steps * step),
+        constant=int(2 * step) + (syn_steps + 1) * theta.numel() * theta.element_size(),
+    )

@@ -204,8 +204,11 @@ def build(suite: Suite, records: Sequence[CellRecord]) -> Board:
             full_m, rnd_m = suite.full_method or "", suite.random_method or ""
             full = per_seed(ds, full_m, ipc, lambda r: r.hard_acc(primary)) if full_m in roles else None
             rnd_hard = per_seed(ds, rnd_m, ipc, lambda r: r.hard_acc(primary)) if rnd_m in roles else None
-            rnd_teacher = (per_seed(ds, rnd_m, ipc, lambda r: r.accs.get(primary) if r.labels == "teacher" else None)
-                           if rnd_m in roles else None)  # fmt: skip
+            rnd_teacher = (
+                per_seed(ds, rnd_m, ipc, lambda r: r.accs.get(primary) if r.labels == "teacher" else None)
+                if rnd_m in roles
+                else None
+            )
             rnd_keys = {r.tags.get("teacher") for r in by.get((ds, rnd_m, ipc), {}).values()}
             for m in methods:
                 if roles[m] == "full" or (ds, m, ipc, primary) not in acc:
@@ -238,7 +241,9 @@ def build(suite: Suite, records: Sequence[CellRecord]) -> Board:
                 refs_done = full is not None and rnd is not None and full.complete and rnd.complete
                 expected = len(seeds) if refs_done else len(seeds) + 1
                 fairness[(ds, m, ipc)] = {
-                    "hlr": Entry(hlr, expected), "ior": Entry(ior, expected), "lrs": Entry(score, expected)
+                    "hlr": Entry(hlr, expected),
+                    "ior": Entry(ior, expected),
+                    "lrs": Entry(score, expected),
                 }
 
     ranks: dict[tuple[str, str], tuple[float, int]] = {}
@@ -285,7 +290,10 @@ def hard_mean(board: Board, ds: str, m: str, ipc: str, model: str) -> float | No
     """Mean hard-protocol accuracy of a column (complete seeds only), None when not measured."""
     seeds = seeds_for(board.suite, m)
     cell_ipc = "all" if board.roles[m] == "full" else ipc
-    vals = [r.hard_acc(model) for r in board.records
-            if (r.dataset, r.method, r.ipc) == (ds, m, cell_ipc) and r.seed in seeds]  # fmt: skip
+    vals = [
+        r.hard_acc(model)
+        for r in board.records
+        if (r.dataset, r.method, r.ipc) == (ds, m, cell_ipc) and r.seed in seeds
+    ]
     vals = [v for v in vals if v is not None]
     return statistics.fmean(vals) if vals and len(vals) == len(seeds) else None

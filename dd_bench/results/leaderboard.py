@@ -50,8 +50,10 @@ def write(
     grids = dict(grids or {})
     out.mkdir(parents=True, exist_ok=True)
     caption = f"dd-bench leaderboard {board.suite.name} · {prov['date']} · {prov['device']} · {prov['command']}"
-    images = {"accuracy_vs_ipc.png": plot_accuracy_vs_ipc(board, caption),
-              "cross_architecture.png": plot_cross_arch(board, caption)}  # fmt: skip
+    images = {
+        "accuracy_vs_ipc.png": plot_accuracy_vs_ipc(board, caption),
+        "cross_architecture.png": plot_cross_arch(board, caption),
+    }
     written = []
     for name, data in images.items():
         atomic_write_bytes(out / name, data)

@@ -9,7 +9,6 @@ from __future__ import annotations
 from ..suite import Suite, eval_config
 from .board import LRS_LAMBDA, Board, seeds_for
 
-
 HOW = """\
 - **Cells.** One cell = method x dataset x IPC x distillation seed; the cell's seed seeds the
   distillation. Each cell trains {k} fresh network(s) per evaluation architecture (network

@@ -35,11 +35,15 @@ def plot_accuracy_vs_ipc(board: Board, caption: str) -> bytes:
                 if e is not None and e.complete:
                     ax.axhline(e.mean, ls="--", color="k", lw=1, label=f"{m} (whole training set)")
                 continue
-            pts = [(x, e.mean, 0.0 if math.isnan(e.std) else e.std)
-                   for x, e in zip(xs, entries) if e is not None and e.complete]  # fmt: skip
+            pts = [
+                (x, e.mean, 0.0 if math.isnan(e.std) else e.std)
+                for x, e in zip(xs, entries)
+                if e is not None and e.complete
+            ]
             if pts:
-                ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=3,
-                            label=m)  # fmt: skip
+                ax.errorbar(
+                    [p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=3, label=m
+                )
         ax.set_xscale("log")
         ax.set_xticks(xs, [str(x) for x in xs])
         ax.set_xlabel("images per class")
@@ -73,13 +77,25 @@ def plot_cross_arch(board: Board, caption: str) -> bytes:
                 if e is not None and e.complete:
                     grid[i, j] = e.mean
         finite = np.isfinite(grid).any()
-        im = ax.imshow(np.ma.masked_invalid(grid), cmap="viridis", aspect="auto",
-                       vmin=np.nanmin(grid) if finite else 0, vmax=np.nanmax(grid) if finite else 100)  # fmt: skip
+        im = ax.imshow(
+            np.ma.masked_invalid(grid),
+            cmap="viridis",
+            aspect="auto",
+            vmin=np.nanmin(grid) if finite else 0,
+            vmax=np.nanmax(grid) if finite else 100,
+        )
         for i in range(grid.shape[0]):
             for j in range(grid.shape[1]):
                 missing = np.isnan(grid[i, j])
-                ax.text(j, i, "missing" if missing else f"{grid[i, j]:.1f}", ha="center", va="center", fontsize=8,
-                        color="w" if missing or grid[i, j] < np.nanmean(grid) else "k")  # fmt: skip
+                ax.text(
+                    j,
+                    i,
+                    "missing" if missing else f"{grid[i, j]:.1f}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="w" if missing or grid[i, j] < np.nanmean(grid) else "k",
+                )
         ax.set_xticks(range(len(s.eval_models)), s.eval_models, rotation=30)
         ax.set_yticks(range(len(board.methods)), board.methods)
         ax.set_title(f"{ds}, IPC {ipc} (distilled with {s.distill_model})", fontsize=9)

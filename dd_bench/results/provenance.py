@@ -15,10 +15,19 @@ from typing import Any
 from ..suite import Suite
 from .board import Board
 
-
-NUMERIC_TAGS = ("deterministic", "float32_matmul_precision", "compile", "cuda", "cudnn", "gpu",
-                "cuda_matmul_allow_tf32", "cudnn_allow_tf32", "cudnn_deterministic", "cudnn_benchmark",
-                "cublas_workspace_config")  # fmt: skip
+NUMERIC_TAGS = (
+    "deterministic",
+    "float32_matmul_precision",
+    "compile",
+    "cuda",
+    "cudnn",
+    "gpu",
+    "cuda_matmul_allow_tf32",
+    "cudnn_allow_tf32",
+    "cudnn_deterministic",
+    "cudnn_benchmark",
+    "cublas_workspace_config",
+)
 
 
 def numerics(records: Sequence[Any]) -> str:
@@ -48,7 +57,7 @@ def from_cwd(path: str) -> str:
 def portable_uri(uri: str) -> str:
     """A SQLite store's path as :func:`from_cwd` writes it; any other URI as it is."""
     prefix = "sqlite:///"
-    return prefix + from_cwd(uri[len(prefix):]) if uri.startswith(prefix) else uri
+    return prefix + from_cwd(uri[len(prefix) :]) if uri.startswith(prefix) else uri
 
 
 RUN_VERSIONS = (("dd-bench", "dd_bench"), ("torch", "torch"), ("torchvision", "torchvision"), ("python", "python"))
@@ -87,7 +96,9 @@ def _published_sets(suite: Suite) -> dict[str, str]:
     imported = [e for e in suite.methods or () if e.source is not None]
     if not imported:
         return {}
-    parts = [f"{e.name}: {e.source['format']} "
-             + ", ".join(f"IPC {i} {from_cwd(p)}" for i, p in sorted(e.source["paths"].items()))
-             for e in imported]  # fmt: skip
+    parts = [
+        f"{e.name}: {e.source['format']} "
+        + ", ".join(f"IPC {i} {from_cwd(p)}" for i, p in sorted(e.source["paths"].items()))
+        for e in imported
+    ]
     return {"published sets": "; ".join(parts) + " (the SHA-256 of each is in its run's config.yaml)"}

@@ -124,11 +124,22 @@ def render_markdown(
     parts += ["## Plots", ""] + [f"![{img}]({img})" for img in images] + [""]
     rows = grid_rows(board, grids or {})
     if rows:
-        parts += ["## Distilled images", "",
-                  "The set of each row's lowest distillation seed (the run's `synthetic/grid.png`).", ""]  # fmt: skip
-        parts += [markdown_table(["dataset", "method"] + [f"IPC {ipc}" for ipc in board.ipcs],
-                                 [[ds, board.method_label(m)] + [f"![{c[1]}]({c[1]})" if c else "" for c in cells]
-                                  for ds, m, cells in rows]), ""]  # fmt: skip
+        parts += [
+            "## Distilled images",
+            "",
+            "The set of each row's lowest distillation seed (the run's `synthetic/grid.png`).",
+            "",
+        ]
+        parts += [
+            markdown_table(
+                ["dataset", "method"] + [f"IPC {ipc}" for ipc in board.ipcs],
+                [
+                    [ds, board.method_label(m)] + [f"![{c[1]}]({c[1]})" if c else "" for c in cells]
+                    for ds, m, cells in rows
+                ],
+            ),
+            "",
+        ]
     parts += ["## How the numbers are made", "", how(board), ""]
     stopped = [r for r in board.records if r.tags.get("stopped_early")]
     if stopped:
@@ -150,8 +161,10 @@ def render_html(
 ) -> str:
     """One self-contained page: every image inline, the sorting script inline, no external URL."""
     grids = grids or {}
-    rows = [(ds, board.method_label(m), [(c[1], grids[(ds, m, c[0])]) if c else None for c in cells])
-            for ds, m, cells in grid_rows(board, grids)]  # fmt: skip
+    rows = [
+        (ds, board.method_label(m), [(c[1], grids[(ds, m, c[0])]) if c else None for c in cells])
+        for ds, m, cells in grid_rows(board, grids)
+    ]
     return render_page(
         "leaderboard.html",
         suite=board.suite,

@@ -121,9 +121,17 @@ def row_name(method: str, taken: set[str]) -> str:
     return name
 
 
-def suite_doc(dataset: str, sets: Sequence[tuple[str, Path, int]], models: Sequence[str], eval_seeds: Sequence[int],
-              eval_overrides: Mapping[str, Any], references: Sequence[str], full_epochs: int | None, experiment: str,
-              data: Mapping[str, Any]) -> dict[str, Any]:  # fmt: skip
+def suite_doc(
+    dataset: str,
+    sets: Sequence[tuple[str, Path, int]],
+    models: Sequence[str],
+    eval_seeds: Sequence[int],
+    eval_overrides: Mapping[str, Any],
+    references: Sequence[str],
+    full_epochs: int | None,
+    experiment: str,
+    data: Mapping[str, Any],
+) -> dict[str, Any]:
     """The suite of one dataset's sets: ``sets`` are (row name, path, IPC)."""
     methods: dict[str, Any] = {}
     for name, path, ipc in sets:
@@ -135,21 +143,44 @@ def suite_doc(dataset: str, sets: Sequence[tuple[str, Path, int]], models: Seque
     if "full" in references:
         methods["full"] = {"eval": {"epochs": full_epochs}} if full_epochs else {}
     return {
-        "name": experiment, "version": 1, "description": f"dd-bench report on {dataset}", "datasets": [dataset],
-        "ipcs": ipcs, "methods": methods, "distill_model": models[0], "eval_models": list(models), "seeds": [0],
-        "eval_seeds": list(eval_seeds), "eval": dict(eval_overrides), "data": dict(data),
-        "references": {"random": "random" if "random" in references else None,
-                       "full": "full" if "full" in references else None},
-    }  # fmt: skip
+        "name": experiment,
+        "version": 1,
+        "description": f"dd-bench report on {dataset}",
+        "datasets": [dataset],
+        "ipcs": ipcs,
+        "methods": methods,
+        "distill_model": models[0],
+        "eval_models": list(models),
+        "seeds": [0],
+        "eval_seeds": list(eval_seeds),
+        "eval": dict(eval_overrides),
+        "data": dict(data),
+        "references": {
+            "random": "random" if "random" in references else None,
+            "full": "full" if "full" in references else None,
+        },
+    }
 
 
 def make(
-    set_paths: Sequence[Path], models: Sequence[str], eval_seeds: Sequence[int], eval_overrides: Mapping[str, Any],
-    out: Path, *,
-    references: Sequence[str] = REFERENCES, full_epochs: int | None = None, experiment: str = "report",
-    tracking_uri: str | None = None, device: str = "auto", deterministic: bool = False, cache_dir: str | None = None,
-    data: Mapping[str, Any] | None = None, command: str = "dd-bench report", quiet: bool = False, registry: Any = None,
-) -> tuple[Report, list[Path]]:  # fmt: skip
+    set_paths: Sequence[Path],
+    models: Sequence[str],
+    eval_seeds: Sequence[int],
+    eval_overrides: Mapping[str, Any],
+    out: Path,
+    *,
+    references: Sequence[str] = REFERENCES,
+    full_epochs: int | None = None,
+    experiment: str = "report",
+    tracking_uri: str | None = None,
+    device: str = "auto",
+    deterministic: bool = False,
+    cache_dir: str | None = None,
+    data: Mapping[str, Any] | None = None,
+    command: str = "dd-bench report",
+    quiet: bool = False,
+    registry: Any = None,
+) -> tuple[Report, list[Path]]:
     """Evaluate the sets and their references (tracked), then write and log the report; bad input fails before
     any work."""
     from ..plugins import Registry
@@ -187,8 +218,15 @@ def make(
     rows: list[Row] = []
     classes: dict[str, tuple[str, ...]] = {}
     for suite in suites:
-        run = run_suite(suite, registry=registry, tracking_uri=uri, device=device, deterministic=deterministic,
-                        cache_dir=cache_dir, quiet=quiet)  # fmt: skip
+        run = run_suite(
+            suite,
+            registry=registry,
+            tracking_uri=uri,
+            device=device,
+            deterministic=deterministic,
+            cache_dir=cache_dir,
+            quiet=quiet,
+        )
         rows += _rows(run, uri, labels, classes)
     config = eval_config(suites[0].eval)
     report = Report(rows, list(models), classes, config, full_epochs or config.epochs, {}, reported)
@@ -212,9 +250,17 @@ def _rows(
         ipcs = [cell.ipc] if cell.ipc is not None else sorted(run.suite.ipcs)
         for ipc in ipcs:
             label = labels.get((cell.dataset, cell.method, ipc)) or (
-                "random subset (reference, seed 0)" if cell.role == "random" else "whole training set (reference)")
-            row = Row(label, "set" if cell.source else cell.role, cell.dataset, ipc, result.run_id, error=result.error,
-                      source=dict(cell.source) if cell.source else None)  # fmt: skip
+                "random subset (reference, seed 0)" if cell.role == "random" else "whole training set (reference)"
+            )
+            row = Row(
+                label,
+                "set" if cell.source else cell.role,
+                cell.dataset,
+                ipc,
+                result.run_id,
+                error=result.error,
+                source=dict(cell.source) if cell.source else None,
+            )
             if result.run_id is not None:
                 row.tags = tracking.tags_of(c.get_run(result.run_id))
                 for model, ev in eval_runs_done(c, exp, result.run_id).items():
@@ -254,8 +300,11 @@ def _provenance(report: Report, command: str, uri: str) -> dict[str, str]:
     def unique(key: str) -> str:
         return ", ".join(sorted({r.tags[key] for r in report.rows if r.tags.get(key)})) or "unknown"
 
-    sets = "; ".join(f"{from_cwd(r.source['path'])} (IPC {r.ipc}, SHA-256 {r.source['sha256'][:16]}…)"
-                     for r in report.rows if r.role == "set" and r.source)
+    sets = "; ".join(
+        f"{from_cwd(r.source['path'])} (IPC {r.ipc}, SHA-256 {r.source['sha256'][:16]}…)"
+        for r in report.rows
+        if r.role == "set" and r.source
+    )
     return {
         "command": command,
         "tracking": portable_uri(uri),
@@ -265,7 +314,7 @@ def _provenance(report: Report, command: str, uri: str) -> dict[str, str]:
         "versions (runs)": f"dd-bench {unique('dd_bench')}; torch {unique('torch')}; python {unique('python')}",
         "git SHA (runs)": unique("git_sha"),
         "versions (this page)": f"dd-bench {__version__}; torch {torch.__version__};"
-                                f" python {platform.python_version()}",
+        f" python {platform.python_version()}",
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
 
@@ -275,23 +324,30 @@ def _provenance(report: Report, command: str, uri: str) -> dict[str, str]:
 
 def protocol_text(config: EvalConfig, full_epochs: int) -> list[tuple[str, str]]:
     """The label protocol and the evaluation recipe, as (what, value) lines."""
-    augment = (f"DSA ({config.dsa_strategy})" if config.dsa else "random-resized crop + flip" if config.crop_flip
-               else "none")  # fmt: skip
-    labels = {"hard": "hard: class indices", "set": "set: the labels stored in each set (hard or soft)",
-              "teacher": "teacher: the teacher's outputs on every augmented batch, KL at"
-                         f" T={config.temperature:g}"}[config.labels]  # fmt: skip
+    augment = (
+        f"DSA ({config.dsa_strategy})" if config.dsa else "random-resized crop + flip" if config.crop_flip else "none"
+    )
+    labels = {
+        "hard": "hard: class indices",
+        "set": "set: the labels stored in each set (hard or soft)",
+        "teacher": f"teacher: the teacher's outputs on every augmented batch, KL at T={config.temperature:g}",
+    }[config.labels]
     lr = f"{config.lr:g}" if config.lr is not None else "each set's learned lr, else 0.01"
-    training = (f"{config.optimizer}, lr {lr}, weight decay {config.weight_decay:g}, {config.schedule} schedule,"
-                f" batch {config.batch_size or 'by IPC (RDED rule)'}, {config.epochs} epochs (whole training set:"
-                f" {full_epochs})")  # fmt: skip
+    training = (
+        f"{config.optimizer}, lr {lr}, weight decay {config.weight_decay:g}, {config.schedule} schedule,"
+        f" batch {config.batch_size or 'by IPC (RDED rule)'}, {config.epochs} epochs (whole training set:"
+        f" {full_epochs})"
+    )
     return [
         ("label protocol", labels),
         ("evaluation recipe", f"{config.recipe} ({RECIPE_TEXT[config.recipe]})"),
         ("training", training),
         ("augmentation", augment),
-        ("test images", "the dataset's own preprocessing" if config.test_crop_pct == 1
-                        else f"centre crop {config.test_crop_pct:g}"),
-    ]  # fmt: skip
+        (
+            "test images",
+            "the dataset's own preprocessing" if config.test_crop_pct == 1 else f"centre crop {config.test_crop_pct:g}",
+        ),
+    ]
 
 
 def accuracy_table(report: Report, rows: Sequence[Row]) -> tuple[list[str], list[list[str]]]:
@@ -321,9 +377,14 @@ def gain_table(report: Report, rows: Sequence[Row]) -> tuple[list[str], list[lis
             continue
         row = [r.label] + [fmt(r.mean(m) - rnd.mean(m)) for m in report.models]
         if full is not None:
-            row += [fmt(100 * (r.mean(m) - rnd.mean(m)) / (full.mean(m) - rnd.mean(m))
-                         if full.mean(m) != rnd.mean(m) else math.nan)
-                    for m in report.models]  # fmt: skip
+            row += [
+                fmt(
+                    100 * (r.mean(m) - rnd.mean(m)) / (full.mean(m) - rnd.mean(m))
+                    if full.mean(m) != rnd.mean(m)
+                    else math.nan
+                )
+                for m in report.models
+            ]
         out.append(row)
     return header, out
 
@@ -336,8 +397,15 @@ def reported_table(report: Report, rows: Sequence[Row]) -> tuple[list[str], list
             setting = (paper.dataset, paper.ipc, paper.labels) == (r.dataset, r.ipc, report.config.labels)
             if setting and paper.model in report.models:
                 diff = r.mean(paper.model) - paper.accuracy
-                out.append([f"{r.label} · {paper.model}", paper.text(), r.text(paper.model), fmt(diff),
-                            paper.where + (f" ({paper.note})" if paper.note else "")])  # fmt: skip
+                out.append(
+                    [
+                        f"{r.label} · {paper.model}",
+                        paper.text(),
+                        r.text(paper.model),
+                        fmt(diff),
+                        paper.where + (f" ({paper.note})" if paper.note else ""),
+                    ]
+                )
     return (["setting", "reported", "measured", "measured − reported", "where"], out) if out else None
 
 
@@ -360,19 +428,25 @@ def class_table(report: Report, rows: Sequence[Row], model: str) -> tuple[list[s
         shown = sorted(weakest)
         note += f" {k} classes: only each set's {WEAKEST} weakest are listed (every class is in per_class.csv)."
     header = ["class"] + [r.label for r in measured]
-    body = [[f"{c} {names[c]}" if c < len(names) and names[c] != str(c) else str(c)]
-            + [fmt(means[r.label][c]) for r in measured]
-            for c in shown]  # fmt: skip
+    body = [
+        [f"{c} {names[c]}" if c < len(names) and names[c] != str(c) else str(c)]
+        + [fmt(means[r.label][c]) for r in measured]
+        for c in shown
+    ]
     return header, body, note
 
 
-ACCURACY_NOTE = ("mean ± sample std over the evaluation networks (n = evaluation seeds); the references are the"
-                 " random subset of this IPC (distillation seed 0) and the whole training set, under the same"
-                 " protocol.")  # fmt: skip
+ACCURACY_NOTE = (
+    "mean ± sample std over the evaluation networks (n = evaluation seeds); the references are the"
+    " random subset of this IPC (distillation seed 0) and the whole training set, under the same"
+    " protocol."
+)
 GAIN_NOTE = "Difference of the means in points; gap closed = (set − random) / (whole set − random)."
-REPORTED_NOTE = ("Each figure the paper of a set's method reports for this dataset, IPC, architecture and label"
-                 " protocol; measured = this report's networks on the set. The paper's other settings (evaluation"
-                 " epochs, ZCA, resolution) can differ.")  # fmt: skip
+REPORTED_NOTE = (
+    "Each figure the paper of a set's method reports for this dataset, IPC, architecture and label"
+    " protocol; measured = this report's networks on the set. The paper's other settings (evaluation"
+    " epochs, ZCA, resolution) can differ."
+)
 
 
 def sections(report: Report) -> list[tuple[str, str, list[str], list[list[str]]]]:
@@ -424,8 +498,9 @@ def plot(report: Report, caption: str) -> bytes:
         for r in rows:
             vals = r.class_means(model)
             if vals:
-                class_ax.plot(range(len(vals)), vals, marker="o" if len(vals) <= 20 else None, ms=3, lw=1,
-                              label=r.label)  # fmt: skip
+                class_ax.plot(
+                    range(len(vals)), vals, marker="o" if len(vals) <= 20 else None, ms=3, lw=1, label=r.label
+                )
         names = report.classes.get(ds) or ()
         if 0 < len(names) <= 20:
             class_ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=7)
@@ -483,8 +558,19 @@ def per_class_csv(report: Report) -> str:
         for model, per_seed in r.classes.items():
             for c, values in enumerate(zip(*per_seed)):
                 got = [v for v in values if v is not None]
-                w.writerow([r.dataset, r.ipc, r.label, r.role, model, c, names[c] if c < len(names) else "",
-                            round(statistics.fmean(got), 4) if got else "", len(got)])  # fmt: skip
+                w.writerow(
+                    [
+                        r.dataset,
+                        r.ipc,
+                        r.label,
+                        r.role,
+                        model,
+                        c,
+                        names[c] if c < len(names) else "",
+                        round(statistics.fmean(got), 4) if got else "",
+                        len(got),
+                    ]
+                )
     return buf.getvalue()
 
 
@@ -494,10 +580,21 @@ def to_json(report: Report) -> dict[str, Any]:
         "provenance": report.provenance,
         "eval": asdict(report.config),
         "full_epochs": report.full_epochs,
-        "rows": [{"label": r.label, "role": r.role, "dataset": r.dataset, "ipc": r.ipc, "run_id": r.run_id,
-                  "test_acc": r.accs, "test_acc_per_class": r.classes, "source": r.source, "error": r.error}
-                 for r in report.rows],
-    }  # fmt: skip
+        "rows": [
+            {
+                "label": r.label,
+                "role": r.role,
+                "dataset": r.dataset,
+                "ipc": r.ipc,
+                "run_id": r.run_id,
+                "test_acc": r.accs,
+                "test_acc_per_class": r.classes,
+                "source": r.source,
+                "error": r.error,
+            }
+            for r in report.rows
+        ],
+    }
 
 
 def write(report: Report, out: Path) -> list[Path]:
@@ -529,9 +626,12 @@ def _log_report(report: Report, files: Sequence[Path], uri: str, experiment: str
     exp = tracking.experiment_id(c, experiment, uri)
     run_id = c.create_run(exp, run_name="report", tags={f"{tracking.TAG}kind": "report"}).info.run_id
     sets = {r.label: r.source for r in report.rows if r.role == "set" and r.source}
-    params = {"models": ",".join(report.models), "eval": asdict(report.config), "full_epochs": report.full_epochs,
-              "sets": {f"set{i}": f"{from_cwd(s['path'])} sha256={s['sha256']}"
-                       for i, s in enumerate(sets.values())}}  # fmt: skip
+    params = {
+        "models": ",".join(report.models),
+        "eval": asdict(report.config),
+        "full_epochs": report.full_epochs,
+        "sets": {f"set{i}": f"{from_cwd(s['path'])} sha256={s['sha256']}" for i, s in enumerate(sets.values())},
+    }
     tracking.log_params(c, run_id, tracking.flat_params("", params))
     metrics = tracking.MetricBuffer(c, run_id)
     for k, r in enumerate(report.rows):

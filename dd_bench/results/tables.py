@@ -42,9 +42,11 @@ def tables(board: Board) -> list[Table]:
             rk = board.ranks.get((ds, m))
             row.append("–" if rk is None or math.isnan(rk[0]) else f"{rk[0]:.2f} (over {rk[1]})")
             rows.append(row)
-        note = (f"Rows: methods; columns: IPC x evaluation architecture (distilled with {s.distill_model}). "
-                "The upper reference trains on the whole training set and does not depend on IPC. "
-                "Mean rank: over the complete columns, 1 = best, the upper reference excluded.")  # fmt: skip
+        note = (
+            f"Rows: methods; columns: IPC x evaluation architecture (distilled with {s.distill_model}). "
+            "The upper reference trains on the whole training set and does not depend on IPC. "
+            "Mean rank: over the complete columns, 1 = best, the upper reference excluded."
+        )
         out.append((f"{ds}: test accuracy (%)", note, header, rows))
         paper = reported_table(board, ds)
         if paper:
@@ -52,13 +54,19 @@ def tables(board: Board) -> list[Table]:
         if any(e.values for (d, *_), e in board.val.items() if d == ds):
             header = ["method"] + [f"IPC {ipc} · {m}" for ipc in board.ipcs for m in s.eval_models]
             rows = [
-                [board.method_label(m)] + [board.val[key].text() if key in board.val else "–"
-                                           for ipc in board.ipcs for model in s.eval_models
-                                           for key in [(ds, m, ipc, model)]]
+                [board.method_label(m)]
+                + [
+                    board.val[key].text() if key in board.val else "–"
+                    for ipc in board.ipcs
+                    for model in s.eval_models
+                    for key in [(ds, m, ipc, model)]
+                ]
                 for m in board.methods
-            ]  # fmt: skip
-            note = ("The same cells on the validation split (held out of the training data): the figures to choose"
-                    " presets, budgets and variants on. Rankings and scores use test accuracy.")  # fmt: skip
+            ]
+            note = (
+                "The same cells on the validation split (held out of the training data): the figures to choose"
+                " presets, budgets and variants on. Rankings and scores use test accuracy."
+            )
             out.append((f"{ds}: validation accuracy (%)", note, header, rows))
         for ipc in board.ipcs:
             header = ["method"] + list(s.eval_models) + ["spread (max - min)"]
@@ -69,9 +77,14 @@ def tables(board: Board) -> list[Table]:
                 spread = max(means) - min(means) if len(means) == len(vals) and means else math.nan
                 entries = [fmt(v.mean) if v and v.complete else "missing" for v in vals]
                 rows.append([board.method_label(m)] + entries + [fmt(spread)])
-            out.append((f"{ds}, IPC {ipc}: cross-architecture matrix (mean test accuracy %)",
-                        f"Distilled with {s.distill_model}; each column trains that architecture on the set.",
-                        header, rows))  # fmt: skip
+            out.append(
+                (
+                    f"{ds}, IPC {ipc}: cross-architecture matrix (mean test accuracy %)",
+                    f"Distilled with {s.distill_model}; each column trains that architecture on the set.",
+                    header,
+                    rows,
+                )
+            )
         if board.label_effect and any(p != "set" for p in board.protocols.values()):
             kinds = ("hard", "own protocol", "own − hard", "KiB hard", "KiB own")
             header = ["method", "labels"] + [f"IPC {ipc} · {k}" for ipc in board.ipcs for k in kinds]
@@ -91,11 +104,13 @@ def tables(board: Board) -> list[Table]:
                         else:
                             row.append(e.text(digits))
                 rows.append(row)
-            note = (f"Each method under the hard protocol (class indices) and under its own (`labels`: set = the"
-                    " labels stored in the set, teacher = the teacher's softened outputs on every augmented batch),"
-                    f" on {primary},"
-                    " from the same cells; 'own − hard' is what the labels add. KiB: what each protocol must store"
-                    " (images + class indices; + soft labels; or + the teacher's parameters and buffers).")  # fmt: skip
+            note = (
+                f"Each method under the hard protocol (class indices) and under its own (`labels`: set = the"
+                " labels stored in the set, teacher = the teacher's softened outputs on every augmented batch),"
+                f" on {primary},"
+                " from the same cells; 'own − hard' is what the labels add. KiB: what each protocol must store"
+                " (images + class indices; + soft labels; or + the teacher's parameters and buffers)."
+            )
             out.append((f"{ds}: label protocols (test accuracy %, {primary})", note, header, rows))
         if s.full_method and s.random_method:  # the scores are relative to both references
             header = ["method"] + [f"IPC {ipc} · {k}" for ipc in board.ipcs for k in ("HLR ↓", "IOR ↑", "LRS ↑")]
@@ -109,12 +124,21 @@ def tables(board: Board) -> list[Table]:
                     for k in ("hlr", "ior", "lrs"):
                         row.append("–" if f is None else (f[k].text() if f[k].complete else "missing"))
                 rows.append(row)
-            out.append((f"{ds}: DD-Ranking-style fairness scores on {primary}",
-                        "See 'How the numbers are made' for the formulas (percent-correct LRS normalisation).",
-                        header, rows))  # fmt: skip
-        columns = {"distill_seconds": "distill s", "distill_wall_seconds": "wall s",
-                   "cache_build_seconds": "of which caches s", "peak_memory_mb": "peak MB",
-                   "storage_kib": "storage KiB"}  # fmt: skip
+            out.append(
+                (
+                    f"{ds}: DD-Ranking-style fairness scores on {primary}",
+                    "See 'How the numbers are made' for the formulas (percent-correct LRS normalisation).",
+                    header,
+                    rows,
+                )
+            )
+        columns = {
+            "distill_seconds": "distill s",
+            "distill_wall_seconds": "wall s",
+            "cache_build_seconds": "of which caches s",
+            "peak_memory_mb": "peak MB",
+            "storage_kib": "storage KiB",
+        }
         if not any(c["cache_build_seconds"].values for (d, *_), c in board.cost.items() if d == ds):
             del columns["cache_build_seconds"]  # runs from before the metric existed
         if not any(r.distill_wall_seconds is not None for r in board.records if r.dataset == ds):
@@ -134,11 +158,13 @@ def tables(board: Board) -> list[Table]:
     return out
 
 
-COST_NOTE = ("Mean over distillation seeds: distillation time (a sharded cell's shards added up; 'wall s', where"
-             " shown, is from its first shard's start to the merge), the part of it spent building caches that"
-             " later cells reuse (expert buffers, a trained latent; it falls on the first cell that needs them),"
-             " peak memory during distillation (see 'memory' above for what is measured), storage of images +"
-             " labels (+ weights, lr) as float tensors.")  # fmt: skip
+COST_NOTE = (
+    "Mean over distillation seeds: distillation time (a sharded cell's shards added up; 'wall s', where"
+    " shown, is from its first shard's start to the merge), the part of it spent building caches that"
+    " later cells reuse (expert buffers, a trained latent; it falls on the first cell that needs them),"
+    " peak memory during distillation (see 'memory' above for what is measured), storage of images +"
+    " labels (+ weights, lr) as float tensors."
+)
 
 
 def reported_for(suite: Suite, registry: Any) -> dict[str, tuple[Any, ...]]:
@@ -154,8 +180,11 @@ def reported_for(suite: Suite, registry: Any) -> dict[str, tuple[Any, ...]]:
 
 def comparable(board: Board, m: str) -> list[Any]:
     """``m``'s paper figures for an architecture and label protocol the suite evaluates it with."""
-    return [r for r in board.reported.get(m, ())
-            if r.model in board.suite.eval_models and r.labels == board.protocols.get(m, "set")]  # fmt: skip
+    return [
+        r
+        for r in board.reported.get(m, ())
+        if r.model in board.suite.eval_models and r.labels == board.protocols.get(m, "set")
+    ]
 
 
 def reported_table(board: Board, ds: str) -> Table | None:
@@ -167,21 +196,33 @@ def reported_table(board: Board, ds: str) -> Table | None:
             if e is None:
                 continue
             diff = fmt(e.mean - r.accuracy) if e.complete else "–"
-            rows.append([f"{board.method_label(m)} · IPC {r.ipc} · {r.model}", r.text(), e.text(), diff,
-                         r.where + (f" ({r.note})" if r.note else "")])  # fmt: skip
+            rows.append(
+                [
+                    f"{board.method_label(m)} · IPC {r.ipc} · {r.model}",
+                    r.text(),
+                    e.text(),
+                    diff,
+                    r.where + (f" ({r.note})" if r.note else ""),
+                ]
+            )
     if not rows:
         return None
-    note = ("Each figure a method's paper reports for a setting this suite runs (dataset, IPC, evaluation"
-            " architecture, label protocol), beside the entry measured here; difference = measured − reported, in"
-            " points. The papers' other settings (distillation budget, ZCA, resolution, evaluation epochs, runs) can"
-            " differ from the suite's: see each figure's note and the suite's presets.")  # fmt: skip
+    note = (
+        "Each figure a method's paper reports for a setting this suite runs (dataset, IPC, evaluation"
+        " architecture, label protocol), beside the entry measured here; difference = measured − reported, in"
+        " points. The papers' other settings (distillation budget, ZCA, resolution, evaluation epochs, runs) can"
+        " differ from the suite's: see each figure's note and the suite's presets."
+    )
     header = ["setting", "reported", "measured", "measured − reported", "where"]
     return f"{ds}: reported in the papers and measured here (test accuracy %)", note, header, rows
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """A GitHub Markdown table, ``|`` escaped in every entry."""
-    esc = lambda s: str(s).replace("|", "\\|")
+
+    def esc(s):
+        return str(s).replace("|", "\\|")
+
     lines = ["| " + " | ".join(map(esc, header)) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(map(esc, r)) + " |" for r in rows]
     return "\n".join(lines)
@@ -213,11 +254,32 @@ def best_cells(header: Sequence[str], rows: Sequence[Sequence[str]]) -> set[tupl
 def csv_rows(board: Board) -> tuple[list[str], list[list[Any]]]:
     """leaderboard.csv: one row per (dataset, method, IPC, evaluation architecture), numbers unrounded to 4 places."""
     header = [
-        "dataset", "method", "role", "ipc", "eval_model", "mean", "std", "n", "expected_n", "complete",
-        "val_mean", "val_std",
-        "hlr", "ior", "lrs", "distill_seconds", "cache_build_seconds", "peak_memory_mb", "storage_kib", "mean_rank",
-        "labels", "hard_mean", "reported_mean", "reported_std", "reported_where",
-    ]  # fmt: skip
+        "dataset",
+        "method",
+        "role",
+        "ipc",
+        "eval_model",
+        "mean",
+        "std",
+        "n",
+        "expected_n",
+        "complete",
+        "val_mean",
+        "val_std",
+        "hlr",
+        "ior",
+        "lrs",
+        "distill_seconds",
+        "cache_build_seconds",
+        "peak_memory_mb",
+        "storage_kib",
+        "mean_rank",
+        "labels",
+        "hard_mean",
+        "reported_mean",
+        "reported_std",
+        "reported_where",
+    ]
     rows = []
     for (ds, m, ipc, model), e in board.acc.items():
         paper = next((r for r in comparable(board, m) if (r.dataset, str(r.ipc), r.model) == (ds, ipc, model)), None)
@@ -226,19 +288,39 @@ def csv_rows(board: Board) -> tuple[list[str], list[list[Any]]]:
         c = board.cost.get((ds, m, ipc), {})
         primary = model == board.suite.primary_eval_model()
         rk = board.ranks.get((ds, m), (math.nan, 0))[0]
-        val = lambda x: "" if x is None or (isinstance(x, float) and math.isnan(x)) else round(x, 4)
+
+        def val(x):
+            return "" if x is None or (isinstance(x, float) and math.isnan(x)) else round(x, 4)
+
         rows.append(
             [
-                ds, m, board.roles[m], "all" if board.roles[m] == "full" else ipc, model,
-                val(e.mean), val(e.std), e.n, e.expected, e.complete, val(v.mean), val(v.std),
-                val(f["hlr"].mean) if primary and f else "", val(f["ior"].mean) if primary and f else "",
+                ds,
+                m,
+                board.roles[m],
+                "all" if board.roles[m] == "full" else ipc,
+                model,
+                val(e.mean),
+                val(e.std),
+                e.n,
+                e.expected,
+                e.complete,
+                val(v.mean),
+                val(v.std),
+                val(f["hlr"].mean) if primary and f else "",
+                val(f["ior"].mean) if primary and f else "",
                 val(f["lrs"].mean) if primary and f else "",
-                val(c["distill_seconds"].mean) if c else "", val(c["cache_build_seconds"].mean) if c else "",
+                val(c["distill_seconds"].mean) if c else "",
+                val(c["cache_build_seconds"].mean) if c else "",
                 val(c["peak_memory_mb"].mean) if c else "",
-                val(c["storage_kib"].mean) if c else "", val(rk),
-                board.protocols.get(m, "set"), val(hard_mean(board, ds, m, ipc, model)),
-                *((paper.accuracy, val(paper.std), paper.where) if paper and board.roles[m] != "full"
-                  else ("", "", "")),
+                val(c["storage_kib"].mean) if c else "",
+                val(rk),
+                board.protocols.get(m, "set"),
+                val(hard_mean(board, ds, m, ipc, model)),
+                *(
+                    (paper.accuracy, val(paper.std), paper.where)
+                    if paper and board.roles[m] != "full"
+                    else ("", "", "")
+                ),
             ]
-        )  # fmt: skip
+        )
     return header, rows

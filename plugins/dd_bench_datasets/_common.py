@@ -71,7 +71,10 @@ def open_torchvision(name: str, make: Callable[[], T], where: Path, what: str, d
         reason = reason.split(". You can use download=True")[0]  # torchvision's advice, not ours
         if download:
             raise missing(
-                name, what, [where], "check the network, or download the files yourself and " + ROOT_HINT,
+                name,
+                what,
+                [where],
+                "check the network, or download the files yourself and " + ROOT_HINT,
                 reason=f"download failed: {reason}",
             ) from exc
         raise missing(name, what, [where], ROOT_HINT, DOWNLOAD_HINT, reason=f"torchvision: {reason}") from exc

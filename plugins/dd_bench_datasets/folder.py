@@ -30,8 +30,9 @@ def class_folders(name: str, split_dir: Path) -> dict[str, Path]:
     return folders
 
 
-def labelled_files(name: str, folders: dict[str, Path], classes: Sequence[str],
-                   class_of: Callable[[str], str] = lambda folder: folder) -> tuple[list[Path], list[int]]:
+def labelled_files(
+    name: str, folders: dict[str, Path], classes: Sequence[str], class_of: Callable[[str], str] = lambda folder: folder
+) -> tuple[list[Path], list[int]]:
     """Every image of ``folders`` with its label (the index in ``classes`` of ``class_of(folder)``);
     folders whose class is not in ``classes`` are left out by the caller, empty ones are refused."""
     index = {c: i for i, c in enumerate(classes)}
@@ -62,37 +63,70 @@ def uint8_stats(x: StreamedImages, chunk_bytes: int = 2**22) -> tuple[tuple[floa
     return tuple(round(float(v), 4) for v in mean), tuple(round(float(v), 4) for v in std)
 
 
-def folder_data(name: str, root: Path, train: tuple[list[Path], list[int]], test: tuple[list[Path], list[int]],
-                classes: Sequence[str], request: DataRequest, mean: Sequence[float] | None = None,
-                std: Sequence[float] | None = None, names: Sequence[str] | None = None) -> RealData:
+def folder_data(
+    name: str,
+    root: Path,
+    train: tuple[list[Path], list[int]],
+    test: tuple[list[Path], list[int]],
+    classes: Sequence[str],
+    request: DataRequest,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    names: Sequence[str] | None = None,
+) -> RealData:
     """Decode both splits once (cached) and return them streamed from the cache;
     ``mean``/``std`` default to the training split's; ``names``: the classes' human names."""
     cache = default_cache_dir()
     train_x = decoded(f"{name} train", root, train[0], request.resolution, cache)
     if request.test_crop_pct != 1.0 and request.resolution is None:
-        raise DataError(f"{name}: test_crop_pct={request.test_crop_pct} needs a resolution to crop to: ask for one with --resolution N")
+        raise DataError(
+            f"{name}: test_crop_pct={request.test_crop_pct} needs a resolution to crop to: ask for one with --resolution N"
+        )
     test_x = decoded(f"{name} val", root, test[0], request.resolution, cache, crop_pct=request.test_crop_pct)
     if train_x.shape[1:] != test_x.shape[1:]:
-        raise DataError(f"{name}: train images are {list(train_x.shape[1:])} but val images {list(test_x.shape[1:])}"
-                        " (channels x height x width); ask for one size with --resolution N")
+        raise DataError(
+            f"{name}: train images are {list(train_x.shape[1:])} but val images {list(test_x.shape[1:])}"
+            " (channels x height x width); ask for one size with --resolution N"
+        )
     if mean is None or std is None:
         mean, std = uint8_stats(train_x)
-    return real_data(name, train_x, train[1], test_x, test[1], mean=mean, std=std, classes=classes, request=request,
-                     test_crop_pct=request.test_crop_pct, names=names)
+    return real_data(
+        name,
+        train_x,
+        train[1],
+        test_x,
+        test[1],
+        mean=mean,
+        std=std,
+        classes=classes,
+        request=request,
+        test_crop_pct=request.test_crop_pct,
+        names=names,
+    )
 
 
 def load_image_folder(request: DataRequest) -> RealData:
     """Any ``DIR/train/<class>/``, ``DIR/val/<class>/`` folder of PNG/JPEG images (``--data-root DIR``)."""
     name = "image_folder"
     if request.root is None:
-        raise DataError(f"{name}: needs --data-root DIR (or data.root in a suite): a folder holding"
-                        " train/<class>/ and val/<class>/ of PNG or JPEG files")
+        raise DataError(
+            f"{name}: needs --data-root DIR (or data.root in a suite): a folder holding"
+            " train/<class>/ and val/<class>/ of PNG or JPEG files"
+        )
     root = Path(request.root).expanduser()
     train_folders, val_folders = class_folders(name, root / "train"), class_folders(name, root / "val")
     classes = tuple(train_folders)
     unknown = sorted(set(val_folders) - set(classes))
     if unknown:
-        raise DataError(f"{name}: {root / 'val'} has class folder {unknown[0]!r} that {root / 'train'} lacks"
-                        f" ({len(unknown)} such); every val class must have training images")
-    return folder_data(name, root, labelled_files(name, train_folders, classes),
-                       labelled_files(name, val_folders, classes), classes, request)
+        raise DataError(
+            f"{name}: {root / 'val'} has class folder {unknown[0]!r} that {root / 'train'} lacks"
+            f" ({len(unknown)} such); every val class must have training images"
+        )
+    return folder_data(
+        name,
+        root,
+        labelled_files(name, train_folders, classes),
+        labelled_files(name, val_folders, classes),
+        classes,
+        request,
+    )

@@ -45,8 +45,10 @@ def folder_wnids(name: str, folders: Sequence[str], where: Path) -> dict[str, st
         return {f: IMAGENET1K_WNIDS[int(f)] for f in folders}
     unknown = [f for f in folders if f not in NAME_OF]
     if unknown:
-        raise DataError(f"{name}: {where} has class folder {unknown[0]!r}, which is not an ImageNet-1K wnid"
-                        " (expected folders named n######## or by class index 00000-00999)")
+        raise DataError(
+            f"{name}: {where} has class folder {unknown[0]!r}, which is not an ImageNet-1K wnid"
+            " (expected folders named n######## or by class index 00000-00999)"
+        )
     return {f: f for f in folders}
 
 
@@ -58,8 +60,10 @@ def _split(name: str, split_dir: Path, wnids: Sequence[str]) -> tuple[list[Path]
     present = {w for w in to_wnid.values() if w in wanted}
     missing = [w for w in wnids if w not in present]
     if missing:
-        raise DataError(f"{name}: {len(missing)} of its {len(wnids)} classes have no folder in {split_dir}"
-                        f" (e.g. {missing[0]}, {NAME_OF[missing[0]]}); is --data-root the right folder?")
+        raise DataError(
+            f"{name}: {len(missing)} of its {len(wnids)} classes have no folder in {split_dir}"
+            f" (e.g. {missing[0]}, {NAME_OF[missing[0]]}); is --data-root the right folder?"
+        )
     kept = {f: p for f, p in folders.items() if to_wnid[f] in wanted}
     return labelled_files(name, kept, wnids, class_of=to_wnid.__getitem__)
 
@@ -76,8 +80,10 @@ def _flat_val(name: str, root: Path, wnids: Sequence[str]) -> tuple[list[Path], 
     elif devkit is not None:
         wnid_of, source = _devkit_labels(name, devkit / "data"), devkit
     else:
-        raise DataError(f"{name}: {root / 'val'} has no class folders and no ground truth labels them (put Kaggle's"
-                        f" {KAGGLE_VAL} or the devkit's {DEVKIT}/ folder in {root}, or sort val/ into <wnid>/ folders)")
+        raise DataError(
+            f"{name}: {root / 'val'} has no class folders and no ground truth labels them (put Kaggle's"
+            f" {KAGGLE_VAL} or the devkit's {DEVKIT}/ folder in {root}, or sort val/ into <wnid>/ folders)"
+        )
     by_stem = {p.stem: p for p in image_files(root / "val")}
     index = {w: i for i, w in enumerate(wnids)}
     files, labels = [], []
@@ -106,26 +112,41 @@ def _devkit_labels(name: str, data: Path) -> dict[str, str]:
         synsets = scipy.io.loadmat(data / "meta.mat", squeeze_me=True)["synsets"]
         wnid_of_id = {int(s["ILSVRC2012_ID"]): str(s["WNID"]) for s in synsets if int(s["num_children"]) == 0}
     except (OSError, ValueError, KeyError) as exc:
-        raise DataError(f"{name}: {data / 'meta.mat'} is not the devkit's synset table ({type(exc).__name__}: {exc})") from None
+        raise DataError(
+            f"{name}: {data / 'meta.mat'} is not the devkit's synset table ({type(exc).__name__}: {exc})"
+        ) from None
     labels = {}
     for i, line in enumerate((data / DEVKIT_TRUTH).read_text().split(), start=1):
         if not line.isdigit() or int(line) not in wnid_of_id:
-            raise DataError(f"{name}: line {i} of {data / DEVKIT_TRUTH} is {line!r}, not a class ID of {data / 'meta.mat'}")
+            raise DataError(
+                f"{name}: line {i} of {data / DEVKIT_TRUTH} is {line!r}, not a class ID of {data / 'meta.mat'}"
+            )
         labels[f"ILSVRC2012_val_{i:08d}"] = wnid_of_id[int(line)]
     return labels
 
 
 def load_imagenet(name: str, wnids: Sequence[str], resolution: int, request: DataRequest) -> RealData:
     if request.root is None:
-        raise DataError(f"{name}: needs --data-root DIR (or data.root in a suite): a folder holding train/<wnid>/"
-                        " and val/ (class folders, or flat with LOC_val_solution.csv or the devkit)")
+        raise DataError(
+            f"{name}: needs --data-root DIR (or data.root in a suite): a folder holding train/<wnid>/"
+            " and val/ (class folders, or flat with LOC_val_solution.csv or the devkit)"
+        )
     root = Path(request.root).expanduser()
     request = dataclasses.replace(request, resolution=request.resolution or resolution)
     val = root / "val"
     has_folders = val.is_dir() and any(p.is_dir() for p in val.iterdir())
     test = _split(name, val, wnids) if has_folders else _flat_val(name, root, wnids)
-    return folder_data(name, root, _split(name, root / "train", wnids), test, tuple(wnids), request,
-                       mean=IMAGENET_MEAN, std=IMAGENET_STD, names=[NAME_OF[w] for w in wnids])
+    return folder_data(
+        name,
+        root,
+        _split(name, root / "train", wnids),
+        test,
+        tuple(wnids),
+        request,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        names=[NAME_OF[w] for w in wnids],
+    )
 
 
 DATASETS = {
@@ -133,8 +154,10 @@ DATASETS = {
     "imagenet100": (SUBSETS["imagenet100"].wnids, 224, "ImageNet-100 as CMC defines it, from an ImageNet-1K folder"),
     "imagenette": (SUBSETS["imagenette"].wnids, 128, "fastai's Imagenette (--data-root: the imagenette2 archive)"),
     "imagewoof": (SUBSETS["imagewoof"].wnids, 128, "fastai's ImageWoof (--data-root: the imagewoof2 archive)"),
-    **{n: (SUBSETS[n].wnids, 128, f"MTT's {n.removesuffix('_mtt')} subset of ImageNet-1K (--data-root: ImageNet-1K)")
-       for n in ("imagenette_mtt", "imagewoof_mtt", "imagefruit", "imageyellow", "imagemeow", "imagesquawk")},
+    **{
+        n: (SUBSETS[n].wnids, 128, f"MTT's {n.removesuffix('_mtt')} subset of ImageNet-1K (--data-root: ImageNet-1K)")
+        for n in ("imagenette_mtt", "imagewoof_mtt", "imagefruit", "imageyellow", "imagemeow", "imagesquawk")
+    },
 }
 
 
@@ -142,5 +165,7 @@ def dataset_specs() -> list[DatasetSpec]:
     def loader(name: str, wnids: Sequence[str], resolution: int):
         return lambda request: load_imagenet(name, wnids, resolution, request)
 
-    return [DatasetSpec(name, loader(name, wnids, size), f"{text}; {size} px unless --resolution")
-            for name, (wnids, size, text) in DATASETS.items()]
+    return [
+        DatasetSpec(name, loader(name, wnids, size), f"{text}; {size} px unless --resolution")
+        for name, (wnids, size, text) in DATASETS.items()
+    ]

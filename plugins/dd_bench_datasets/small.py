@@ -50,9 +50,17 @@ def load_digits(request: DataRequest) -> RealData:
     train_x, train_y, test_x, test_y = _digits_splits()
     mean, std = channel_stats(train_x)
     return real_data(
-        "digits", train_x, train_y, test_x, test_y,
-        mean=mean, std=std, classes=[str(i) for i in range(10)], request=request, scale=1.0,
-    )  # fmt: skip
+        "digits",
+        train_x,
+        train_y,
+        test_x,
+        test_y,
+        mean=mean,
+        std=std,
+        classes=[str(i) for i in range(10)],
+        request=request,
+        scale=1.0,
+    )
 
 
 def _toy_patterns() -> torch.Tensor:
@@ -84,6 +92,14 @@ def load_toy(request: DataRequest) -> RealData:
     test_x, test_y = _toy_split(TOY_TEST_PER_CLASS, g)
     mean, std = channel_stats(train_x)
     return real_data(
-        "toy", train_x, train_y, test_x, test_y,
-        mean=mean, std=std, classes=TOY_CLASSES, request=request, scale=1.0,
-    )  # fmt: skip
+        "toy",
+        train_x,
+        train_y,
+        test_x,
+        test_y,
+        mean=mean,
+        std=std,
+        classes=TOY_CLASSES,
+        request=request,
+        scale=1.0,
+    )

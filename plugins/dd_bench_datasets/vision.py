@@ -41,9 +41,17 @@ DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 """Where ``apt-get install dataset-fashion-mnist`` puts the four IDX ``.gz`` files."""
 
 FASHION_MNIST_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-)  # fmt: skip
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 DIGIT_CLASSES = tuple(str(i) for i in range(10))
 
 TINY_IMAGENET_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
@@ -90,7 +98,9 @@ def _load_idx_dataset(
         what = "the IDX files " + ", ".join(f"{s}[.gz]" for s in IDX_STEMS)
         if request.root is None:
             raise missing(name, what, dirs, *hints, ROOT_HINT, DOWNLOAD_HINT)
-        raise missing(name, what, dirs, "put them there", DOWNLOAD_HINT, "leave out --data-root to use the default places")
+        raise missing(
+            name, what, dirs, "put them there", DOWNLOAD_HINT, "leave out --data-root to use the default places"
+        )
     train_x = read_idx_images(files["train-images-idx3-ubyte"])
     train_y = read_idx_labels(files["train-labels-idx1-ubyte"], len(train_x))
     test_x = read_idx_images(files["t10k-images-idx3-ubyte"])
@@ -124,15 +134,15 @@ def load_fashion_mnist(request: DataRequest) -> RealData:
 
 def load_mnist(request: DataRequest) -> RealData:
     """MNIST, 28x28 grey, from ``--data-root`` (flat or ``MNIST/raw``) or a torchvision download."""
-    return _load_idx_dataset(
-        "mnist", request, folder="MNIST", mean=(0.1307,), std=(0.3081,), classes=DIGIT_CLASSES
-    )
+    return _load_idx_dataset("mnist", request, folder="MNIST", mean=(0.1307,), std=(0.3081,), classes=DIGIT_CLASSES)
 
 
 # --------------------------------------------------------------------------- CIFAR, SVHN
 
 
-def _load_cifar(name: str, class_name: str, request: DataRequest, mean: Sequence[float], std: Sequence[float]) -> RealData:
+def _load_cifar(
+    name: str, class_name: str, request: DataRequest, mean: Sequence[float], std: Sequence[float]
+) -> RealData:
     """CIFAR-10/100 python batches through torchvision (its md5 checks stay on)."""
     from torchvision import datasets
 

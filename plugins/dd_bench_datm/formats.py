@@ -28,13 +28,18 @@ def read_datm(path: Path, request: ReadRequest) -> FormatRead:
     read = read_iteration_set(path, what="DATM")
     n, k = len(read.images), request.data.num_classes
     if n != k * request.ipc:
-        raise DataError(f"{read.files[0]} holds {n} images; DATM lays out --ipc {request.ipc} of each of"
-                        f" {request.data.name}'s {k} classes ({k * request.ipc} images)")  # fmt: skip
+        raise DataError(
+            f"{read.files[0]} holds {n} images; DATM lays out --ipc {request.ipc} of each of"
+            f" {request.data.name}'s {k} classes ({k * request.ipc} images)"
+        )
     read.classes = torch.arange(k).repeat_interleave(request.ipc)
     return read
 
 
 FORMAT = FormatSpec(
-    "datm", "DATM's Normal/ folder of images_<it>.pt, soft labels_<it>.pt and lr_<it>.pt", read_datm,
-    learns_lr=True, zca_check=True,
-)  # fmt: skip
+    "datm",
+    "DATM's Normal/ folder of images_<it>.pt, soft labels_<it>.pt and lr_<it>.pt",
+    read_datm,
+    learns_lr=True,
+    zca_check=True,
+)

@@ -164,19 +164,43 @@ def distill_dsa(request: DistillRequest) -> SyntheticSet:
 # from real images (its README's command line). The loops depend on the IPC only, so the
 # Fashion-MNIST presets are the same numbers (the DC paper's Table 1 uses them there too).
 _LOOPS = {1: (1, 1), 10: (10, 50), 50: (50, 10)}
-_PAPER = {f"{data}-ipc{ipc}": {"outer_loop": outer, "inner_loop": inner, "iterations": 1000, "lr_img": 0.1, "lr_net": 0.01,
-                                "batch_real": 256, "batch_train": 256}
-          for data in ("cifar10", "fmnist") for ipc, (outer, inner) in _LOOPS.items()}  # fmt: skip
+_PAPER = {
+    f"{data}-ipc{ipc}": {
+        "outer_loop": outer,
+        "inner_loop": inner,
+        "iterations": 1000,
+        "lr_img": 0.1,
+        "lr_net": 0.01,
+        "batch_real": 256,
+        "batch_train": 256,
+    }
+    for data in ("cifar10", "fmnist")
+    for ipc, (outer, inner) in _LOOPS.items()
+}
 
 PRESETS: dict[str, dict[str, Any]] = {
     # End to end on digits in seconds: two image updates around one inner epoch per iteration.
-    "smoke": {"iterations": 4, "outer_loop": 2, "inner_loop": 1, "batch_real": 16, "batch_train": 32, "checkpoint_every": 2},
+    "smoke": {
+        "iterations": 4,
+        "outer_loop": 2,
+        "inner_loop": 1,
+        "batch_real": 16,
+        "batch_train": 32,
+        "checkpoint_every": 2,
+    },
     **_PAPER,
     # Minutes on 2 CPU cores (Fashion-MNIST, --model convnet_w32; about 3 min on one thread): the
     # paper's outer loops with 10 inner epochs and 64 real images per class, from real images as
     # DSA starts (noise was not tried at this budget of 150 image updates at IPC 10). On
     # validation (IPC 10, 2 evaluation seeds): dc 77.0%, dsa 76.7%, the random subset 73.3%.
-    "cpu": {"init": "real", "iterations": 15, "outer_loop": 10, "inner_loop": 10, "batch_real": 64, "checkpoint_every": 5},
+    "cpu": {
+        "init": "real",
+        "iterations": 15,
+        "outer_loop": 10,
+        "inner_loop": 10,
+        "batch_real": 64,
+        "checkpoint_every": 5,
+    },
     "cpu-ipc1": {"init": "real", "iterations": 250, "outer_loop": 1, "inner_loop": 1, "batch_real": 64},
 }
 

@@ -29,11 +29,19 @@ def read_dc(path: Path, request: ReadRequest) -> FormatRead:
         path = found[0]
     blob = torch_load(path)
     runs = blob.get("data") if isinstance(blob, dict) else None
-    if not isinstance(runs, (list, tuple)) or not runs or not all(isinstance(r, (list, tuple)) and len(r) == 2 for r in runs):
-        raise DataError(f"{path} is not a DC results file: expected a dict whose 'data' is a list of [images, labels] pairs")
+    if (
+        not isinstance(runs, (list, tuple))
+        or not runs
+        or not all(isinstance(r, (list, tuple)) and len(r) == 2 for r in runs)
+    ):
+        raise DataError(
+            f"{path} is not a DC results file: expected a dict whose 'data' is a list of [images, labels] pairs"
+        )
     index = len(runs) - 1 if request.experiment is None else request.experiment
     if not 0 <= index < len(runs):
-        raise ConfigError(f"--experiment {request.experiment} is not allowed: {path} holds experiments 0-{len(runs) - 1}")
+        raise ConfigError(
+            f"--experiment {request.experiment} is not allowed: {path} holds experiments 0-{len(runs) - 1}"
+        )
     images, labels = runs[index]
     details: dict[str, Any] = {"experiment": index, "experiments": len(runs)}
     match = RESULTS_NAME.fullmatch(path.name)
@@ -43,6 +51,9 @@ def read_dc(path: Path, request: ReadRequest) -> FormatRead:
 
 
 FORMAT = FormatSpec(
-    "dc", "DatasetCondensation's res_<method>_<data>_<model>_<ipc>ipc.pt (one set per experiment)", read_dc,
-    zca_check=True, options=("experiment",),
-)  # fmt: skip
+    "dc",
+    "DatasetCondensation's res_<method>_<data>_<model>_<ipc>ipc.pt (one set per experiment)",
+    read_dc,
+    zca_check=True,
+    options=("experiment",),
+)

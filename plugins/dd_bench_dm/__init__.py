@@ -89,8 +89,18 @@ _DM_PAPER = {"iterations": 20000, "lr_img": 1.0, "batch_real": 256}
 # (x100 here: accuracy as a fraction); IPC 1 uses every image of a class (batch_real 5000) and a
 # new network every 5 iterations. acc_window is the command's eval_interval. Checkpoints every 500
 # iterations: they hold the queue (100 networks and their momentum, ~250 MB on CIFAR-10).
-_IDM = {"iterations": 20000, "lr_img": 0.2, "factor": 2, "net_num": 100, "train_net_num": 1, "fetch_net_num": 2,
-        "model_train_steps": 10, "trained_bs": 256, "lr_net": 0.01, "checkpoint_every": 500}  # fmt: skip
+_IDM = {
+    "iterations": 20000,
+    "lr_img": 0.2,
+    "factor": 2,
+    "net_num": 100,
+    "train_net_num": 1,
+    "fetch_net_num": 2,
+    "model_train_steps": 10,
+    "trained_bs": 256,
+    "lr_net": 0.01,
+    "checkpoint_every": 500,
+}
 _IDM_PAPER = {
     1: {**_IDM, "batch_real": 5000, "net_generate_interval": 5, "ce_weight": 50.0, "acc_window": 100},
     10: {**_IDM, "batch_real": 256, "net_generate_interval": 30, "ce_weight": 50.0, "acc_window": 100},
@@ -101,8 +111,16 @@ _IDM_PAPER = {
 # 128 real images per class, at most 200 synthetic, lr_img 5e-3 in pixel space with momentum 0.5,
 # factor 2, the color_crop_cutout augmentation with every op applied, five Gaussian kernels); its
 # per-dataset files were not available to check against.
-_M3D_PAPER = {"iterations": 5000, "lr_img": 5e-3, "batch_real": 128, "batch_syn_max": 200, "factor": 2,
-              "models_every": 5, "dsa_strategy": "color_crop_cutout", "dsa_mode": "all"}  # fmt: skip
+_M3D_PAPER = {
+    "iterations": 5000,
+    "lr_img": 5e-3,
+    "batch_real": 128,
+    "batch_syn_max": 200,
+    "factor": 2,
+    "models_every": 5,
+    "dsa_strategy": "color_crop_cutout",
+    "dsa_mode": "all",
+}
 
 DM_PRESETS: dict[str, dict[str, Any]] = {
     "smoke": {"iterations": 20, "lr_img": 1.0, "batch_real": 32, "checkpoint_every": 10},
@@ -114,18 +132,45 @@ DM_PRESETS: dict[str, dict[str, Any]] = {
     "cpu-ipc1": {"iterations": 700, "lr_img": 1.0, "batch_real": 64},
 }
 IDM_PRESETS: dict[str, dict[str, Any]] = {
-    "smoke": {"iterations": 10, "batch_real": 32, "net_num": 3, "net_generate_interval": 5,
-              "model_train_steps": 2, "trained_bs": 64, "checkpoint_every": 5},  # fmt: skip
+    "smoke": {
+        "iterations": 10,
+        "batch_real": 32,
+        "net_num": 3,
+        "net_generate_interval": 5,
+        "model_train_steps": 2,
+        "trained_bs": 64,
+        "checkpoint_every": 5,
+    },
     **{f"{data}-ipc{ipc}": dict(values) for data in ("cifar10", "fmnist") for ipc, values in _IDM_PAPER.items()},
     # Minutes on 2 CPU cores (Fashion-MNIST, --model convnet_w32; about 3 min on one thread): the
     # paper's factor, lr_img and class-aware weight, a queue of 10 networks (a new one every 10
     # iterations, every 5 at IPC 1 as in the paper), 5 training steps of 128 real images, 64 real
     # images per class. On validation (IPC 10, 2 evaluation seeds): 77.3% (lr_img 1: 77.1%;
     # ce_weight 10: 78.0%, within the noise, so the paper's values stay); the random subset: 73.3%.
-    "cpu": {**_IDM, "iterations": 120, "batch_real": 64, "trained_bs": 128, "model_train_steps": 5, "net_num": 10,
-            "net_generate_interval": 10, "ce_weight": 50.0, "acc_window": 50, "checkpoint_every": 20},
-    "cpu-ipc1": {**_IDM, "iterations": 120, "batch_real": 64, "trained_bs": 128, "model_train_steps": 5, "net_num": 10,
-                 "net_generate_interval": 5, "ce_weight": 50.0, "acc_window": 50, "checkpoint_every": 20},
+    "cpu": {
+        **_IDM,
+        "iterations": 120,
+        "batch_real": 64,
+        "trained_bs": 128,
+        "model_train_steps": 5,
+        "net_num": 10,
+        "net_generate_interval": 10,
+        "ce_weight": 50.0,
+        "acc_window": 50,
+        "checkpoint_every": 20,
+    },
+    "cpu-ipc1": {
+        **_IDM,
+        "iterations": 120,
+        "batch_real": 64,
+        "trained_bs": 128,
+        "model_train_steps": 5,
+        "net_num": 10,
+        "net_generate_interval": 5,
+        "ce_weight": 50.0,
+        "acc_window": 50,
+        "checkpoint_every": 20,
+    },
 }
 M3D_PRESETS: dict[str, dict[str, Any]] = {
     "smoke": {"iterations": 10, "batch_real": 32, "lr_img": 0.05, "checkpoint_every": 5},

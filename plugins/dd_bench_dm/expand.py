@@ -46,10 +46,14 @@ class ExpandedMatcher(FreshMatcher):
         factor = self.config.factor
         if self.config.init == "noise" or factor == 1:
             return super().init_images()
-        return torch.cat([
-            pack(torch.cat([self.real_batch(c, self.ipc).cpu() for _ in range(factor**2)]), factor)  # a draw per patch
-            for c in range(self.num_classes)
-        ])
+        return torch.cat(
+            [
+                pack(
+                    torch.cat([self.real_batch(c, self.ipc).cpu() for _ in range(factor**2)]), factor
+                )  # a draw per patch
+                for c in range(self.num_classes)
+            ]
+        )
 
     def to_normalised(self, images: Tensor) -> Tensor:
         """The stored images in the data's normalised space (where they are stored, by default)."""

@@ -145,8 +145,12 @@ class IDM(ExpandedMatcher):
             member.seen += len(y)
 
     def policy_state(self) -> dict[str, Any]:
-        return {"queue": [{"net": m.net.state_dict(), "opt": m.opt.state_dict(), "correct": m.correct, "seen": m.seen}
-                          for m in self.queue]}  # fmt: skip
+        return {
+            "queue": [
+                {"net": m.net.state_dict(), "opt": m.opt.state_dict(), "correct": m.correct, "seen": m.seen}
+                for m in self.queue
+            ]
+        }
 
     def load_policy_state(self, state: dict[str, Any]) -> None:
         self.queue = []

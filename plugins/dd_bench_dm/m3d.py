@@ -93,7 +93,9 @@ class M3D(ExpandedMatcher):
     def syn_batch(self, c: int) -> Tensor:
         images = self.expanded_class(c)
         if len(images) > self.config.batch_syn_max:
-            images = images[torch.randperm(len(images), generator=self.rng)[: self.config.batch_syn_max].to(self.device)]
+            images = images[
+                torch.randperm(len(images), generator=self.rng)[: self.config.batch_syn_max].to(self.device)
+            ]
         return images
 
     def step(self, iteration: int) -> float:

@@ -32,10 +32,14 @@ def _run_folder(path: Path) -> Path:
         shown = ", ".join(str(r.relative_to(path)) for r in runs[:3]) + (", ..." if len(runs) > 3 else "")
         raise DataError(f"{path} holds {len(runs)} FTD runs ({shown}): give the run's folder")
     if any(path.glob("images_*.pt")):
-        raise DataError(f"{path} holds FTD's raw images (images_*.pt), not its EMA set: the paper's set is in"
-                        " ema_logged_files/<dataset>/<run>/ (or import these raw images as mtt)")  # fmt: skip
-    raise DataError(f"{path} holds no {PREFIX}images_best.pt or {PREFIX}images_<iteration>.pt (FTD's EMA sets,"
-                    " ema_logged_files/<dataset>/<run>/)")  # fmt: skip
+        raise DataError(
+            f"{path} holds FTD's raw images (images_*.pt), not its EMA set: the paper's set is in"
+            " ema_logged_files/<dataset>/<run>/ (or import these raw images as mtt)"
+        )
+    raise DataError(
+        f"{path} holds no {PREFIX}images_best.pt or {PREFIX}images_<iteration>.pt (FTD's EMA sets,"
+        " ema_logged_files/<dataset>/<run>/)"
+    )
 
 
 def read_ftd(path: Path, request: ReadRequest) -> FormatRead:
@@ -45,6 +49,9 @@ def read_ftd(path: Path, request: ReadRequest) -> FormatRead:
 
 
 FORMAT = FormatSpec(
-    "ftd", "FTD's EMA set, ema_logged_files/<dataset>/<run>/ema_images_<it>.pt (best preferred)", read_ftd,
-    learns_lr=True, zca_check=True,
-)  # fmt: skip
+    "ftd",
+    "FTD's EMA set, ema_logged_files/<dataset>/<run>/ema_images_<it>.pt (best preferred)",
+    read_ftd,
+    learns_lr=True,
+    zca_check=True,
+)

@@ -41,8 +41,9 @@ from . import dc, zoo
 __all__ = ["ddb_register_models", "ddb_resolve_model", "dc", "zoo"]
 
 
-def _spec(name: str, builder: Callable[..., nn.Module], description: str, compile_on_cpu: bool = False,
-          **defaults: object) -> ModelSpec:
+def _spec(
+    name: str, builder: Callable[..., nn.Module], description: str, compile_on_cpu: bool = False, **defaults: object
+) -> ModelSpec:
     """A ModelSpec whose build rejects unknown options by name and applies a variant's defaults."""
     allowed = [p.name for p in inspect.signature(builder).parameters.values() if p.kind is p.KEYWORD_ONLY]
 
@@ -61,20 +62,49 @@ def _spec(name: str, builder: Callable[..., nn.Module], description: str, compil
 @hookimpl
 def ddb_register_models() -> list[ModelSpec]:
     return [
-        _spec("convnet", dc.convnet, "ConvNet-3, width 128, instance norm, avg pool (DC/MTT/FTD/DATM default)", compile_on_cpu=True),
-        _spec("convnet_d4", dc.convnet, "ConvNet-4 (the literature's Tiny-ImageNet network)", depth=4, compile_on_cpu=True),
-        _spec("convnet_d5", dc.convnet, "ConvNet-5 (needs images of at least 32x32 after the first conv)", depth=5, compile_on_cpu=True),
+        _spec(
+            "convnet",
+            dc.convnet,
+            "ConvNet-3, width 128, instance norm, avg pool (DC/MTT/FTD/DATM default)",
+            compile_on_cpu=True,
+        ),
+        _spec(
+            "convnet_d4", dc.convnet, "ConvNet-4 (the literature's Tiny-ImageNet network)", depth=4, compile_on_cpu=True
+        ),
+        _spec(
+            "convnet_d5",
+            dc.convnet,
+            "ConvNet-5 (needs images of at least 32x32 after the first conv)",
+            depth=5,
+            compile_on_cpu=True,
+        ),
         _spec("convnet_bn", dc.convnet, "ConvNet-3 with batch norm", norm="batch", compile_on_cpu=True),
         _spec("convnet_w64", dc.convnet, "ConvNet-3 of width 64", width=64, compile_on_cpu=True),
-        _spec("convnet_w32", dc.convnet, "ConvNet-3 of width 32 (CPU-sized distillation)", width=32, compile_on_cpu=True),
-        _spec("convnet_w32_bn", dc.convnet, "ConvNet-3 of width 32 with batch norm (CPU-sized teacher)", width=32, norm="batch", compile_on_cpu=True),
+        _spec(
+            "convnet_w32", dc.convnet, "ConvNet-3 of width 32 (CPU-sized distillation)", width=32, compile_on_cpu=True
+        ),
+        _spec(
+            "convnet_w32_bn",
+            dc.convnet,
+            "ConvNet-3 of width 32 with batch norm (CPU-sized teacher)",
+            width=32,
+            norm="batch",
+            compile_on_cpu=True,
+        ),
         _spec("mlp", dc.mlp, "MLP: 3 linear layers, 128 hidden units"),
         _spec("lenet", dc.lenet, "LeNet-5"),
         _spec("alexnet", dc.alexnet, "AlexNet for small images (DC literature)"),
         _spec("vgg11", dc.vgg11, "VGG11 with instance norm (DC literature)"),
         _spec("vgg11_bn", dc.vgg11, "VGG11 with batch norm (DC literature)", norm="batch"),
-        _spec("resnet18", dc.resnet18, "ResNet18 for small images, batch norm (DC literature's ResNet18BN)", compile_on_cpu=True),
-        _spec("resnet18_in", dc.resnet18, "ResNet18 for small images, instance norm", norm="instance", compile_on_cpu=True),
+        _spec(
+            "resnet18",
+            dc.resnet18,
+            "ResNet18 for small images, batch norm (DC literature's ResNet18BN)",
+            compile_on_cpu=True,
+        ),
+        _spec(
+            "resnet18_in", dc.resnet18, "ResNet18 for small images, instance norm", norm="instance", compile_on_cpu=True
+        ),
     ]
 
 

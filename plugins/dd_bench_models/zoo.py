@@ -90,11 +90,15 @@ def load_state(name: str, model: nn.Module, state: dict[str, Tensor], where: str
     mine = targets[-1].state_dict()
     missing, extra = sorted(set(mine) - set(state)), sorted(set(state) - set(mine))
     shapes = sorted(k for k in set(mine) & set(state) if mine[k].shape != state[k].shape)
-    detail = (f"{len(missing)} missing (e.g. {missing[0]})" if missing else "") or \
-             (f"{len(extra)} unexpected (e.g. {extra[0]})" if extra else "") or \
-             f"{shapes[0]} is {list(state[shapes[0]].shape)}, the model's {list(mine[shapes[0]].shape)}"
-    raise ConfigError(f"model {name!r}: {where} does not fit this architecture and dataset ({detail});"
-                      " weights must come from the same architecture with as many classes and channels")
+    detail = (
+        (f"{len(missing)} missing (e.g. {missing[0]})" if missing else "")
+        or (f"{len(extra)} unexpected (e.g. {extra[0]})" if extra else "")
+        or f"{shapes[0]} is {list(state[shapes[0]].shape)}, the model's {list(mine[shapes[0]].shape)}"
+    )
+    raise ConfigError(
+        f"model {name!r}: {where} does not fit this architecture and dataset ({detail});"
+        " weights must come from the same architecture with as many classes and channels"
+    )
 
 
 class Upsampled(nn.Module):
@@ -224,13 +228,17 @@ def _timm_pretrained(arch: str, name: str, shape: DataShape, tag: str, **options
     except RuntimeError as exc:  # timm: an unknown pretrained tag
         raise ConfigError(f"model {name!r}: timm has no pretrained weights {full!r} ({exc})") from None
     if cached is None and not downloads_allowed():
-        raise DataError(f"model {name!r}: timm's pretrained weights {full} are not in the local Hugging Face cache;"
-                        f" pass --download to fetch them, or give a checkpoint: timm:{arch}@path/to/weights.pth")
+        raise DataError(
+            f"model {name!r}: timm's pretrained weights {full} are not in the local Hugging Face cache;"
+            f" pass --download to fetch them, or give a checkpoint: timm:{arch}@path/to/weights.pth"
+        )
     overlay = {"pretrained_cfg_overlay": {"file": cached}} if cached else {}
     model = timm.create_model(full, pretrained=True, in_chans=shape.channels, **overlay, **options)
     if model.num_classes != shape.num_classes:
-        raise ConfigError(f"model {name!r}: timm's {full} classifies {model.num_classes} classes but the dataset has"
-                          f" {shape.num_classes}; use a dataset of as many classes, or a checkpoint trained for this one")
+        raise ConfigError(
+            f"model {name!r}: timm's {full} classifies {model.num_classes} classes but the dataset has"
+            f" {shape.num_classes}; use a dataset of as many classes, or a checkpoint trained for this one"
+        )
     return _fit(name, shape, model)
 
 
@@ -274,16 +282,22 @@ def tv_weights_state(arch: str, name: str, weights: str, num_classes: int) -> di
 
     members = torchvision.models.get_model_weights(arch).__members__
     if weights not in members:
-        raise ConfigError(f"model {name!r}: torchvision has no weights {weights!r} for {arch} (allowed: {', '.join(members)})")
+        raise ConfigError(
+            f"model {name!r}: torchvision has no weights {weights!r} for {arch} (allowed: {', '.join(members)})"
+        )
     enum = members[weights]
     classes = len(enum.meta.get("categories") or [])
     if classes and classes != num_classes:
-        raise ConfigError(f"model {name!r}: weights {weights} classify {classes} classes but the dataset has"
-                          f" {num_classes}; use a dataset of {classes} classes, or a checkpoint trained for this one")
+        raise ConfigError(
+            f"model {name!r}: weights {weights} classify {classes} classes but the dataset has"
+            f" {num_classes}; use a dataset of {classes} classes, or a checkpoint trained for this one"
+        )
     file = Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.url).name
     if not file.is_file() and not downloads_allowed():
-        raise DataError(f"model {name!r}: weights file {file} not found; put {Path(enum.url).name} there"
-                        f" (from {enum.url}), or pass --download to fetch it")
+        raise DataError(
+            f"model {name!r}: weights file {file} not found; put {Path(enum.url).name} there"
+            f" (from {enum.url}), or pass --download to fetch it"
+        )
     if not file.is_file():  # downloads allowed: torchvision's own fetch, into the same file
         return torch.hub.load_state_dict_from_url(enum.url, progress=False, check_hash=True)
     return read_state_dict(name, file)

@@ -33,7 +33,10 @@ def write_mtt(syn: SyntheticSet, out: Path) -> None:
 
 
 FORMAT = FormatSpec(
-    "mtt", "MTT's folder of images_<it>.pt and labels_<it>.pt (best preferred, else the last iteration)",
-    read_mtt, write_mtt,
-    learns_lr=True, zca_check=True,
-)  # fmt: skip
+    "mtt",
+    "MTT's folder of images_<it>.pt and labels_<it>.pt (best preferred, else the last iteration)",
+    read_mtt,
+    write_mtt,
+    learns_lr=True,
+    zca_check=True,
+)

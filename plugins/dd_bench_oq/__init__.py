@@ -150,15 +150,29 @@ class OQConfig(TeacherSettings):
 
     def __post_init__(self) -> None:
         self.teacher_recipe()
-        for name, allowed in (("latent", LatentName), ("algorithm", Algorithm), ("labels", LabelMode), ("decode", Decode)):
+        for name, allowed in (
+            ("latent", LatentName),
+            ("algorithm", Algorithm),
+            ("labels", LabelMode),
+            ("decode", Decode),
+        ):
             value = getattr(self, name)
             if value not in get_args(allowed):
                 raise ConfigError(f"{name}={value!r} is not allowed (allowed: {', '.join(get_args(allowed))})")
         positive = (
-            "pca_components", "ae_channels", "ae_hidden", "ae_epochs", "ae_batch", "clvq_above", "iterations",
-            "restarts", "clvq_iterations", "clvq_batch", "denoise_steps",
+            "pca_components",
+            "ae_channels",
+            "ae_hidden",
+            "ae_epochs",
+            "ae_batch",
+            "clvq_above",
+            "iterations",
+            "restarts",
+            "clvq_iterations",
+            "clvq_batch",
+            "denoise_steps",
             "denoise_batch",
-        )  # fmt: skip
+        )
         require_ints(self, positive)
         for name in ("ae_lr", "label_temperature"):
             value = getattr(self, name)
@@ -168,7 +182,9 @@ class OQConfig(TeacherSettings):
             raise ConfigError(f"tol={self.tol!r} is not allowed: use a number >= 0")
         for name in ("ae_seed", "chunk", "vae_size"):
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "ae_seed" else 1)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "ae_seed" else 1)
+            ):
                 low = 0 if name == "ae_seed" else 1
                 raise ConfigError(f"{name}={value!r} is not allowed: use an integer >= {low} or none")
         if self.vae_size is not None and self.vae_size % 8:
@@ -176,15 +192,21 @@ class OQConfig(TeacherSettings):
         if not isinstance(self.medoid, bool):
             raise ConfigError(f"medoid={self.medoid!r} is not allowed: use true or false")
         if self.latent == "vae" and not self.vae:
-            raise ConfigError("vae=None is not allowed with latent='vae' (allowed: a local path or cached name of a diffusers AutoencoderKL)")
+            raise ConfigError(
+                "vae=None is not allowed with latent='vae' (allowed: a local path or cached name of a diffusers AutoencoderKL)"
+            )
         if self.decode == "img2img":
             if self.latent != "vae" or self.medoid or not self.vae_subfolder:
-                raise ConfigError(f"decode='img2img' is not allowed with latent={self.latent!r}, medoid={self.medoid},"
-                                  f" vae_subfolder={self.vae_subfolder!r}: it denoises Stable Diffusion VAE latents, so use"
-                                  " latent=vae, medoid=false, vae=<the pipeline's folder> and vae_subfolder=vae")  # fmt: skip
+                raise ConfigError(
+                    f"decode='img2img' is not allowed with latent={self.latent!r}, medoid={self.medoid},"
+                    f" vae_subfolder={self.vae_subfolder!r}: it denoises Stable Diffusion VAE latents, so use"
+                    " latent=vae, medoid=false, vae=<the pipeline's folder> and vae_subfolder=vae"
+                )
         # the img2img fields are checked whatever decode is, so a bad value is never silently carried
         if not isinstance(self.prompt, str) or "{name}" not in self.prompt:
-            raise ConfigError(f"prompt={self.prompt!r} is not allowed: the template must contain {{name}} (the class's name), e.g. 'a photo of a {{name}}'")
+            raise ConfigError(
+                f"prompt={self.prompt!r} is not allowed: the template must contain {{name}} (the class's name), e.g. 'a photo of a {{name}}'"
+            )
         try:
             self.prompt.format(name="x")
         except (KeyError, IndexError, ValueError):
@@ -204,8 +226,23 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Fashion-MNIST validation split among {PCA-64, autoencoder} x {decoded centroids, medoids}
     # (convnet_w32, 3 seeds): medoids won at both IPCs, in the autoencoder's latent at IPC 10
     # and in PCA's at IPC 1. The autoencoder trains once (~100 s on 2 cores) and is cached.
-    "cpu": {"latent": "ae", "ae_hidden": 16, "ae_epochs": 5, "medoid": True, "iterations": 100, "restarts": 3, "teacher_epochs": 20},
-    "cpu-ipc1": {"latent": "pca", "pca_components": 64, "medoid": True, "iterations": 100, "restarts": 3, "teacher_epochs": 20},
+    "cpu": {
+        "latent": "ae",
+        "ae_hidden": 16,
+        "ae_epochs": 5,
+        "medoid": True,
+        "iterations": 100,
+        "restarts": 3,
+        "teacher_epochs": 20,
+    },
+    "cpu-ipc1": {
+        "latent": "pca",
+        "pca_components": 64,
+        "medoid": True,
+        "iterations": 100,
+        "restarts": 3,
+        "teacher_epochs": 20,
+    },
     # decoded centroids, the method as stated: PCA-64 (exact covariance, ~1-3 s on Fashion-MNIST,
     # 88% of its variance), or a 4x7x7 autoencoder of hidden width 16 trained 5 epochs
     "pca-cpu": {"latent": "pca", "pca_components": 64, "iterations": 100, "restarts": 3, "teacher_epochs": 20},
@@ -244,7 +281,9 @@ PRESETS["paper-vae"] = {**PRESETS["paper"], "decode": "latent"}
 # ------------------------------------------------------------------------------------ latents
 
 
-def build_latent(config: OQConfig, data: RealData, device: torch.device, cache_dir, seed: int = 0, progress: bool = True) -> Latent:
+def build_latent(
+    config: OQConfig, data: RealData, device: torch.device, cache_dir, seed: int = 0, progress: bool = True
+) -> Latent:
     """The latent space ``config`` names, fitted (pca), loaded or trained (ae), or loaded (vae) for ``data``."""
     shape = tuple(data.train_x.shape[1:])
     if config.latent == "pixel":
@@ -253,9 +292,13 @@ def build_latent(config: OQConfig, data: RealData, device: torch.device, cache_d
         return PCALatent.fit(data.train_x, config.pca_components, device)
     if config.latent == "ae":
         recipe = AERecipe(
-            config.ae_channels, config.ae_hidden, config.ae_epochs, float(config.ae_lr), config.ae_batch,
+            config.ae_channels,
+            config.ae_hidden,
+            config.ae_epochs,
+            float(config.ae_lr),
+            config.ae_batch,
             seed if config.ae_seed is None else config.ae_seed,
-        )  # fmt: skip
+        )
         return AELatent.load_or_train(data, recipe, cache_dir, device, progress)
     return VAELatent.load(config.vae, config.vae_subfolder, config.vae_size, data, device)
 
@@ -369,8 +412,13 @@ def finish_oq(syn: SyntheticSet, request: DistillRequest) -> SyntheticSet:
     teacher = request.teacher(config.teacher_recipe())
     soft = teacher.logits(syn.images).cpu() / config.label_temperature
     meta[CACHE_BUILD_SECONDS] += teacher.trained_seconds
-    meta.update({"teacher": teacher.ref(), "teacher_val_acc": teacher.val_acc,
-                 "teacher_seconds": round(time.perf_counter() - started, 3)})
+    meta.update(
+        {
+            "teacher": teacher.ref(),
+            "teacher_val_acc": teacher.val_acc,
+            "teacher_seconds": round(time.perf_counter() - started, 3),
+        }
+    )
     meta["teacher_agreement"] = float((soft.argmax(1) == hard).float().mean())
     meta["class_labels"] = hard.tolist()
     return dataclasses.replace(syn, labels=soft, metadata=meta)
@@ -406,7 +454,9 @@ class D4MConfig(OQConfig):
         if self.medoid:
             raise ConfigError("d4m: medoid=true is not allowed: D4M decodes its k-means centroids (use oq for medoids)")
         if self.labels != "hard":
-            raise ConfigError(f"d4m: labels={self.labels!r} is not allowed: use hard (D4M is relabelled by the evaluation's teacher protocol)")
+            raise ConfigError(
+                f"d4m: labels={self.labels!r} is not allowed: use hard (D4M is relabelled by the evaluation's teacher protocol)"
+            )
 
 
 D4M_PRESETS: dict[str, dict[str, Any]] = {
@@ -420,8 +470,16 @@ D4M_PRESETS: dict[str, dict[str, Any]] = {
     # per-class mini-batch k-means, the prototypes passed through SD's img2img with the class
     # name as prompt (its scripts: strength 0.7, guidance 8, negative prompt "cartoon, anime,
     # painting", 50 steps), relabelled by a teacher at evaluation (labels=teacher).
-    "paper": {"latent": "vae", "vae": "runwayml/stable-diffusion-v1-5", "vae_subfolder": "vae", "vae_size": 512,
-              "algorithm": "clvq", "clvq_iterations": 5000, "clvq_batch": 1024, "decode": "img2img"},
+    "paper": {
+        "latent": "vae",
+        "vae": "runwayml/stable-diffusion-v1-5",
+        "vae_subfolder": "vae",
+        "vae_size": 512,
+        "algorithm": "clvq",
+        "clvq_iterations": 5000,
+        "clvq_batch": 1024,
+        "decode": "img2img",
+    },
 }
 D4M_PRESETS["paper-vae"] = {**D4M_PRESETS["paper"], "decode": "latent"}  # the VAE decoder alone
 

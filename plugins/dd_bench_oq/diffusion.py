@@ -31,11 +31,14 @@ class Img2ImgDecoder:
         try:
             from diffusers import StableDiffusionImg2ImgPipeline
         except ImportError:
-            raise ConfigError("decode='img2img' needs the optional dependencies diffusers and transformers, which are not installed"
-                              " (pip install 'dd-bench[diffusion]'); without them use decode=latent") from None  # fmt: skip
+            raise ConfigError(
+                "decode='img2img' needs the optional dependencies diffusers and transformers, which are not installed"
+                " (pip install 'dd-bench[diffusion]'); without them use decode=latent"
+            ) from None
         try:
-            pipe = StableDiffusionImg2ImgPipeline.from_pretrained(config.vae, local_files_only=True, safety_checker=None,
-                                                                  requires_safety_checker=False)  # fmt: skip
+            pipe = StableDiffusionImg2ImgPipeline.from_pretrained(
+                config.vae, local_files_only=True, safety_checker=None, requires_safety_checker=False
+            )
         except Exception as exc:  # a missing folder, missing parts, or another model type all land here
             first = str(exc).splitlines()[0] if str(exc) else ""
             raise ConfigError(
@@ -59,8 +62,14 @@ class Img2ImgDecoder:
             z = self.latent.unflatten(codes[s : s + cfg.denoise_batch]).to(self.pipe.device, self.pipe.unet.dtype)
             n = z.shape[0]
             images = self.pipe(
-                prompt=[self.prompt(c)] * n, negative_prompt=[cfg.negative_prompt] * n, image=z, strength=cfg.strength,
-                guidance_scale=cfg.guidance_scale, num_inference_steps=cfg.denoise_steps, generator=generator, output_type="pt",
-            ).images  # fmt: skip
+                prompt=[self.prompt(c)] * n,
+                negative_prompt=[cfg.negative_prompt] * n,
+                image=z,
+                strength=cfg.strength,
+                guidance_scale=cfg.guidance_scale,
+                num_inference_steps=cfg.denoise_steps,
+                generator=generator,
+                output_type="pt",
+            ).images
             out.append(self.latent.from_unit(images.to(self.latent.mean.device)))
         return torch.cat(out)

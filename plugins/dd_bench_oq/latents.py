@@ -68,7 +68,10 @@ class Latent:
     @torch.no_grad()
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """``[N, d]`` -> ``[N,C,H,W]`` float32 on ``self.device``."""
-        out = [self._decode(z[s : s + self.batch_size].to(self.device, torch.float32)) for s in range(0, z.shape[0], self.batch_size)]
+        out = [
+            self._decode(z[s : s + self.batch_size].to(self.device, torch.float32))
+            for s in range(0, z.shape[0], self.batch_size)
+        ]
         return torch.cat(out).reshape(z.shape[0], *self.shape)
 
 
@@ -180,7 +183,12 @@ class AERecipe:
 
 
 def ae_cache_path(cache_dir: Path, data: RealData, recipe: AERecipe) -> tuple[Path, dict[str, Any]]:
-    key = {"data": data_fingerprint(data, zca=False), "recipe": recipe.__dict__, "arch": "ConvAutoencoder", "format": AE_FORMAT_VERSION}
+    key = {
+        "data": data_fingerprint(data, zca=False),
+        "recipe": recipe.__dict__,
+        "arch": "ConvAutoencoder",
+        "format": AE_FORMAT_VERSION,
+    }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     return Path(cache_dir) / "oq" / "autoencoders" / data.name / f"ae-{digest}.pt", key
 
@@ -210,7 +218,10 @@ def _train_autoencoder(
             total += float(loss.detach()) * xb.shape[0]
         losses.append(total / n)
         if progress:
-            print(f"oq autoencoder epoch {epoch + 1}/{recipe.epochs}: mse {losses[-1]:.4f} ({time.perf_counter() - started:.1f}s)", file=sys.stderr)
+            print(
+                f"oq autoencoder epoch {epoch + 1}/{recipe.epochs}: mse {losses[-1]:.4f} ({time.perf_counter() - started:.1f}s)",
+                file=sys.stderr,
+            )
     model.eval()
     return model, losses
 
@@ -229,7 +240,9 @@ class AELatent(Latent):
         return self.model.decoder(z.view(z.shape[0], *self.model.latent_shape))
 
     @classmethod
-    def load_or_train(cls, data: RealData, recipe: AERecipe, cache_dir: Path, device: torch.device, progress: bool = True) -> AELatent:
+    def load_or_train(
+        cls, data: RealData, recipe: AERecipe, cache_dir: Path, device: torch.device, progress: bool = True
+    ) -> AELatent:
         """The cached autoencoder for (data, recipe), training and saving it (atomically) if absent."""
         path, key = ae_cache_path(cache_dir, data, recipe)
         c, h, w = data.train_x.shape[1:]
@@ -242,18 +255,29 @@ class AELatent(Latent):
                     model.load_state_dict(blob["state_dict"])
                     losses = list(blob["losses"])
                 except Exception as exc:
-                    raise DataError(f"cached autoencoder {path} is unreadable ({type(exc).__name__}: {exc}); delete it to retrain") from None
+                    raise DataError(
+                        f"cached autoencoder {path} is unreadable ({type(exc).__name__}: {exc}); delete it to retrain"
+                    ) from None
             else:
                 if progress:
                     print(f"training the oq autoencoder into {path}", file=sys.stderr)
                 model, losses = _train_autoencoder(data, recipe, device, progress)
                 state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-                blob = {"format_version": AE_FORMAT_VERSION, "key": json.dumps(key, sort_keys=True), "state_dict": state,
-                        "losses": losses, "device_type": torch.device(device).type}
+                blob = {
+                    "format_version": AE_FORMAT_VERSION,
+                    "key": json.dumps(key, sort_keys=True),
+                    "state_dict": state,
+                    "losses": losses,
+                    "device_type": torch.device(device).type,
+                }
                 atomic_torch_save(blob, path)
                 trained = True
-        info = {"ae_cache": str(path), "ae_trained_now": trained, "ae_train_mse": losses[-1] if losses else None,
-                "ae_device_type": blob.get("device_type", "unknown")}
+        info = {
+            "ae_cache": str(path),
+            "ae_trained_now": trained,
+            "ae_train_mse": losses[-1] if losses else None,
+            "ae_device_type": blob.get("device_type", "unknown"),
+        }
         return cls(model, (c, h, w), device, info)
 
 
@@ -278,9 +302,13 @@ class VAELatent(Latent):
         self.latent_shape: tuple[int, ...] | None = None
 
     @classmethod
-    def load(cls, name: str | None, subfolder: str | None, size: int | None, data: RealData, device: torch.device) -> VAELatent:
+    def load(
+        cls, name: str | None, subfolder: str | None, size: int | None, data: RealData, device: torch.device
+    ) -> VAELatent:
         if not name:
-            raise ConfigError("vae=None is not allowed with latent='vae': give a local path or a cached Hugging Face name (e.g. --set vae=/models/sd-vae)")
+            raise ConfigError(
+                "vae=None is not allowed with latent='vae': give a local path or a cached Hugging Face name (e.g. --set vae=/models/sd-vae)"
+            )
         try:
             from diffusers import AutoencoderKL
         except ImportError:

@@ -79,7 +79,11 @@ def kmeans_plus_plus(x: torch.Tensor, k: int, generator: torch.Generator, chunk:
         if total <= 0.0:  # every point coincides with a seed already: take the first unused index
             pick = len(codes) % n
         else:
-            pick = int(torch.searchsorted(cdf, torch.tensor([u * total], dtype=torch.float64, device=cdf.device)).clamp_max(n - 1))
+            pick = int(
+                torch.searchsorted(cdf, torch.tensor([u * total], dtype=torch.float64, device=cdf.device)).clamp_max(
+                    n - 1
+                )
+            )
         codes.append(x[pick])
         _, d = assign(x, x[pick : pick + 1], chunk)
         nearest = torch.minimum(nearest, d)
@@ -110,8 +114,9 @@ def _update_means(x: torch.Tensor, index: torch.Tensor, codes: torch.Tensor) -> 
     return new, counts
 
 
-def _reseed_empty(x: torch.Tensor, codes: torch.Tensor, counts: torch.Tensor, index: torch.Tensor,
-                  rows: int = 4096) -> torch.Tensor:
+def _reseed_empty(
+    x: torch.Tensor, codes: torch.Tensor, counts: torch.Tensor, index: torch.Tensor, rows: int = 4096
+) -> torch.Tensor:
     """Move each empty cell's code onto the point that is worst served by the current assignment
     at the new ``codes`` (this only lowers the error); distances only when a cell is empty, in chunks."""
     empty = torch.nonzero(counts == 0, as_tuple=True)[0]

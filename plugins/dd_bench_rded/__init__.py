@@ -67,32 +67,61 @@ class RDEDConfig(TeacherSettings):
         self.teacher_recipe()
         require_ints(self, ("candidates", "crops", "factor"))
         if not 0 < self.crop_min <= self.crop_max <= 1:
-            raise ConfigError(f"crop_min={self.crop_min}, crop_max={self.crop_max} are not allowed: use 0 < crop_min <= crop_max <= 1")
+            raise ConfigError(
+                f"crop_min={self.crop_min}, crop_max={self.crop_max} are not allowed: use 0 < crop_min <= crop_max <= 1"
+            )
 
 
 PRESETS: dict[str, dict[str, Any]] = {
     # digits in seconds; whole crops (factor 1) so that 20 candidates cover IPC 10 (the demo's)
-    "smoke": {"teacher_model": "convnet_w32_bn", "teacher_epochs": 3, "teacher_lr": 0.05, "candidates": 20, "crops": 2,
-              "factor": 1},
+    "smoke": {
+        "teacher_model": "convnet_w32_bn",
+        "teacher_epochs": 3,
+        "teacher_lr": 0.05,
+        "candidates": 20,
+        "crops": 2,
+        "factor": 1,
+    },
     "default": {},
     # Fashion-MNIST on one core: the paper's small-image setting (its CIFAR-10 ConvNet-3 scripts:
     # factor 1, 300 candidates x 5 crops per class) with the CPU teacher
     "cpu": {**CPU_TEACHER, "candidates": 300, "crops": 5, "factor": 1},
     # The paper's CIFAR-10/100 settings (ConvNet-3 or ResNet-18 teacher and student): whole
     # images (factor 1), 300 candidates, 5 crops each; teacher trained by the host here.
-    "cifar10": {"teacher_model": "convnet_bn", "teacher_epochs": 200, "teacher_lr": 0.01, "candidates": 300, "crops": 5,
-                "factor": 1, "crop_min": 0.08, "crop_max": 1.0},
+    "cifar10": {
+        "teacher_model": "convnet_bn",
+        "teacher_epochs": 200,
+        "teacher_lr": 0.01,
+        "candidates": 300,
+        "crops": 5,
+        "factor": 1,
+        "crop_min": 0.08,
+        "crop_max": 1.0,
+    },
     # The paper's ImageNet-1K setting: 300 candidates per class, 5 crops each,
     # RandomResizedCrop(0.08, 1), 4 patches per image; ResNet-18 teacher (trained by the host here,
     # torchvision's pretrained one in the paper).
-    "paper": {"teacher_model": "resnet18", "teacher_epochs": 200, "teacher_lr": 0.1, "candidates": 300, "crops": 5,
-              "factor": 2, "crop_min": 0.08, "crop_max": 1.0},
+    "paper": {
+        "teacher_model": "resnet18",
+        "teacher_epochs": 200,
+        "teacher_lr": 0.1,
+        "candidates": 300,
+        "crops": 5,
+        "factor": 2,
+        "crop_min": 0.08,
+        "crop_max": 1.0,
+    },
 }
 
 
 def select_patches(
-    images: Tensor, label: int, score: Callable[[Tensor], Tensor], count: int, crops: int,
-    generator: torch.Generator, scale: tuple[float, float],
+    images: Tensor,
+    label: int,
+    score: Callable[[Tensor], Tensor],
+    count: int,
+    crops: int,
+    generator: torch.Generator,
+    scale: tuple[float, float],
 ) -> tuple[Tensor, Tensor, Tensor]:
     """The ``count`` crops of ``images`` (one class's candidates) the teacher is surest show ``label``.
 
@@ -103,7 +132,9 @@ def select_patches(
     n = images.shape[0]
     if count > n:
         raise ConfigError(f"rded: {count} patches asked for from {n} candidates: raise candidates or lower ipc/factor")
-    views = torch.cat([random_resized_crop(images, generator, scale) for _ in range(crops)])  # crop j of image i: row j*n+i
+    views = torch.cat(
+        [random_resized_crop(images, generator, scale) for _ in range(crops)]
+    )  # crop j of image i: row j*n+i
     with torch.no_grad():
         logits = torch.cat([score(views[s : s + 512]) for s in range(0, views.shape[0], 512)])
     loss = F.cross_entropy(logits.float().cpu(), torch.full((views.shape[0],), label), reduction="none").view(crops, n)
@@ -125,8 +156,9 @@ def stitch(patches: Tensor, factor: int) -> Tensor:
     for k in range(per):
         r, q = rows[k // factor], cols[k % factor]
         part = patches[k::per]
-        out[:, :, r[0] : r[-1] + 1, q[0] : q[-1] + 1] = F.interpolate(part, size=(len(r), len(q)), mode="bilinear",
-                                                                       align_corners=False, antialias=True)  # fmt: skip
+        out[:, :, r[0] : r[-1] + 1, q[0] : q[-1] + 1] = F.interpolate(
+            part, size=(len(r), len(q)), mode="bilinear", align_corners=False, antialias=True
+        )
     return out
 
 
@@ -145,10 +177,17 @@ def distill_rded(request: DistillRequest) -> SyntheticSet:
         idx = data.indices_of_class(c)
         generator = request.unit_generator(c)
         pick = idx[torch.randperm(len(idx), generator=generator)[: config.candidates]]
-        patches, loss, order = select_patches(  # the candidates are read (streamed) once, cropped and scored on the device
-            data.train_x[pick].to(device), c, teacher.model, ipc * per_image, config.crops, generator,
-            (config.crop_min, config.crop_max),
-        )  # fmt: skip
+        patches, loss, order = (
+            select_patches(  # the candidates are read (streamed) once, cropped and scored on the device
+                data.train_x[pick].to(device),
+                c,
+                teacher.model,
+                ipc * per_image,
+                config.crops,
+                generator,
+                (config.crop_min, config.crop_max),
+            )
+        )
         images.append(stitch(patches, config.factor).cpu())
         losses.append(float(loss.mean()))
         chosen.append(pick[order])

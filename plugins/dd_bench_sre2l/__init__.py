@@ -87,7 +87,9 @@ class SRe2LConfig(TeacherSettings):
             if not 0 <= getattr(self, name) < math.inf:
                 raise ConfigError(f"{name}={getattr(self, name)!r} is not allowed: use a finite number >= 0")
         if not 0 < self.crop_min <= self.crop_max <= 1:
-            raise ConfigError(f"crop_min={self.crop_min}, crop_max={self.crop_max} are not allowed: use 0 < crop_min <= crop_max <= 1")
+            raise ConfigError(
+                f"crop_min={self.crop_min}, crop_max={self.crop_max} are not allowed: use 0 < crop_min <= crop_max <= 1"
+            )
         if self.init not in get_args(Init):
             raise ConfigError(f"init={self.init!r} is not allowed (allowed: {', '.join(get_args(Init))})")
 
@@ -104,8 +106,18 @@ PRESETS: dict[str, dict[str, Any]] = {
     # RandomResizedCrop(0.08, 1) + flip, jitter 32 px at 224 px; ResNet-18 teacher. Differences:
     # dd-bench's resnet18 is the small-image (CIFAR-style) one and its teacher is trained by the
     # host with the TeacherRecipe loop, not torchvision's pretrained weights.
-    "paper": {"teacher_model": "resnet18", "teacher_epochs": 200, "teacher_lr": 0.1, "iterations": 1000, "lr": 0.25,
-              "r_bn": 0.01, "first_bn_multiplier": 10.0, "crop_min": 0.08, "crop_max": 1.0, "jitter": 32},
+    "paper": {
+        "teacher_model": "resnet18",
+        "teacher_epochs": 200,
+        "teacher_lr": 0.1,
+        "iterations": 1000,
+        "lr": 0.25,
+        "r_bn": 0.01,
+        "first_bn_multiplier": 10.0,
+        "crop_min": 0.08,
+        "crop_max": 1.0,
+        "jitter": 32,
+    },
     # Small images, in the direction later reports took after SRe2L did poorly on CIFAR-sized
     # data (e.g. real-image initialisation in EDC, Shao et al. 2024; milder crops so a 32 px
     # crop keeps the object): start from real images, crops of 50-100% of the area, no jitter.
@@ -129,7 +141,9 @@ class BNStatistics:
         x = inputs[0]
         dims = [0] + list(range(2, x.ndim))
         mean, var = x.mean(dims), x.var(dims, unbiased=False)
-        self.terms.append(torch.linalg.vector_norm(mean - module.running_mean) + torch.linalg.vector_norm(var - module.running_var))
+        self.terms.append(
+            torch.linalg.vector_norm(mean - module.running_mean) + torch.linalg.vector_norm(var - module.running_var)
+        )
 
     def loss(self) -> Tensor:
         """The statistics loss of the last forward pass (then cleared)."""
@@ -152,8 +166,16 @@ def _jitter(x: Tensor, limit: int, generator: torch.Generator) -> Tensor:
     return torch.roll(x, shifts=(dx, dy), dims=(2, 3))
 
 
-def recover(teacher: nn.Module, init: Tensor, targets: Tensor, config: SRe2LConfig, generator: torch.Generator,
-            lo: Tensor, hi: Tensor, log: Any = None) -> tuple[Tensor, dict[str, float]]:
+def recover(
+    teacher: nn.Module,
+    init: Tensor,
+    targets: Tensor,
+    config: SRe2LConfig,
+    generator: torch.Generator,
+    lo: Tensor,
+    hi: Tensor,
+    log: Any = None,
+) -> tuple[Tensor, dict[str, float]]:
     """Optimise one batch of images ``init`` for classes ``targets`` against ``teacher``
     (eval mode, frozen): Adam on CE(teacher(crop(x)), y) + r_bn * BN-statistics loss, cosine
     lr, pixels clipped to ``[lo, hi]`` (per channel, normalised space) after every step."""
@@ -163,15 +185,22 @@ def recover(teacher: nn.Module, init: Tensor, targets: Tensor, config: SRe2LConf
     stats = BNStatistics(teacher, config.first_bn_multiplier)
     if config.r_bn > 0 and not stats.layers:
         stats.close()
-        raise ConfigError(f"sre2l: the teacher ({type(teacher).__name__}) has no batch-norm layers, so r_bn={config.r_bn} has"
-                          " nothing to match: use a teacher with batch norm (convnet_bn, convnet_w32_bn, resnet18) or r_bn=0")  # fmt: skip
+        raise ConfigError(
+            f"sre2l: the teacher ({type(teacher).__name__}) has no batch-norm layers, so r_bn={config.r_bn} has"
+            " nothing to match: use a teacher with batch norm (convnet_bn, convnet_w32_bn, resnet18) or r_bn=0"
+        )
     ce = bn = torch.tensor(0.0)
     try:
         for it in range(config.iterations):
             for group in opt.param_groups:
                 group["lr"] = 0.5 * config.lr * (1 + math.cos(math.pi * it / config.iterations))
-            view = random_resized_crop(_jitter(x, config.jitter, generator), generator, (config.crop_min, config.crop_max),
-                                       shared=True, flip=config.flip)  # fmt: skip
+            view = random_resized_crop(
+                _jitter(x, config.jitter, generator),
+                generator,
+                (config.crop_min, config.crop_max),
+                shared=True,
+                flip=config.flip,
+            )
             out = teacher(view)
             ce = F.cross_entropy(out, targets)
             bn = stats.loss() if stats.layers else torch.zeros((), device=x.device)
@@ -214,8 +243,16 @@ def distill_sre2l(request: DistillRequest) -> SyntheticSet:
         n = min(config.group, ipc - start)
         targets = torch.arange(k).repeat(n)  # n images of every class
         if config.init == "real":
-            init = torch.stack([data.train_x[data.indices_of_class(int(c))[torch.randint(int(data.class_counts()[c]), (1,), generator=generator)]][0]
-                                for c in targets])  # fmt: skip
+            init = torch.stack(
+                [
+                    data.train_x[
+                        data.indices_of_class(int(c))[
+                            torch.randint(int(data.class_counts()[c]), (1,), generator=generator)
+                        ]
+                    ][0]
+                    for c in targets
+                ]
+            )
         else:
             init = torch.randn(len(targets), *data.train_x.shape[1:], generator=generator)
 

@@ -21,7 +21,9 @@ def load_stripes(request):
     mean, std = x[:300].mean().item(), x[:300].std().item()
     x = (x - mean) / std
     train_x, train_y, val_x, val_y = split_train_val(x[:300], y[:300], request.val_fraction, request.seed)
-    return RealData("stripes", train_x, train_y, val_x, val_y, x[300:], y[300:], (mean,), (std,), ("horizontal", "vertical"))
+    return RealData(
+        "stripes", train_x, train_y, val_x, val_y, x[300:], y[300:], (mean,), (std,), ("horizontal", "vertical")
+    )
 
 
 def build_tiny_mlp(shape, hidden=32):
