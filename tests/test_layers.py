@@ -52,6 +52,7 @@ LAYERS: dict[str, int] = {
     "dd_bench.suite": 7,
     "dd_bench.cells": 7,
     "dd_bench.runner": 7,
+    "dd_bench.tracked_cell": 7,
     "dd_bench.tracking": 7,
     "dd_bench.interchange": 7,
     "dd_bench.evaluate": 7,

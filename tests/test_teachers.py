@@ -12,10 +12,10 @@ from dd_bench import api
 from dd_bench.cells import hashed_eval
 from dd_bench.errors import ConfigError, DataError
 from dd_bench.evaluate import EvalConfig, eval_splits, evaluate, evaluate_model
-from dd_bench.runner import protocol_bytes
 from dd_bench.runtime import seeded_build
 from dd_bench.synthetic import SyntheticSet
 from dd_bench.teachers import TeacherRecipe, ensure_teacher, resolve_teacher, set_teacher, teacher_key
+from dd_bench.tracked_cell import protocol_bytes
 from dd_bench.training import TrainRecipe, distillation_loss, train_classifier, train_classifiers
 
 CPU = torch.device("cpu")

@@ -33,8 +33,8 @@ from typing import Any
 from .. import tracking
 from ..errors import ConfigError
 from ..evaluate import EvalConfig
-from ..runner import PER_CLASS_ARTIFACT
 from ..synthetic import atomic_write_bytes, atomic_write_text
+from ..tracked_cell import PER_CLASS_ARTIFACT
 from .notes import RECIPE_TEXT
 from .plots import figure_png
 from .provenance import from_cwd, numerics, portable_uri
@@ -241,7 +241,7 @@ def _rows(
 ) -> list[Row]:
     """The report rows of a finished suite run, read back from MLflow; ``classes`` gets each
     dataset's class names as the evaluation runs recorded them."""
-    from ..runner import eval_runs_done
+    from ..tracked_cell import eval_runs_done
 
     c = tracking.client(uri)
     exp = tracking.experiment_id(c, run.suite.name, uri)
