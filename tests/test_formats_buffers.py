@@ -51,3 +51,46 @@ def test_a_buffer_of_another_architecture_is_one_line(tmp_path):
     torch.save({"not": "a buffer"}, tmp_path / "x.pt")
     with pytest.raises(DataError, match="is not a replay buffer"):
         read_replay_buffers([tmp_path / "x.pt"], net())
+
+
+def test_our_experts_exported_as_replay_buffers_distil_the_same_set_when_imported(registry, digits, tmp_path, capsys):
+    """dd-bench buffer --export writes buffer.py's layout; expert_files reads it back as the experts: the same set,
+    bit for bit, with the files recorded and nothing trained."""
+    from dd_bench import api
+    from dd_bench.cli import main
+
+    out = tmp_path / "exported"
+    assert main(["buffer", "--dataset", "digits", "--model", "convnet_w32", "--experts", "2", "--epochs", "3",
+                 "--cache-dir", str(tmp_path / "ours"), "--export", str(out), "--device", "cpu"]) == 0  # fmt: skip
+    assert [p.name for p in out.iterdir()] == ["replay_buffer_0.pt"]
+    blob = torch.load(out / "replay_buffer_0.pt", weights_only=True)
+    model = registry.model("convnet_w32").build(digits.shape)
+    assert (
+        len(blob) == 2 and len(blob[0]) == 4 and [p.shape for p in blob[0][0]] == [p.shape for p in model.parameters()]
+    )
+
+    kw = dict(seed=0, preset="smoke", model="convnet_w32", progress=False)
+    same = {"num_experts": 2, "expert_train_epochs": 3, "max_start_epoch": 2, "expert_epochs": 1}
+    trained = api.distill(registry, "mtt", digits, 1, overrides=same, cache_dir=tmp_path / "ours", **kw)
+    imported = api.distill(registry, "mtt", digits, 1, overrides={**same, "expert_files": str(out)},
+                           cache_dir=tmp_path / "fresh", **kw)  # fmt: skip
+    assert torch.equal(trained.images, imported.images) and trained.lr == imported.lr
+    record = imported.metadata["buffers_imported"]
+    assert record["files"] == ["replay_buffer_0.pt"] and len(record["sha256"]) == 64
+    assert not (tmp_path / "fresh" / "buffers").exists(), "imported experts train nothing"
+    assert main(["buffer", "--dataset", "digits", "--model", "convnet_w32", "--experts", "2", "--epochs", "3",
+                 "--cache-dir", str(tmp_path / "ours"), "--export", str(out), "--device", "cpu"]) == 2  # fmt: skip
+    assert "exists" in capsys.readouterr().err
+
+
+def test_expert_files_without_replay_buffers_or_with_too_few_experts_is_one_line(registry, digits, tmp_path):
+    from dd_bench import api
+    from dd_bench.errors import ConfigError
+
+    kw = dict(seed=0, preset="smoke", model="mlp", progress=False, cache_dir=tmp_path)
+    with pytest.raises(DataError, match="no replay_buffer_<n>.pt files there"):
+        api.distill(registry, "mtt", digits, 1, overrides={"expert_files": str(tmp_path)}, **kw)
+    model = registry.model("mlp").build(digits.shape)
+    write_buffer(tmp_path / "replay_buffer_0.pt", model, trajectories=1, epochs=4)
+    with pytest.raises(ConfigError, match="num_experts=2 is not allowed .* its files hold 1 trajectories"):
+        api.distill(registry, "mtt", digits, 1, overrides={"expert_files": str(tmp_path), "num_experts": 2}, **kw)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..errors import ConfigError
 from ..limits import MAX_SEED
 from .options import (
     data_options,
@@ -105,6 +106,8 @@ def cmd_buffer(args: argparse.Namespace) -> int:
     from ..runtime import default_cache_dir, seeded_build
 
     registry = load_registry()
+    if args.export is not None and args.export.exists():
+        raise ConfigError(f"--export {args.export} exists: give a new folder (an export never replaces anything)")
     model_spec = registry.model(args.model)
     optimizer = registry.optimizer(args.optimizer)
     recipe = ExpertRecipe(
@@ -135,6 +138,11 @@ def cmd_buffer(args: argparse.Namespace) -> int:
         optimizer_factory=optimizer.build if optimizer else None,
     )
     print(f"{len(buffers.trajectories)} experts x {buffers.epochs} epochs in {buffers.directory}")
+    if args.export is not None:
+        from ..matching.buffers import export_replay_buffers
+
+        out = export_replay_buffers(buffers, model_spec.build(data.shape), args.export)
+        print(f"wrote {out}/replay_buffer_0.pt (MTT's buffer.py layout; distil from it with --set expert_files={out})")
     return 0
 
 
@@ -218,5 +226,12 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--no-dsa", action="store_true", help="train experts without DSA")
     p.add_argument("--zca", action="store_true", help="train experts on ZCA-whitened images")
     p.add_argument("--cache-dir", type=Path, help="cache folder (default $DD_BENCH_CACHE or ~/.cache/dd-bench)")
+    p.add_argument(
+        "--export",
+        type=Path,
+        metavar="DIR",
+        help="also write the experts into the new folder DIR as MTT's, FTD's and DATM's buffer.py do"
+        " (replay_buffer_0.pt)",
+    )
     data_options(p)
     p.set_defaults(func=cmd_buffer)

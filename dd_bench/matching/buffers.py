@@ -84,6 +84,8 @@ class ExpertBuffers:
     """The device type each expert was trained on (``unknown`` for buffers older than the record)."""
     compiled: list[bool] = field(default_factory=list)
     """Whether each expert's network ran compiled (equal to eager training to float tolerance only)."""
+    imported: dict[str, Any] | None = None
+    """Experts read from another tool's files (:func:`import_replay_buffers`): the files and their SHA-256."""
 
     @property
     def epochs(self) -> int:
@@ -251,3 +253,60 @@ def read_replay_buffers(paths: list[Path], model: nn.Module) -> list[torch.Tenso
             f"the replay buffers hold trajectories of {sorted({t.shape[0] - 1 for t in trajectories})} epochs: use one length"
         )
     return trajectories
+
+
+REPLAY_BUFFER = "replay_buffer_{}.pt"
+
+
+def replay_buffer_files(folder: Path) -> list[Path]:
+    """``replay_buffer_<n>.pt`` in ``folder``, in the order of ``n``."""
+    found = [(p, p.stem.removeprefix("replay_buffer_")) for p in Path(folder).glob("replay_buffer_*.pt")]
+    return [p for p, n in sorted(found, key=lambda item: int(item[1])) if n.isdigit()]
+
+
+def import_replay_buffers(folder: Path, model: nn.Module, num_experts: int) -> ExpertBuffers:
+    """The first ``num_experts`` trajectories of the ``replay_buffer_<n>.pt`` files MTT's, FTD's or DATM's
+    ``buffer.py`` wrote into ``folder``, as this engine's experts (checked against ``model``)."""
+    folder = Path(folder)
+    paths = replay_buffer_files(folder) if folder.is_dir() else []
+    if not paths:
+        raise DataError(
+            f"expert_files={str(folder)!r}: no replay_buffer_<n>.pt files there (give the folder buffer.py wrote)"
+        )
+    trajectories = read_replay_buffers(paths, model)
+    if len(trajectories) < num_experts:
+        raise ConfigError(
+            f"num_experts={num_experts} is not allowed with expert_files={str(folder)!r}: its files hold"
+            f" {len(trajectories)} trajectories"
+        )
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    n = num_experts
+    imported = {
+        "format": "replay_buffer",
+        "folder": str(folder),
+        "files": [p.name for p in paths],
+        "sha256": digest.hexdigest(),
+    }
+    return ExpertBuffers(
+        trajectories[:n], folder, device_types=["imported"] * n, compiled=[False] * n, imported=imported
+    )
+
+
+def export_replay_buffers(buffers: ExpertBuffers, model: nn.Module, out: Path) -> Path:
+    """Write ``buffers`` as MTT's ``buffer.py`` does (``replay_buffer_0.pt``: a list of trajectories, each a list
+    of per-epoch parameter lists in ``model``'s order) into the new folder ``out``, for MTT, FTD and DATM."""
+    out = Path(out)
+    if out.exists():
+        raise ConfigError(f"{out} exists: give a new folder (an export never replaces anything)")
+    flat = FlatModel(model)
+    if buffers.trajectories[0].shape[1] != flat.num_params:
+        raise ConfigError(
+            f"the experts have {buffers.trajectories[0].shape[1]} parameters, the model {flat.num_params}"
+        )
+    blob = [[[p.clone() for p in flat.unflatten(epoch).values()] for epoch in t] for t in buffers.trajectories]
+    out.mkdir(parents=True)
+    atomic_torch_save(blob, out / REPLAY_BUFFER.format(0))
+    return out

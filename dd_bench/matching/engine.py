@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -22,7 +23,7 @@ from ..loop import IterationLoop
 from ..runtime import free_memory
 from ..specs import DistillRequest
 from ..synthetic import CACHE_BUILD_SECONDS
-from .buffers import ExpertBuffers, ExpertRecipe, ensure_buffers
+from .buffers import ExpertBuffers, ExpertRecipe, ensure_buffers, import_replay_buffers
 from .instance_norm import with_cheap_instance_norm
 from .memory import MEMORY_HEADROOM, estimate_memory
 from .student import FlatModel
@@ -56,6 +57,10 @@ class MatchingConfig:
     expert_batch: int = 256
     expert_optimizer: str = "sgd"
     """A registered expert optimizer: sgd is built in, plugins add others (the ftd plugin: gsam)."""
+    expert_files: str | None = None
+    """A folder of ``replay_buffer_<n>.pt`` files that MTT's, FTD's or DATM's ``buffer.py`` wrote: their first
+    ``num_experts`` trajectories are the experts (checked against the model; the set records the files' SHA-256)
+    instead of training ours. They must have been trained as this config says (``zca`` included)."""
     max_loss: float = 1e4
     """A matching loss above this (or NaN) stops the run, which returns the last good set."""
     checkpoint_every: int = 50
@@ -144,6 +149,10 @@ class TrajectoryMatcher(IterationLoop):
 
     def load_buffers(self) -> ExpertBuffers:
         cfg, spec = self.config, self.expert_optimizer
+        if cfg.expert_files is not None:
+            return import_replay_buffers(
+                Path(cfg.expert_files).expanduser(), self.request.build_model(0), cfg.num_experts
+            )
         return ensure_buffers(
             self.request.model,
             self.request.build_model,
@@ -323,4 +332,5 @@ class TrajectoryMatcher(IterationLoop):
             "expert_optimizer": self.config.expert_optimizer,
             "expert_optimizer_options": self._resolved_expert_options(),
             CACHE_BUILD_SECONDS: round(self.buffers.trained_seconds, 3),
+            **({"buffers_imported": self.buffers.imported} if self.buffers.imported else {}),
         }
