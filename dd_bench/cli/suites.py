@@ -1,4 +1,4 @@
-"""``dd-bench run``, ``dd-bench leaderboard`` and ``dd-bench demo``: suites on the command line."""
+"""``dd-bench run``, ``leaderboard``, ``verify`` and ``demo``: suites on the command line."""
 
 from __future__ import annotations
 
@@ -89,9 +89,24 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
     suite = load_suite(args.suite)
     out = args.out or Path("leaderboards") / suite.name
-    _, files = make(suite, Registry(), args.tracking_uri, out, command_line(), args.device_type)
+    _, files = make(
+        suite, Registry(), args.tracking_uri, out, command_line(), args.device_type, sources=args.sources or ()
+    )
     print(f"wrote {out}/ ({', '.join(p.name for p in files)})", file=sys.stderr)
     return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from ..results.verify import verify
+
+    return verify(
+        args.folder,
+        count=args.cells,
+        ids=args.cell or (),
+        tolerance=args.tolerance,
+        suite_name=args.suite,
+        data_root=str(args.data_root.expanduser()) if args.data_root else None,
+    )
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -140,8 +155,30 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _count(text: str) -> int:
+    """A count of cells: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: use an integer >= 1")
+    return value
+
+
+def _points(text: str) -> float:
+    """A tolerance in accuracy points: a number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: use a number of points >= 0")
+    return value
+
+
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``run``, ``leaderboard`` and ``demo`` to the ``dd-bench`` parser."""
+    """Add ``run``, ``leaderboard``, ``verify`` and ``demo`` to the ``dd-bench`` parser."""
     p = subparsers.add_parser("run", help="run a suite: distil, evaluate and track every cell in MLflow")
     p.add_argument("suite", help="a suite YAML file, or a name in ./suites (demo, fmnist-cpu, ...)")
     p.add_argument(
@@ -163,7 +200,43 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         choices=("cpu", "cuda"),
         help="the runs to rank when the store holds both (default: the only one there)",
     )
+    p.add_argument(
+        "--from",
+        dest="sources",
+        action="append",
+        type=Path,
+        metavar="RESULTS_JSONL",
+        help="build the page from results files (a leaderboard's results.jsonl) instead of MLflow; repeatable:"
+        " the files are merged, and two different records of one network are an error",
+    )
     p.set_defaults(func=cmd_leaderboard)
+
+    p = subparsers.add_parser(
+        "verify",
+        help="rerun a leaderboard's cells at HEAD from scratch and compare every network with its results.jsonl",
+    )
+    p.add_argument("folder", type=Path, help="a leaderboard folder holding results.jsonl (leaderboards/NAME)")
+    p.add_argument(
+        "--cells",
+        type=_count,
+        metavar="K",
+        help="verify K cells: the cheapest (recorded distillation + evaluation seconds), one per method first"
+        " (default: every cell)",
+    )
+    p.add_argument(
+        "--cell", action="append", metavar="ID", help="verify this cell (method/dataset/ipcN/seedS; repeatable)"
+    )
+    p.add_argument(
+        "--tolerance",
+        type=_points,
+        metavar="POINTS",
+        help="accuracy points a network may differ by (default: 0, bit-identical, on CPU; 2 on a GPU)",
+    )
+    p.add_argument("--suite", help="the suite file (default: the one the records name)")
+    p.add_argument(
+        "--data-root", type=Path, help="folder of the suite's dataset files (replaces the suite's data.root)"
+    )
+    p.set_defaults(func=cmd_verify)
 
     p = subparsers.add_parser(
         "demo", help="run the demo suite (all built-in methods on digits) and write its leaderboard"

@@ -1,8 +1,9 @@
-"""A suite's leaderboard: read its runs back from MLflow and write the folder that shows them.
+"""A suite's leaderboard: read its runs back from MLflow (or its results files) and write the folder that shows them.
 
-``make`` is what ``dd-bench leaderboard`` and ``dd-bench demo`` call: it reads the runs once,
-builds the board (``board.build``), and ``write`` puts README.md, leaderboard.csv, index.html,
-the plots and each row's image grid in the output folder. Every file is written atomically
+``make`` is what ``dd-bench leaderboard`` and ``dd-bench demo`` call: it reads the runs once (or
+the ``results.jsonl`` files given, merged: ``datafile``), builds the board (``board.build``), and
+``write`` puts README.md, leaderboard.csv, results.jsonl, index.html, the plots and each row's
+image grid in the output folder. Every file is written atomically
 under a unique temporary name (``synthetic.atomic_write_bytes``), so a reader or a second
 writer never sees half a page. How the figures are aggregated and scored is in ``board``; what
 the files say, in ``tables``, ``notes``, ``render`` and ``plots``.
@@ -14,18 +15,20 @@ import csv
 import io
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from .. import tracking
 from ..cells import plan
+from ..errors import ConfigError, DataError
 from ..suite import Suite, validate
 from ..synthetic import atomic_write_bytes, atomic_write_text
+from . import datafile
 from .board import Board, build
 from .plots import plot_accuracy_vs_ipc, plot_cross_arch
-from .provenance import provenance
-from .records import device_type_of_runs, records_from_mlflow
+from .provenance import from_cwd, provenance
+from .records import choose_device_type, device_type_of_runs, records_from_mlflow
 from .render import grid_name, render_html, render_markdown
 from .tables import csv_rows, reported_for
 
@@ -43,10 +46,14 @@ def csv_text(board: Board, prov: Mapping[str, str]) -> str:
 
 
 def write(
-    board: Board, out: Path, prov: Mapping[str, str], grids: Mapping[tuple[str, str, str], bytes] | None = None
+    board: Board,
+    out: Path,
+    prov: Mapping[str, str],
+    grids: Mapping[tuple[str, str, str], bytes] | None = None,
+    results: Sequence[Mapping[str, Any]] | None = None,
 ) -> list[Path]:
-    """README.md, leaderboard.csv, index.html, the plots and each row's image grids (``grids``:
-    (dataset, method, ipc) -> PNG), each written atomically."""
+    """README.md, leaderboard.csv, index.html, the plots, each row's image grids (``grids``:
+    (dataset, method, ipc) -> PNG) and, given its records, results.jsonl, each written atomically."""
     grids = dict(grids or {})
     out.mkdir(parents=True, exist_ok=True)
     caption = f"dd-bench leaderboard {board.suite.name} · {prov['date']} · {prov['device']} · {prov['command']}"
@@ -61,6 +68,8 @@ def write(
     for key, data in grids.items():
         atomic_write_bytes(out / grid_name(*key), data)
         written.append(out / grid_name(*key))
+    if results is not None:
+        written.append(datafile.write(results, out / datafile.NAME))
     atomic_write_text(out / "README.md", render_markdown(board, prov, list(images), grids))
     atomic_write_text(out / "leaderboard.csv", csv_text(board, prov))
     atomic_write_text(out / "index.html", render_html(board, prov, images, grids))
@@ -69,18 +78,66 @@ def write(
 
 
 def make(
-    suite: Suite, registry: Any, uri: str | None, out: Path, command: str | None = None, device_type: str | None = None
+    suite: Suite,
+    registry: Any,
+    uri: str | None,
+    out: Path,
+    command: str | None = None,
+    device_type: str | None = None,
+    sources: Sequence[Path] = (),
 ) -> tuple[Board, list[Path]]:
-    """Read the suite's runs on one device type from MLflow and write the leaderboard to ``out``."""
-    uri = tracking.normalise_uri(uri)
-    tracking.check_reachable(uri)
-    suite = validate(suite, registry, check_data=False)
-    runs = tracking.runs_table(uri, suite.name)  # read once: device type and records both come from it
-    cells = plan(suite, registry, device_type_of_runs(runs[0], suite, uri, device_type))
-    board = build(suite, records_from_mlflow(suite, cells, uri, runs))
-    board.reported = reported_for(suite, registry)
+    """Read the suite's runs on one device type from MLflow, or from the results files ``sources``
+    (merged), and write the leaderboard, with its results file, to ``out``."""
+    if sources and uri:
+        raise ConfigError("give the runs' --tracking-uri or their results files (--from), not both")
     command = command or "dd-bench " + " ".join(sys.argv[1:])
-    return board, write(board, Path(out), provenance(board, command, uri), grids_from_mlflow(board, uri))
+    if sources:
+        suite = validate(suite, registry, check_data=False)
+        board, results, where = _from_files(suite, registry, [Path(p) for p in sources], device_type)
+        grids = grids_from_folders(board, [Path(p).parent for p in sources])
+    else:
+        uri = tracking.normalise_uri(uri)
+        tracking.check_reachable(uri)
+        suite = validate(suite, registry, check_data=False)
+        runs = tracking.runs_table(uri, suite.name)  # read once: device type and records both come from it
+        cells = plan(suite, registry, device_type_of_runs(runs[0], suite, uri, device_type))
+        board = build(suite, records_from_mlflow(suite, cells, uri, runs))
+        results, where, grids = datafile.from_mlflow(suite, cells, uri, runs), uri, grids_from_mlflow(board, uri)
+    board.reported = reported_for(suite, registry)
+    return board, write(board, Path(out), provenance(board, command, where), grids, results)
+
+
+def _from_files(
+    suite: Suite, registry: Any, sources: list[Path], device_type: str | None
+) -> tuple[Board, list[dict], str]:
+    """The board of the planned cells found in the results files, their records, and where they came from."""
+    where = "results files " + ", ".join(from_cwd(str(p)) for p in sources)
+    records = datafile.merge(sources, suite)
+    cells = plan(suite, registry, choose_device_type({r["device_type"] for r in records}, suite, where, device_type))
+    planned = {c.config_hash for c in cells}
+    shown = [r for r in records if r["hash"] in planned]
+    if len(shown) < len(records):
+        print(
+            f"dd-bench: {len(records) - len(shown)} of {len(records)} records are of cells suite {suite.name}"
+            " does not plan (another device type, or a config changed since): left out",
+            file=sys.stderr,
+        )
+    cell_recs = datafile.cell_records(suite, cells, shown, where)
+    if not any(r.accs for r in cell_recs):
+        raise DataError(f"no finished network of a cell suite {suite.name!r} plans in {where}")
+    return build(suite, cell_recs), datafile.public(shown), where
+
+
+def grids_from_folders(board: Board, folders: Sequence[Path]) -> dict[tuple[str, str, str], bytes]:
+    """(dataset, method, ipc) -> the PNG grid a page beside a results file shows for the row (``grids/``)."""
+    grids = {}
+    for r in board.records:
+        key = (r.dataset, r.method, r.ipc)
+        for folder in folders:
+            path = folder / grid_name(*key)
+            if key not in grids and path.is_file():
+                grids[key] = path.read_bytes()
+    return grids
 
 
 def grids_from_mlflow(board: Board, uri: str) -> dict[tuple[str, str, str], bytes]:

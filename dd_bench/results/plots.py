@@ -14,10 +14,38 @@ from typing import Any
 
 from .board import Board
 
+COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf")
+"""matplotlib's tab10 without its grey, which the lower reference wears."""
+MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+LINESTYLES = ("-", "--", "-.", ":")
+RANDOM_STYLE = {"color": "0.4", "marker": "x", "ls": ":"}
+"""The lower reference (random subset): grey and dotted, like no method."""
+
+
+def row_styles(board: Board) -> dict[str, dict[str, str]]:
+    """Each plotted row's colour, marker and line style, no two rows alike: 9 colours x 7 markers
+    (coprime, so the pair repeats only after 63 rows), the line style changing every 9 rows."""
+    styles = {}
+    methods = [m for m in board.methods if board.roles[m] == "method"]
+    for i, m in enumerate(methods):
+        styles[m] = {
+            "color": COLOURS[i % len(COLOURS)],
+            "marker": MARKERS[i % len(MARKERS)],
+            "ls": LINESTYLES[(i // len(COLOURS)) % len(LINESTYLES)],
+        }
+    styles.update({m: dict(RANDOM_STYLE) for m in board.methods if board.roles[m] == "random"})
+    return styles
+
 
 def plot_accuracy_vs_ipc(board: Board, caption: str) -> bytes:
     """Per dataset: each method's accuracy on the primary architecture against IPC (log scale), std as error
     bars; the whole-training-set reference as a dashed line."""
+    return figure_png(accuracy_figure(board, caption), caption)
+
+
+def accuracy_figure(board: Board, caption: str) -> Any:
+    """The accuracy-vs-IPC figure: each row its own colour, marker and line style, the legend
+    beside the axes (inside, it would cover the lines)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -25,7 +53,8 @@ def plot_accuracy_vs_ipc(board: Board, caption: str) -> bytes:
 
     s = board.suite
     primary = s.primary_eval_model()
-    fig, axes = plt.subplots(1, len(s.datasets), figsize=(6 * len(s.datasets), 4.5), squeeze=False)
+    styles = row_styles(board)
+    fig, axes = plt.subplots(1, len(s.datasets), figsize=(8 * len(s.datasets), 4.5), squeeze=False)
     xs = [int(i) for i in board.ipcs]
     for ax, ds in zip(axes[0], s.datasets):
         for m in board.methods:
@@ -42,7 +71,7 @@ def plot_accuracy_vs_ipc(board: Board, caption: str) -> bytes:
             ]
             if pts:
                 ax.errorbar(
-                    [p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=3, label=m
+                    [p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], capsize=3, label=m, **styles[m]
                 )
         ax.set_xscale("log")
         ax.set_xticks(xs, [str(x) for x in xs])
@@ -51,10 +80,10 @@ def plot_accuracy_vs_ipc(board: Board, caption: str) -> bytes:
         ax.set_title(f"{ds}: accuracy vs IPC")
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:  # no finished entry on this dataset: no legend (and no warning)
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     fig.text(0.01, 0.005, caption, fontsize=6, color="#555")
     fig.tight_layout(rect=(0, 0.04, 1, 1))
-    return figure_png(fig, caption)
+    return fig
 
 
 def plot_cross_arch(board: Board, caption: str) -> bytes:

@@ -60,15 +60,9 @@ class CellRecord:
         return None if self.labels == "teacher" else self.accs.get(model)
 
 
-def records_from_mlflow(
-    suite: Suite, cells: Sequence[Any], uri: str, runs: tuple[list[Any], list[Any]]
-) -> list[CellRecord]:
-    """The newest run of each planned cell (by config hash), with its finished evaluations;
-    ``runs`` are the suite's (cell runs, eval runs) read from ``uri`` by ``tracking.runs_table``.
-
-    Raises DataError when no planned cell has a finished evaluation: a page of nothing but
-    missing entries would only hide a wrong store or a suite that never ran.
-    """
+def newest_runs(cells: Sequence[Any], runs: tuple[list[Any], list[Any]]) -> list[tuple[Any, Any, dict[str, Any]]]:
+    """(planned cell, its newest cell run, eval_model -> newest finished eval run) of each planned
+    cell that has a run; ``runs`` are the suite's (cell runs, eval runs) from ``tracking.runs_table``."""
     cell_runs, eval_runs = runs
     wanted = {c.config_hash: c for c in cells}
     newest: dict[str, Any] = {}
@@ -85,6 +79,33 @@ def records_from_mlflow(
     out = []
     for h, run in newest.items():
         cell = wanted[h]
+        done = {m: evals[(run.info.run_id, m)] for m in cell.eval_models if (run.info.run_id, m) in evals}
+        out.append((cell, run, done))
+    return out
+
+
+def sorted_records(records: Sequence[CellRecord]) -> list[CellRecord]:
+    """Cell records in one order whatever store or file they came from, so pages built from
+    either list the same cells in the same order (and sum the same floats in the same order)."""
+    return sorted(records, key=lambda r: (r.dataset, r.method, ipc_order(r.ipc), r.seed))
+
+
+def ipc_order(ipc: str) -> tuple[int, str]:
+    """IPCs by number, ``all`` (the whole training set) last."""
+    return (int(ipc), "") if ipc.isdigit() else (1 << 62, ipc)
+
+
+def records_from_mlflow(
+    suite: Suite, cells: Sequence[Any], uri: str, runs: tuple[list[Any], list[Any]]
+) -> list[CellRecord]:
+    """The newest run of each planned cell (by config hash), with its finished evaluations;
+    ``runs`` are the suite's (cell runs, eval runs) read from ``uri`` by ``tracking.runs_table``.
+
+    Raises DataError when no planned cell has a finished evaluation: a page of nothing but
+    missing entries would only hide a wrong store or a suite that never ran.
+    """
+    out = []
+    for cell, run, done in newest_runs(cells, runs):
         m = run.data.metrics
         rec = CellRecord(
             method=cell.method,
@@ -102,7 +123,7 @@ def records_from_mlflow(
             run_id=run.info.run_id,
         )
         for model in cell.eval_models:
-            e = evals.get((run.info.run_id, model))
+            e = done.get(model)
             if e is not None and "test_acc_mean" in e.data.metrics:
                 rec.accs[model] = e.data.metrics["test_acc_mean"]
                 if rec.storage_bytes is None and "storage_bytes" in e.data.metrics:
@@ -114,22 +135,32 @@ def records_from_mlflow(
                     rec.val_accs[model] = e.data.metrics["val_acc_mean"]
         out.append(rec)
     if not any(r.accs for r in out):
-        raise DataError(
-            f"no finished runs of suite {suite.name!r} in {uri}: run it first"
-            f" (dd-bench run {suite.path or suite.name}), or pass the --tracking-uri it ran with"
-        )
-    return out
+        raise no_runs(suite, uri)
+    return sorted_records(out)
+
+
+def no_runs(suite: Suite, where: str) -> DataError:
+    """The error of a page with no finished cell to show."""
+    return DataError(
+        f"no finished runs of suite {suite.name!r} in {where}: run it first"
+        f" (dd-bench run {suite.path or suite.name}), or pass the --tracking-uri it ran with"
+    )
 
 
 def device_type_of_runs(cell_runs: Sequence[Any], suite: Suite, uri: str, device_type: str | None) -> str:
     """The device type whose runs make the page: the one asked for, else the only one among ``cell_runs``."""
+    found = {r.data.tags.get(f"{tracking.TAG}device_type") for r in cell_runs} - {None}
+    return choose_device_type(found, suite, uri, device_type)
+
+
+def choose_device_type(found: set[str], suite: Suite, where: str, device_type: str | None) -> str:
+    """The device type asked for, else the only one ``found`` in ``where`` (cpu when none)."""
     if device_type is not None:
         if device_type not in DEVICE_TYPES:
             raise ConfigError(f"device type {device_type!r} is not allowed: use {' or '.join(DEVICE_TYPES)}")
         return device_type
-    found = sorted({r.data.tags.get(f"{tracking.TAG}device_type") for r in cell_runs} - {None})
     if len(found) > 1:
         raise ConfigError(
-            f"suite {suite.name} has runs on {' and '.join(found)} in {uri}: choose one with --device-type"
+            f"suite {suite.name} has runs on {' and '.join(sorted(found))} in {where}: choose one with --device-type"
         )
-    return found[0] if found else "cpu"
+    return next(iter(found), "cpu")

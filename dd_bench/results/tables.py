@@ -228,18 +228,23 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-LOWER_IS_BETTER = ("↓", "rank", " s", "seconds", "MB", "KiB", "spread")
+LOWER_IS_BETTER = ("↓", "rank", " s", "seconds", "MB", "KiB")
 """Header words of columns where the smallest value is the best."""
+UNRANKED = ("spread",)
+"""Header words of columns where neither end is the best: a small cross-architecture spread
+is as true of a method bad on every architecture as of one good on all."""
 
 
 def best_cells(header: Sequence[str], rows: Sequence[Sequence[str]]) -> set[tuple[int, int]]:
     """(row, column) of each numeric column's best entry among the method rows (references left
-    out): the highest, or the lowest where the header says lower is better; ties all marked.
-    Only tables whose rows are methods or sets (first header ``method`` or ``set``) rank."""
+    out): the highest, or the lowest where the header says lower is better, none where neither
+    end is better (``UNRANKED``); ties all marked. Only tables whose rows are methods or sets (first header ``method`` or ``set``) rank."""
     best: set[tuple[int, int]] = set()
     if not header or header[0] not in ("method", "set"):
         return best
     for j, name in enumerate(header[1:], start=1):
+        if any(w in name for w in UNRANKED):
+            continue
         values = {}
         for i, row in enumerate(rows):
             match = re.match(r"-?\d+(\.\d+)?", row[j]) if j < len(row) else None
