@@ -58,7 +58,7 @@ def ddb_register_distillers() -> list[DistillerSpec]:
             name="random",
             config_cls=RandomConfig,
             distill=random_subset,
-            presets={"smoke": {}},
+            presets={"smoke": {}, "demo": {}},  # no knobs: the demo's lower reference (random's own seed decides)
             description="seeded random subset of real training images, ipc per class",
             sharding=PER_CLASS,
         ),
@@ -66,7 +66,7 @@ def ddb_register_distillers() -> list[DistillerSpec]:
             name="full",
             config_cls=RandomConfig,
             distill=full_training_set,
-            presets={"smoke": {}},
+            presets={"smoke": {}, "demo": {}},
             description="the whole training set (upper reference; ignores ipc)",
             deterministic=True,
             ignores_ipc=True,

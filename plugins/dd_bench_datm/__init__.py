@@ -267,6 +267,26 @@ PRESETS: dict[str, dict[str, Any]] = {
         "lr_y": 2.0,
         "checkpoint_every": 5,
     },
+    # The demo suite (digits, convnet_w32): smoke's matching with 15-epoch experts (better soft
+    # labels) and 30 iterations. On validation (IPC 10, seeds 0 and 1, 2 convnet_w32 networks x 40
+    # epochs, the set's soft labels): 15-epoch experts and 10 iterations 82.2%, and 30 iterations
+    # 83.4%; the random subset: 82.7%.
+    "demo": {
+        "iterations": 30,
+        "syn_steps": 4,
+        "expert_epochs": 1,
+        "min_start_epoch": 0,
+        "current_max_start_epoch": 1,
+        "max_start_epoch": 2,
+        "expansion_end_epoch": 5,
+        "num_experts": 2,
+        "expert_train_epochs": 15,
+        "expert_batch": 32,
+        "lr_img": 100.0,
+        "lr_lr": 1e-6,
+        "lr_y": 2.0,
+        "checkpoint_every": 10,
+    },
     "cifar10-ipc1": {
         **_E50,
         "syn_steps": 80,

@@ -220,6 +220,9 @@ class OQConfig(TeacherSettings):
 PRESETS: dict[str, dict[str, Any]] = {
     # digits in a couple of seconds: 16 principal axes, few Lloyd steps
     "smoke": {"latent": "pca", "pca_components": 16, "iterations": 20, "teacher_epochs": 2},
+    # The demo suite (digits, convnet_w32): smoke's settings. On validation (IPC 10, seeds 0 and 1, 2
+    # convnet_w32 networks x 40 epochs): 87.2%; the random subset: 82.7%. The only candidate tried.
+    "demo": {"latent": "pca", "pca_components": 16, "iterations": 20, "teacher_epochs": 2},
     # the defaults, spelled out
     "default": {},
     # CPU-sized (the suites' convention: `cpu` for IPC 10, `cpu-ipc1` for IPC 1), chosen on the
@@ -461,6 +464,10 @@ class D4MConfig(OQConfig):
 
 D4M_PRESETS: dict[str, dict[str, Any]] = {
     "smoke": {"latent": "pca", "pca_components": 16, "iterations": 20},
+    # The demo suite (digits, convnet_w32, evaluated with its hard labels): smoke's settings. On
+    # validation (IPC 10, seeds 0 and 1, 2 convnet_w32 networks x 40 epochs): 84.6%; the random
+    # subset: 82.7%. The only candidate tried.
+    "demo": {"latent": "pca", "pca_components": 16, "iterations": 20},
     "default": {},
     # Fashion-MNIST on a CPU: decoded centroids in the small autoencoder's latent (OQ's ae-cpu)
     "cpu": {"latent": "ae", "ae_hidden": 16, "ae_epochs": 5, "iterations": 100, "restarts": 3},
