@@ -437,3 +437,38 @@ def test_a_published_set_is_compared_with_the_figures_of_the_method_it_names():
         assert set(got) == {"random", "theirs"} and got["theirs"][0].accuracy == 30.0
     finally:
         object.__setattr__(spec, "reported", ())
+
+
+def test_a_column_where_smaller_is_not_better_marks_no_best(board):
+    from dd_bench.results import best_cells
+
+    title, note, header, rows = next(t for t in tables(board) if "cross-architecture matrix" in t[0])
+    spread = header.index("spread (max - min)")
+    marked = best_cells(header, rows)
+    assert marked and not any(j == spread for _, j in marked)  # the architectures' columns still rank
+
+
+def test_each_plotted_row_has_its_own_look_and_the_legend_covers_no_line():
+    from dd_bench.results.plots import accuracy_figure, row_styles
+
+    names = [f"m{i}" for i in range(14)]
+    suite, errors = parse({**DOC, "methods": {**{n: {} for n in names}, "random": {}, "full": {"seeds": [0]}}})
+    assert not errors, errors
+    records = [
+        rec(m, ipc, s, 10.0 + i, 5.0) for i, m in enumerate(names + ["random"]) for ipc in (1, 10) for s in (0, 1)
+    ]
+    board = build(suite, records + [rec("full", "all", 0, 90.0, 80.0, role="full")])
+    styles = row_styles(board)
+    looks = [tuple(sorted(styles[m].items())) for m in names + ["random"]]
+    assert len(set(looks)) == len(looks) == 15
+    assert len({styles[m]["color"] for m in names[:9]}) == 9 and styles["random"]["color"] not in {
+        styles[m]["color"] for m in names
+    }
+    fig = accuracy_figure(board, "caption")
+    fig.canvas.draw()
+    (ax,) = fig.axes
+    legend, axes_box = ax.get_legend().get_window_extent(), ax.get_window_extent()
+    assert legend.x0 >= axes_box.x1 and legend.x1 <= fig.bbox.x1  # beside the axes, inside the figure
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
