@@ -158,3 +158,18 @@ def test_a_results_file_and_a_store_together_are_refused(made, tmp_path, capsys)
     argv = ["leaderboard", str(suite), "--from", str(lb / "results.jsonl"), "--tracking-uri", "sqlite:///x.db"]
     line = one_error_line(capsys, [*argv, "--out", str(tmp_path / "out")])
     assert "not both" in line and not (tmp_path / "out").exists()
+
+
+def test_records_of_cells_the_suite_no_longer_plans_are_left_out_and_said(made, tmp_path, monkeypatch, capsys):
+    root, suite, lb = made
+    monkeypatch.chdir(root)
+    text = (lb / "results.jsonl").read_text()
+    stale = json.loads(text.splitlines()[0]) | {"hash": "0" * 16}  # as if its config had changed since
+    path = tmp_path / "results.jsonl"
+    path.write_text(text + json.dumps(stale) + "\n")
+    assert main(["leaderboard", str(suite), "--from", str(path), "--out", str(tmp_path / "out")]) == 0
+    n = len(text.splitlines()) + 1
+    assert (
+        f"dd-bench: warning: 1 of {n} records are of cells suite results-file does not plan" in capsys.readouterr().err
+    )
+    assert (tmp_path / "out" / "results.jsonl").read_text() == text

@@ -43,6 +43,21 @@ def test_the_cheapest_cells_are_chosen_one_method_first():
     assert choose(records, None, ("b/0",), "f") == ["b/0"]
 
 
+def test_a_cpu_network_must_match_bit_for_bit_and_a_gpu_one_within_the_tolerance():
+    from dd_bench.results.verify import differences
+
+    old = {"test_acc": 50.0, "val_acc": 40.0, "hard_test_acc": None, "per_class_test_acc": {"a": 50.0, "b": 50.0}}
+    assert differences(old, dict(old), 0.0) == []
+    assert differences(old, {**old, "test_acc": 50.0 + 1e-12}, 0.0) == [f"test_acc 50.0 -> {50.0 + 1e-12}"]
+    assert differences(old, {**old, "per_class_test_acc": {"a": 50.0, "b": 25.0}}, 0.0) == [
+        "per_class_test_acc[b] 50.0 -> 25.0"
+    ]
+    noisy = {**old, "test_acc": 51.5, "per_class_test_acc": {"a": 40.0, "b": 60.0}}
+    assert differences(old, noisy, 2.0) == []  # per-class figures are not compared under a tolerance
+    assert differences(old, {**old, "val_acc": 37.5}, 2.0) == ["val_acc 40.0 -> 37.5"]
+    assert differences(old, {**old, "hard_test_acc": 30.0}, 2.0) == ["hard_test_acc None -> 30.0"]
+
+
 def test_a_page_verifies_at_head_and_a_changed_accuracy_does_not(page, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(page)
     assert main(["verify", "lb", "--cells", "1"]) == 0

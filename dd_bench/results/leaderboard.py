@@ -118,7 +118,7 @@ def _from_files(
     shown = [r for r in records if r["hash"] in planned]
     if len(shown) < len(records):
         print(
-            f"dd-bench: {len(records) - len(shown)} of {len(records)} records are of cells suite {suite.name}"
+            f"dd-bench: warning: {len(records) - len(shown)} of {len(records)} records are of cells suite {suite.name}"
             " does not plan (another device type, or a config changed since): left out",
             file=sys.stderr,
         )
