@@ -88,8 +88,8 @@ def test_expert_files_without_replay_buffers_or_with_too_few_experts_is_one_line
     from dd_bench.errors import ConfigError
 
     kw = dict(seed=0, preset="smoke", model="mlp", progress=False, cache_dir=tmp_path)
-    with pytest.raises(DataError, match="no replay_buffer_<n>.pt files there"):
-        api.distill(registry, "mtt", digits, 1, overrides={"expert_files": str(tmp_path)}, **kw)
+    with pytest.raises(ConfigError, match="expert_files=.* names no folder holding replay_buffer_<n>.pt files"):
+        api.resolve_config(registry, "mtt", "smoke", {"expert_files": str(tmp_path)})  # before any data loads
     model = registry.model("mlp").build(digits.shape)
     write_buffer(tmp_path / "replay_buffer_0.pt", model, trajectories=1, epochs=4)
     with pytest.raises(ConfigError, match="num_experts=2 is not allowed .* its files hold 1 trajectories"):

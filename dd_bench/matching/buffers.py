@@ -260,6 +260,8 @@ REPLAY_BUFFER = "replay_buffer_{}.pt"
 
 def replay_buffer_files(folder: Path) -> list[Path]:
     """``replay_buffer_<n>.pt`` in ``folder``, in the order of ``n``."""
+    if not Path(folder).is_dir():
+        return []
     found = [(p, p.stem.removeprefix("replay_buffer_")) for p in Path(folder).glob("replay_buffer_*.pt")]
     return [p for p, n in sorted(found, key=lambda item: int(item[1])) if n.isdigit()]
 
@@ -268,7 +270,7 @@ def import_replay_buffers(folder: Path, model: nn.Module, num_experts: int) -> E
     """The first ``num_experts`` trajectories of the ``replay_buffer_<n>.pt`` files MTT's, FTD's or DATM's
     ``buffer.py`` wrote into ``folder``, as this engine's experts (checked against ``model``)."""
     folder = Path(folder)
-    paths = replay_buffer_files(folder) if folder.is_dir() else []
+    paths = replay_buffer_files(folder)
     if not paths:
         raise DataError(
             f"expert_files={str(folder)!r}: no replay_buffer_<n>.pt files there (give the folder buffer.py wrote)"

@@ -23,7 +23,7 @@ from ..loop import IterationLoop
 from ..runtime import free_memory
 from ..specs import DistillRequest
 from ..synthetic import CACHE_BUILD_SECONDS
-from .buffers import ExpertBuffers, ExpertRecipe, ensure_buffers, import_replay_buffers
+from .buffers import ExpertBuffers, ExpertRecipe, ensure_buffers, import_replay_buffers, replay_buffer_files
 from .instance_norm import with_cheap_instance_norm
 from .memory import MEMORY_HEADROOM, estimate_memory
 from .student import FlatModel
@@ -99,6 +99,11 @@ class MatchingConfig:
         if not self.max_loss > 0:
             raise ConfigError(f"max_loss={self.max_loss} is not allowed: use a number > 0")
         DSA(self.dsa_strategy)  # an unknown op fails now, not after the experts have trained
+        if self.expert_files is not None and not replay_buffer_files(Path(self.expert_files).expanduser()):
+            raise ConfigError(
+                f"expert_files={self.expert_files!r} is not allowed: it names no folder holding replay_buffer_<n>.pt"
+                " files (give the folder MTT's, FTD's or DATM's buffer.py wrote)"
+            )
 
     def expert_recipe(self, optimizer_options: Mapping[str, Any] | None = None) -> ExpertRecipe:
         return ExpertRecipe(
