@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import math
 import os
 import pickle
@@ -16,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import DataError
+from .limits import INT64_MAX
 from .specs import RealData
 
 FORMAT = "dd-bench.synthetic-set"
@@ -59,6 +62,10 @@ class SyntheticSet:
             raise DataError(
                 f"synthetic images must be a float tensor [N,{len(self.mean)},H,W], got {self.images.dtype} {list(self.images.shape)}"
             )
+        if n == 0:  # it would be evaluated at chance and reported as a result
+            raise DataError("a synthetic set must hold at least one image: this one holds none")
+        if not all(math.isfinite(v) for v in self.mean + self.std) or min(self.std) <= 0:
+            raise DataError(f"mean={list(self.mean)}, std={list(self.std)}: use finite values and a std > 0")
         if self.labels.shape == (n,):
             if self.labels.dtype != torch.long:
                 raise DataError(f"hard labels must be int64, got {self.labels.dtype}")
@@ -198,6 +205,9 @@ class SyntheticSet:
                 f"{path} has format version {blob.get('format_version')!r}; this dd-bench reads {FORMAT_VERSION}"
             )
         blob = {k: v for k, v in blob.items() if k not in ("format", "format_version")}
+        problem = _field_problem(blob)
+        if problem:
+            raise DataError(f"{path} is a corrupt synthetic set ({problem})")
         try:
             return cls(**blob)
         except DataError as exc:
@@ -230,6 +240,39 @@ class SyntheticSet:
         path = Path(path)
         _atomic_write(path, lambda fh: save_image(grid, fh, format="png"))
         return path
+
+
+def _field_problem(blob: dict[str, Any]) -> str | None:
+    """What is wrong with the types of a loaded set's fields (a file edited or written by other
+    code), or None; the values themselves are checked by ``SyntheticSet``."""
+
+    def count(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= INT64_MAX
+
+    def number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    checks = {
+        "images": (lambda v: isinstance(v, torch.Tensor) and v.dtype == torch.float32, "a float32 tensor"),
+        "labels": (lambda v: isinstance(v, torch.Tensor), "a tensor"),
+        "weights": (lambda v: v is None or isinstance(v, torch.Tensor) and v.is_floating_point(), "a float tensor"),
+        "num_classes": (count, "an integer from 1 to 2**63-1"),
+        "ipc": (count, "an integer from 1 to 2**63-1"),
+        "factor": (count, "an integer from 1 to 2**63-1"),
+        "dataset": (lambda v: isinstance(v, str), "a name"),
+        "method": (lambda v: isinstance(v, str), "a name"),
+        "zca": (lambda v: isinstance(v, bool), "true or false"),
+        "lr": (lambda v: v is None or number(v) or isinstance(v, torch.Tensor) and v.numel() == 1, "a number or none"),
+        "mean": (lambda v: isinstance(v, (list, tuple)) and all(map(number, v)), "a list of numbers"),
+        "std": (lambda v: isinstance(v, (list, tuple)) and all(map(number, v)), "a list of numbers"),
+        "metadata": (lambda v: isinstance(v, dict), "a mapping"),
+    }
+    for key, (ok, allowed) in checks.items():
+        if key in blob and not ok(blob[key]):
+            value = blob[key]
+            shown = f"a {value.dtype} tensor" if isinstance(value, torch.Tensor) else repr(value)[:40]
+            return f"{key} is {shown}: it must be {allowed}"
+    return None
 
 
 def expand(images: torch.Tensor, factor: int) -> torch.Tensor:
@@ -305,19 +348,45 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def _atomic_write(path: Path, write: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write through ``write(fh)`` to a temporary file beside ``path``, then rename it over ``path``.
+
+    On any failure the temporary file is removed and ``path`` keeps what it held. An ``OSError``
+    (a full disk among them, which torch's zip writer hides behind a RuntimeError) is raised again
+    naming ``path``.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):  # a part of the path is a file
+        raise NotADirectoryError(errno.ENOTDIR, "a part of the path is a file, not a folder", str(path)) from None
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would make pages and sets private to their writer
         with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), 0o666 & ~_umask())  # mkstemp's 0600 would make pages and sets private
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
             os.remove(tmp)
+        failed = disk_full(exc) or (exc if isinstance(exc, OSError) and exc.errno else None)
+        if failed is not None:  # named by the file the caller asked for, not the temporary one
+            raise OSError(failed.errno, failed.strerror or os.strerror(failed.errno), str(path)) from exc
         raise
+
+
+DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+
+
+def disk_full(exc: BaseException) -> OSError | None:
+    """The full-disk ``OSError`` (ENOSPC, EDQUOT) behind ``exc``, following its chain; None if there is none."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL:
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def _umask() -> int:
