@@ -449,7 +449,9 @@ def load_suite(name_or_path: str | Path, strict: bool = False) -> Suite:
 
     path = find_suite(name_or_path)
     try:
-        doc = yaml.safe_load(path.read_text())
+        doc = yaml.load(path.read_text(), Loader=_unique_keys_loader())
+    except DuplicateKeyError as exc:
+        raise ConfigError(f"suite {path}: {exc}") from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ConfigError(f"suite {path}: not readable YAML ({exc})".replace("\n", " ")) from None
     except RecursionError:  # PyYAML composes nested collections recursively
@@ -458,6 +460,39 @@ def load_suite(name_or_path: str | Path, strict: bool = False) -> Suite:
     if suite is None or (strict and errors):
         raise SuiteError(path, errors)
     return suite
+
+
+class DuplicateKeyError(ValueError):
+    """A mapping of a suite names one key twice."""
+
+
+def _unique_keys_loader() -> type:
+    """PyYAML's safe loader, refusing a mapping that names a key twice at any depth.
+
+    PyYAML keeps the last value silently, so a suite edited in two places runs with whichever
+    came last; here the user gets both line numbers instead.
+    """
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value if isinstance(node, yaml.MappingNode) else ():
+                if key_node.tag == "tag:yaml.org,2002:merge":  # `<<:` merges may be overridden, as YAML says
+                    continue
+                key = self.construct_object(key_node, deep=deep)
+                line = key_node.start_mark.line + 1
+                try:
+                    first = seen.get(key)
+                except TypeError:  # an unhashable key: the base loader says so
+                    continue
+                if first is not None:
+                    where = f"lines {first} and {line}" if first != line else f"line {line}"
+                    raise DuplicateKeyError(f"key {key!r} appears twice ({where}): keep one")
+                seen[key] = line
+            return super().construct_mapping(node, deep=deep)
+
+    return Loader
 
 
 class SuiteError(ConfigError):
