@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .options import (
+    check_folder,
     command_line,
     data_options,
     eval_config_from,
@@ -57,6 +58,7 @@ def _evaluation_inputs(args: argparse.Namespace) -> tuple:
     from ..synthetic import SyntheticSet
 
     registry = load_registry()
+    check_folder(args.cache_dir, "--cache-dir")
     syn = SyntheticSet.load(args.synthetic)
     models = [(name, registry.model(name)) for name in args.models]  # typos fail first
     config = eval_config_from(args)

@@ -39,13 +39,18 @@ def seeds(text: str) -> list[int]:
     allowed = f"use a count (3) or a list of seeds (0,4,7): a count from 1 to {MAX_SEED_COUNT}, distinct seeds from 0 to {MAX_SEED}"
     try:
         if "," in text:
-            seeds = [int(s) for s in text.split(",") if s.strip()]
+            seeds = [int(s) for s in text.split(",")]  # an empty item ("0,4,") is refused: int("") fails
         else:
             count = int(text)
             seeds = list(range(count)) if 1 <= count <= MAX_SEED_COUNT else []
     except ValueError:
         seeds = []
-    if not seeds or any(not 0 <= s <= MAX_SEED for s in seeds) or len(set(seeds)) != len(seeds):
+    if (
+        not seeds
+        or len(seeds) > MAX_SEED_COUNT
+        or any(not 0 <= s <= MAX_SEED for s in seeds)
+        or len(set(seeds)) != len(seeds)
+    ):
         raise argparse.ArgumentTypeError(f"{text!r} is not allowed: {allowed}")
     return seeds
 
@@ -78,10 +83,47 @@ def positive_float(text: str) -> float:
 
 
 def name_list(text: str) -> list[str]:
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    if not names or len(set(names)) != len(names):
-        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: use distinct comma-separated names")
+    """``a,b``: distinct names; an empty item (``mlp,``, ``a,,b``) is a typo, not a name to skip."""
+    names = [n.strip() for n in text.split(",")]
+    if not all(names) or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not allowed: use distinct comma-separated names, none empty (convnet,mlp)"
+        )
     return names
+
+
+def check_file_to_write(path: Path | None, option: str) -> None:
+    """Refuse, before any work, an output file that is a folder or lies under a file (else the
+    error would come only once the work is done)."""
+    from ..errors import ConfigError
+
+    if path is None:
+        return
+    if path.is_dir():
+        raise ConfigError(f"{option} {path} is a folder: give the path of a file to write")
+    check_parents(path, option)
+
+
+def check_folder(path: Path | None, option: str) -> None:
+    """Refuse, before any work, a folder option that names a file."""
+    from ..errors import ConfigError
+
+    if path is None:
+        return
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{option} {path} is a file: give a folder (it is made if missing)")
+    check_parents(path, option)
+
+
+def check_parents(path: Path, option: str) -> None:
+    """Refuse a path under a file (a file where a folder belongs)."""
+    from ..errors import ConfigError
+
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"{option} {path}: {parent} is a file, not a folder")
+            return
 
 
 def key_value(text: str) -> tuple[str, str]:

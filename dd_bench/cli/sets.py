@@ -10,6 +10,9 @@ from typing import Any
 from ..errors import ConfigError
 from ..limits import MAX_SEED
 from .options import (
+    check_file_to_write,
+    check_folder,
+    check_parents,
     data_options,
     int_from,
     key_value,
@@ -28,6 +31,11 @@ def cmd_distill(args: argparse.Namespace) -> int:
         registry, args.method, args.preset, dict(args.set or [])
     )  # typos and bad values fail before any data loads
     check_count(registry.distiller(args.method), args.shards)
+    registry.dataset(args.dataset)
+    registry.model(args.model)
+    check_file_to_write(args.out, "--out")
+    check_file_to_write(args.grid, "--grid")
+    check_folder(args.cache_dir, "--cache-dir")
     device = resolve_device(args)
     data = api.load_data(registry, args.dataset, args.data_root, args.download, args.resolution)
     shards = f", {args.shards} shards in turn" if args.shards > 1 else ""
@@ -62,6 +70,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     registry = load_registry()
     format_spec(args.format, registry)  # an unknown format fails before any data loads
+    check_file_to_write(args.out, "--out")
     data = api.load_data(registry, args.dataset, args.data_root, args.download, args.resolution)
     syn = import_set(
         args.format,
@@ -92,6 +101,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from ..interchange import export_set
     from ..synthetic import SyntheticSet
 
+    check_parents(args.out, "--out")
     syn = SyntheticSet.load(args.synthetic)
     print(
         f"wrote {export_set(syn, args.format, args.out, registry=load_registry())} ({args.format}, {len(syn.decoded())} images)",
@@ -108,8 +118,11 @@ def cmd_buffer(args: argparse.Namespace) -> int:
     registry = load_registry()
     if args.export is not None and args.export.exists():
         raise ConfigError(f"--export {args.export} exists: give a new folder (an export never replaces anything)")
+    registry.dataset(args.dataset)
     model_spec = registry.model(args.model)
     optimizer = registry.optimizer(args.optimizer)
+    check_folder(args.cache_dir, "--cache-dir")
+    check_folder(args.export, "--export")
     recipe = ExpertRecipe(
         epochs=args.epochs,
         lr=args.lr,
