@@ -224,9 +224,12 @@ def parse_only(items: Iterable[str]) -> dict[str, set[str]]:
     for item in items:
         key, sep, values = item.partition("=")
         key = key.strip()
-        if not sep or key not in ONLY_KEYS or not values.strip():
-            raise ConfigError(f"--only {item!r} is not allowed: use KEY=V1,V2 with KEY one of {', '.join(ONLY_KEYS)}")
-        only.setdefault(key, set()).update(v.strip() for v in values.split(",") if v.strip())
+        wanted = [v.strip() for v in values.split(",")]
+        if not sep or key not in ONLY_KEYS or not all(wanted):
+            raise ConfigError(
+                f"--only {item!r} is not allowed: use KEY=V1,V2 (no empty value) with KEY one of {', '.join(ONLY_KEYS)}"
+            )
+        only.setdefault(key, set()).update(wanted)
     return only
 
 

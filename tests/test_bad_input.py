@@ -331,3 +331,14 @@ def test_unknown_names_fail_before_the_device_is_picked(capsys, tmp_path):
     ):
         code, out, err = run(capsys, *argv)
         assert code == 2 and len(err.strip().splitlines()) == 1 and "unknown" in err, err
+
+
+def test_an_only_filter_with_an_empty_value_and_zero_cpus_per_task_are_refused(capsys):
+    from dd_bench.cells import parse_only
+    from dd_bench.errors import ConfigError
+
+    for item in ("method=random,", "method=,random", "ipc=1,,10"):
+        with pytest.raises(ConfigError, match="no empty value"):
+            parse_only([item])
+    code, _, err = run(capsys, "run", "demo", "--plan", "--ray-cpus-per-task", "0")
+    assert code == 2 and "--ray-cpus-per-task" in err and len(err.strip().splitlines()) == 1

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .options import command_line, device_options
+from .options import command_line, device_options, int_from
 
 if TYPE_CHECKING:
     from ..plugins import Registry
@@ -145,7 +145,7 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ray-address", help="Ray cluster address (default: RAY_ADDRESS or a local Ray instance)")
     p.add_argument(
         "--ray-cpus-per-task",
-        type=int,
+        type=int_from(1),
         metavar="N",
         help="CPUs (and threads) per Ray task (default: the cluster's CPUs per GPU for GPU cells, 1 for CPU cells)",
     )

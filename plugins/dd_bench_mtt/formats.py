@@ -15,6 +15,7 @@ from dd_bench.plugin import (
     FormatSpec,
     ReadRequest,
     SyntheticSet,
+    atomic_torch_save,
     read_iteration_set,
     to_reference_normalization,
 )
@@ -26,10 +27,10 @@ def read_mtt(path: Path, request: ReadRequest) -> FormatRead:
 
 def write_mtt(syn: SyntheticSet, out: Path) -> None:
     out.mkdir()
-    torch.save(to_reference_normalization(syn), out / "images_best.pt")
-    torch.save(syn.labels.detach().cpu(), out / "labels_best.pt")
+    atomic_torch_save(to_reference_normalization(syn), out / "images_best.pt")
+    atomic_torch_save(syn.labels.detach().cpu(), out / "labels_best.pt")
     if syn.lr is not None:
-        torch.save(torch.tensor(syn.lr), out / "lr_best.pt")
+        atomic_torch_save(torch.tensor(syn.lr), out / "lr_best.pt")
 
 
 FORMAT = FormatSpec(
