@@ -10,7 +10,7 @@ Schema (``dd_bench/suites/demo.yaml`` is a complete example)::
     description: free text
     datasets: [digits]              # registered dataset names
     ipcs: [1, 10]                   # images per class (positive integers)
-    methods: all                    # every registered distiller with `default_preset`; or a list
+    methods: all                    # every registered distiller with `default_preset` (smoke where it lacks it); or a list
                                     # of names; or a mapping (an `all: {}` key adds every other
                                     # registered distiller with the default preset):
     methods:
@@ -507,12 +507,22 @@ class SuiteError(ConfigError):
 # ---------------------------------------------------------------------------- validation
 
 
+def _all_preset(spec: Any, default_preset: str | None) -> str | None:
+    """The preset ``methods: all`` gives a method: ``default_preset``, or ``smoke`` (which every distiller
+    declares) when the method has no preset of that name, so a plugin without a ``demo`` preset still runs."""
+    return default_preset if default_preset is None or default_preset in spec.presets else "smoke"
+
+
 def expand(suite: Suite, registry: Any) -> Suite:
     """``methods: all`` replaced by every registered distiller, sorted by name."""
     if suite.methods is not None and not suite.include_all:
         return suite
     listed = {m.name: m for m in suite.methods or ()}
-    extra = [MethodEntry(name, suite.default_preset) for name in sorted(registry.distillers) if name not in listed]
+    extra = [
+        MethodEntry(name, _all_preset(registry.distillers[name].spec, suite.default_preset))
+        for name in sorted(registry.distillers)
+        if name not in listed
+    ]
     methods = tuple(sorted([*listed.values(), *extra], key=lambda m: m.name))
     return dataclasses.replace(suite, methods=methods, include_all=False)
 

@@ -210,3 +210,11 @@ def test_shards_on_a_method_that_does_not_declare_them_are_refused(tmp_path):
     text = str(err.value)
     assert "methods.knob: shards=2 is not allowed for knob: its classes are not declared independent" in text
     assert "methods.random.shards=0 is not allowed: use an integer >= 1" in text
+
+
+def test_the_demo_gives_a_plugin_without_a_demo_preset_its_smoke_preset():
+    """methods: all with default_preset demo: a third-party method that has no demo preset runs its smoke one."""
+    reg = make_registry(KnobPlugin())
+    assert "demo" not in reg.distiller("knob").presets
+    suite = validate(load_suite("demo"), reg)
+    assert suite.method("knob").preset == "smoke" and suite.method("dc").preset == "demo"
