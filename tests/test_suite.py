@@ -52,7 +52,7 @@ def test_shipped_suites_parse_and_the_demo_validates():
         assert not load_suite(path, strict=True).problems  # shape only: data may be absent (cifar10)
     suite = validate(load_suite("demo"), make_registry())
     assert {"random", "full"} <= {m.name for m in suite.methods}
-    assert suite.method("full").eval == {"epochs": 5}
+    assert suite.method("full").seeds == (0,) and suite.method("full").eval == {}  # trained as long as every row
 
 
 def test_a_good_suite_plans_one_cell_per_method_dataset_ipc_seed_and_full_ignores_ipc(tmp_path):
