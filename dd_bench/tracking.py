@@ -92,6 +92,15 @@ def check_reachable(uri: str, timeout: float = CHECK_TIMEOUT) -> None:
         ) from None
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+"""The first 16 bytes of every SQLite database file (an empty file is a new database too)."""
+
+
+def _first_bytes(path: Path, n: int) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read(n)
+
+
 def sqlite_path(uri: str) -> Path | None:
     return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
 
@@ -135,6 +144,10 @@ def client(uri: str) -> Any:
             raise ConfigError(f"tracking URI {uri!r}: cannot create the folder {db.parent} ({exc.strerror})") from None
         if not db.exists() and not os.access(db.parent, os.W_OK):
             raise ConfigError(f"tracking URI {uri!r}: cannot create {db} ({db.parent} is not writable)")
+        if db.is_file() and db.stat().st_size and _first_bytes(db, len(SQLITE_HEADER)) != SQLITE_HEADER:
+            raise ConfigError(
+                f"tracking URI {uri!r}: {db} is not an SQLite database; name a new file or an MLflow store"
+            )
     return MlflowClient(tracking_uri=uri)
 
 

@@ -342,3 +342,13 @@ def test_an_only_filter_with_an_empty_value_and_zero_cpus_per_task_are_refused(c
             parse_only([item])
     code, _, err = run(capsys, "run", "demo", "--plan", "--ray-cpus-per-task", "0")
     assert code == 2 and "--ray-cpus-per-task" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_tracking_store_that_is_no_sqlite_database_is_one_line(capsys, tmp_path):
+    """It ended in an 84-line SQLAlchemy traceback."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes, not a database\n")
+    code, out, err = run(capsys, "run", "demo", "--only", "method=random", "--tracking-uri", f"sqlite:///{notes}",
+                         "--device", "cpu", "--quiet")  # fmt: skip
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "is not an SQLite database" in err, err
+    assert notes.read_text() == "my notes, not a database\n"
