@@ -352,3 +352,17 @@ def test_a_tracking_store_that_is_no_sqlite_database_is_one_line(capsys, tmp_pat
                          "--device", "cpu", "--quiet")  # fmt: skip
     assert code == 2 and len(err.strip().splitlines()) == 1 and "is not an SQLite database" in err, err
     assert notes.read_text() == "my notes, not a database\n"
+
+
+def test_a_set_named_twice_in_a_report_and_a_file_as_a_page_folder_are_refused_before_any_work(capsys, tmp_path):
+    toy_set().save(tmp_path / "s.pt")
+    (tmp_path / "a_file").write_text("x")
+    for argv, words in (
+        (["report", tmp_path / "s.pt", tmp_path / "." / "s.pt", "--out", tmp_path / "r"], "is given twice"),
+        (["demo", "--out", tmp_path / "a_file", "--tracking-uri", f"sqlite:///{tmp_path}/m.db"], "is a file"),
+        (["leaderboard", "demo", "--out", tmp_path / "a_file", "--tracking-uri", f"sqlite:///{tmp_path}/m.db"],
+         "is a file"),
+    ):  # fmt: skip
+        code, out, err = run(capsys, *argv)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and words in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "s.pt"], "nothing was written"

@@ -91,8 +91,14 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from .. import tracking
+    from ..errors import ConfigError
     from ..results import report
 
+    seen: dict[Path, Path] = {}
+    for path in args.sets:
+        if path.resolve() in seen:
+            raise ConfigError(f"SET {path} is given twice (as {seen[path.resolve()]} too): name each set once")
+        seen[path.resolve()] = path
     data = {
         "root": str(args.data_root) if args.data_root else None,
         "download": args.download,

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .options import command_line, device_options, int_from
+from .options import check_folder, command_line, device_options, int_from
 
 if TYPE_CHECKING:
     from ..plugins import Registry
@@ -89,6 +89,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
     suite = load_suite(args.suite)
     out = args.out or Path("leaderboards") / suite.name
+    check_folder(out, "--out")
     _, files = make(
         suite, Registry(), args.tracking_uri, out, command_line(), args.device_type, sources=args.sources or ()
     )
@@ -113,6 +114,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .. import tracking
     from ..results import make
 
+    check_folder(args.out, "--out")  # a file there would fail only once every cell has run
     started = time.perf_counter()
     result, registry = _run(args, DEMO_SUITE)
     make(result.suite, registry, args.tracking_uri, args.out, command_line())  # the methods that ran
