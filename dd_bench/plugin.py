@@ -11,7 +11,8 @@ builds on these pieces:
   and the set it returns (``SyntheticSet``, ``pack``/``expand`` for multi-formation sets).
 - **Data access**: ``RealData``, ``DataRequest``, ``DataShape``; ``StreamedImages``/``Images``
   for data that does not fit in memory, iterated with ``batches`` and indexed with
-  ``select`` (``normalise`` turns uint8 rows into the dataset's space); ``split_train_val``/``train_val_positions`` for a dataset's validation split;
+  ``select`` (``normalise`` turns uint8 rows into the dataset's space);
+  ``split_train_val``/``train_val_positions`` for a dataset's validation split;
   ``image_files``/``decoded`` to decode image folders once into the cache.
 - **File formats** a method's published code saves, read and written by its plugin
   (``ddb_register_formats``): ``FormatSpec`` (a name, ``read(path, request)``, optionally
